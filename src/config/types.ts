@@ -1,0 +1,97 @@
+// The validated configuration model and every default, with its reason.
+
+export type ListenAddress =
+  | { readonly kind: "unix"; readonly path: string }
+  | { readonly kind: "tcp"; readonly host: string; readonly port: number };
+
+export interface StaticUser {
+  readonly username: string;
+  readonly email: string | null;
+  readonly enabled: boolean;
+  readonly attributes: Readonly<Record<string, readonly string[]>>;
+}
+
+export type FailureMode = "tempfail" | "dunno";
+
+export interface KeycloakSettings {
+  readonly baseUrl: string;
+  readonly realm: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly timeoutMs: number;
+}
+
+export interface Limits {
+  readonly maxConnections: number;
+  readonly idleTimeoutSeconds: number;
+  readonly readTimeoutSeconds: number;
+  readonly maxRequestBytes: number;
+}
+
+export interface Config {
+  readonly file: string;
+  readonly idp: {
+    readonly provider: "keycloak" | "static";
+    readonly keycloak: KeycloakSettings | null;
+    readonly staticUsers: readonly StaticUser[];
+  };
+  readonly cache: {
+    readonly ttlSeconds: number;
+    readonly negativeTtlSeconds: number;
+    readonly maxEntries: number;
+    readonly staleSeconds: number;
+  };
+  readonly sqlite: { readonly path: string; readonly busyTimeoutMs: number };
+  readonly policy: {
+    readonly failureMode: FailureMode;
+    readonly recipientDelimiter: string;
+    readonly sendAllowedAttribute: string | null;
+    /** Domains that are local whatever the DB says (the older layout's policy.domain). */
+    readonly localDomains: readonly string[];
+  };
+  readonly sockets: {
+    readonly policy: ListenAddress;
+    readonly socketmap: ListenAddress;
+    readonly ownerUser: string | null;
+    readonly ownerGroup: string | null;
+    readonly mode: number;
+  };
+  readonly daemon: {
+    readonly user: string | null;
+    readonly allowRoot: boolean;
+    readonly pidFile: string | null;
+    readonly shutdownGraceMs: number;
+  };
+  readonly limits: Limits;
+  readonly log: { readonly level: string };
+  readonly metrics: { readonly listen: { readonly host: string; readonly port: number } | null };
+}
+
+export const DEFAULTS = {
+  /** As the Go original. */
+  cacheTtlSeconds: 120,
+  /** Short, so a user created in Keycloak receives mail within half a minute. */
+  negativeTtlSeconds: 30,
+  /** Enough for every address of a mid-size organisation; ~1 KB per entry. */
+  cacheMaxEntries: 50_000,
+  /** How long a known answer may outlive its TTL while Keycloak is failing. */
+  staleSeconds: 300,
+  /** Well inside Postfix's 100 s policy/socketmap limits, and its 10 s SASL limit. */
+  keycloakTimeoutMs: 2000,
+  recipientDelimiter: "+",
+  sqlitePath: "/var/lib/mailcloak/state.db",
+  /** mailcloakctl writes are short; a reader waits for them rather than failing. */
+  busyTimeoutMs: 5000,
+  policySocket: "/var/spool/postfix/private/mailcloak-policy",
+  socketmapSocket: "/var/spool/postfix/private/mailcloak-socketmap",
+  socketMode: "0660",
+  shutdownGraceMs: 5000,
+  /** Above Postfix's default_process_limit (100) times the processes that may connect. */
+  maxConnections: 1024,
+  /** Longer than smtpd_policy_service_max_idle (300 s): closing first costs Postfix a 1 s retry. */
+  idleTimeoutSeconds: 330,
+  /** A request that has started must finish within this (Postfix writes it at once). */
+  readTimeoutSeconds: 10,
+  /** Postfix caps socketmap queries at 10000 bytes; policy requests are a few hundred. */
+  maxRequestBytes: 65_536,
+} as const;

@@ -1,0 +1,42 @@
+// The identity-source contract: every directory answer is one of three
+// outcomes. An outage is never folded into "not found" (that would turn a
+// Keycloak hiccup into 550 No such user); the caller maps `unavailable` to the
+// configured failure mode.
+
+export interface DirectoryUser {
+  /** Login name, lower-cased (Keycloak stores usernames lower-cased). */
+  readonly username: string;
+  /** Primary email, lower-cased, or null when the user has none. */
+  readonly email: string | null;
+  readonly enabled: boolean;
+  /** Keycloak-style attributes: every value is a list of strings. */
+  readonly attributes: Readonly<Record<string, readonly string[]>>;
+}
+
+export type Lookup<T> =
+  | { readonly kind: "found"; readonly value: T }
+  | { readonly kind: "notfound" }
+  | { readonly kind: "unavailable"; readonly reason: string };
+
+export const NOT_FOUND: Lookup<never> = Object.freeze({ kind: "notfound" });
+
+export function found<T>(value: T): Lookup<T> {
+  return { kind: "found", value };
+}
+
+export function unavailable(reason: string): Lookup<never> {
+  return { kind: "unavailable", reason };
+}
+
+/**
+ * An identity source answers two questions by exact match; both keys arrive
+ * already lower-cased and trimmed. Implementations must not throw: failures
+ * come back as `unavailable`.
+ */
+export interface IdentitySource {
+  readonly name: string;
+  userByUsername(username: string): Promise<Lookup<DirectoryUser>>;
+  userByEmail(email: string): Promise<Lookup<DirectoryUser>>;
+  /** Release timers and sockets. */
+  close(): Promise<void>;
+}
