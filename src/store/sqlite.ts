@@ -1,0 +1,421 @@
+// The SQLite store: domains, aliases and app credentials. The daemon and
+// mailcloakctl both go through this module; statements are prepared once.
+// Reads are live: every lookup runs a query, so a change committed by
+// mailcloakctl is seen by the daemon's next lookup.
+
+import Database from "better-sqlite3";
+import { existsSync, readFileSync } from "node:fs";
+import { isCatchAll, isValidAddress, isValidDomain, normalize } from "../rules/address.js";
+
+type DB = Database.Database;
+
+/** An error the admin caused (bad argument, unknown row): exit status 1, no stack. */
+export class StoreError extends Error {
+  override readonly name = "StoreError";
+}
+
+export class MissingDatabaseError extends StoreError {
+  override readonly name = "MissingDatabaseError";
+}
+
+const SCHEMA_URL = new URL("../../../db-init.sql", import.meta.url);
+
+export function schemaSql(): string {
+  return readFileSync(SCHEMA_URL, "utf8");
+}
+
+export interface DomainRow {
+  readonly domain_name: string;
+  readonly enabled: boolean;
+  readonly updated_at: number;
+}
+export interface AliasRow {
+  readonly alias_email: string;
+  readonly target_user: string;
+  readonly alias_domain_name: string;
+  readonly enabled: boolean;
+  readonly updated_at: number;
+}
+export interface AppSenderRow {
+  readonly from_addr: string;
+  readonly enabled: boolean;
+  readonly updated_at: number;
+}
+export interface AppRow {
+  readonly app_id: string;
+  readonly enabled: boolean;
+  readonly updated_at: number;
+  readonly senders: AppSenderRow[];
+}
+
+/** What the daemon needs to know about an alias. */
+export interface AliasTarget {
+  readonly targetUser: string;
+  readonly domain: string;
+  /** Alias row and its domain both enabled. */
+  readonly active: boolean;
+}
+
+export interface OpenOptions {
+  readonly busyTimeoutMs?: number;
+  /** Create the file (mailcloakctl init). Otherwise a missing file is an error. */
+  readonly create?: boolean;
+  readonly readonly?: boolean;
+}
+
+function openDb(path: string, opts: OpenOptions): DB {
+  if (!opts.create && path !== ":memory:" && !existsSync(path)) {
+    throw new MissingDatabaseError(`database ${path} does not exist; create it with: mailcloakctl --db ${path} init`);
+  }
+  const db = new Database(path, {
+    fileMustExist: !opts.create,
+    timeout: opts.busyTimeoutMs ?? 5000,
+    readonly: opts.readonly ?? false,
+  });
+  if (!opts.readonly) db.pragma("journal_mode = WAL");
+  db.pragma("foreign_keys = ON");
+  db.pragma("synchronous = NORMAL");
+  return db;
+}
+
+function columns(db: DB, table: string): Set<string> {
+  const rows = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
+  return new Set(rows.map((r) => r.name));
+}
+
+function hasTable(db: DB, table: string): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?").get(table) !== undefined;
+}
+
+/** Why the DB cannot be served as is, or null when its schema is current. */
+export function schemaProblem(db: DB): string | null {
+  for (const t of ["domains", "aliases", "apps", "app_from"]) {
+    if (!hasTable(db, t)) return `table ${t} is missing`;
+  }
+  if (!columns(db, "aliases").has("target_user")) return "table aliases has the older layout (username column)";
+  return null;
+}
+
+export interface MigrationReport {
+  readonly migrated: boolean;
+  readonly steps: string[];
+}
+
+/**
+ * Bring a DB to the current schema in one transaction. Older layouts (aliases
+ * keyed by a username column, apps with created_at, app_from without
+ * updated_at, no domains table) are rebuilt with every row kept.
+ */
+export function migrate(db: DB): MigrationReport {
+  const steps: string[] = [];
+  db.pragma("foreign_keys = OFF"); // table rebuilds; checked again below
+  try {
+    db.transaction(() => {
+      const oldAliases = hasTable(db, "aliases") && !columns(db, "aliases").has("target_user");
+      const oldApps = hasTable(db, "apps") && !columns(db, "apps").has("updated_at");
+      const oldAppFrom = hasTable(db, "app_from") && !columns(db, "app_from").has("updated_at");
+      if (oldAliases) {
+        const bad = db.prepare("SELECT alias_email FROM aliases WHERE instr(alias_email, '@') = 0 LIMIT 3").all() as { alias_email: string }[];
+        if (bad.length > 0) {
+          throw new StoreError(`cannot migrate: aliases without a domain: ${bad.map((b) => b.alias_email).join(", ")}; fix or delete them first`);
+        }
+        db.exec("ALTER TABLE aliases RENAME TO aliases_pre_migration");
+        db.exec("DROP INDEX IF EXISTS idx_aliases_username");
+        steps.push("aliases: username column renamed to target_user, alias_domain_name added");
+      }
+      if (oldApps) {
+        db.exec("ALTER TABLE apps RENAME TO apps_pre_migration");
+        steps.push("apps: created_at carried over to updated_at");
+      }
+      if (oldAppFrom) {
+        db.exec("ALTER TABLE app_from RENAME TO app_from_pre_migration");
+        steps.push("app_from: updated_at added");
+      }
+      db.exec(schemaSql());
+      if (oldAliases) {
+        const n = db.prepare(`INSERT OR IGNORE INTO domains(domain_name, enabled)
+          SELECT DISTINCT lower(substr(alias_email, instr(alias_email, '@') + 1)), 1 FROM aliases_pre_migration`).run().changes;
+        if (n > 0) steps.push(`domains: ${n} created from the aliases' domains`);
+        db.exec(`INSERT INTO aliases(alias_email, target_user, alias_domain_name, enabled, updated_at)
+          SELECT lower(alias_email), username, lower(substr(alias_email, instr(alias_email, '@') + 1)), enabled, updated_at
+          FROM aliases_pre_migration`);
+        db.exec("DROP TABLE aliases_pre_migration");
+      }
+      if (oldApps) {
+        db.exec(`INSERT INTO apps(app_id, secret_hash, enabled, updated_at)
+          SELECT app_id, secret_hash, enabled, created_at FROM apps_pre_migration`);
+        db.exec("DROP TABLE apps_pre_migration");
+      }
+      if (oldAppFrom) {
+        db.exec(`INSERT INTO app_from(app_id, from_addr, enabled)
+          SELECT app_id, from_addr, enabled FROM app_from_pre_migration`);
+        db.exec("DROP TABLE app_from_pre_migration");
+      }
+      const broken = db.pragma("foreign_key_check") as unknown[];
+      if (broken.length > 0) throw new StoreError(`cannot migrate: ${broken.length} rows violate foreign keys`);
+    })();
+  } finally {
+    db.pragma("foreign_keys = ON");
+  }
+  return { migrated: steps.length > 0, steps };
+}
+
+function now(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+const b = (v: number): boolean => v === 1;
+
+/** The daemon's read side: prepared once, one query per question. */
+export class Store {
+  readonly db: DB;
+  readonly path: string;
+  readonly #domainEnabled: Database.Statement<[string], { enabled: number }>;
+  readonly #alias: Database.Statement<[string], { target_user: string; alias_domain_name: string; enabled: number; domain_enabled: number | null }>;
+  readonly #app: Database.Statement<[string], { enabled: number }>;
+  readonly #appAllows: Database.Statement<[string, string], { enabled: number }>;
+  readonly #appsForSender: Database.Statement<[string], { app_id: string }>;
+
+  constructor(db: DB, path: string) {
+    this.db = db;
+    this.path = path;
+    this.#domainEnabled = db.prepare("SELECT enabled FROM domains WHERE domain_name = ?");
+    this.#alias = db.prepare(`SELECT a.target_user, a.alias_domain_name, a.enabled, d.enabled AS domain_enabled
+      FROM aliases a LEFT JOIN domains d ON d.domain_name = a.alias_domain_name WHERE a.alias_email = ?`);
+    this.#app = db.prepare("SELECT enabled FROM apps WHERE app_id = ?");
+    this.#appAllows = db.prepare("SELECT enabled FROM app_from WHERE app_id = ? AND from_addr = ?");
+    this.#appsForSender = db.prepare(`SELECT f.app_id FROM app_from f JOIN apps a ON a.app_id = f.app_id
+      WHERE f.from_addr = ? AND f.enabled = 1 AND a.enabled = 1 ORDER BY f.app_id`);
+  }
+
+  /** Open an existing, current DB for the daemon. */
+  static open(path: string, busyTimeoutMs: number): Store {
+    const db = openDb(path, { busyTimeoutMs });
+    const problem = schemaProblem(db);
+    if (problem) {
+      db.close();
+      throw new StoreError(`database ${path}: ${problem}; run: mailcloakctl --db ${path} init (it migrates in place, keeping every row)`);
+    }
+    return new Store(db, path);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** true: enabled; false: present but disabled; undefined: absent. */
+  domainEnabled(domain: string): boolean | undefined {
+    const r = this.#domainEnabled.get(domain);
+    return r === undefined ? undefined : b(r.enabled);
+  }
+
+  alias(aliasEmail: string): AliasTarget | undefined {
+    const r = this.#alias.get(aliasEmail);
+    if (r === undefined) return undefined;
+    return { targetUser: r.target_user, domain: r.alias_domain_name, active: b(r.enabled) && r.domain_enabled === 1 };
+  }
+
+  /** Is `aliasEmail` an enabled alias (in an enabled domain) of `username`? */
+  aliasOwnedBy(aliasEmail: string, username: string): boolean {
+    const a = this.alias(aliasEmail);
+    return a !== undefined && a.active && a.targetUser.toLowerCase() === username;
+  }
+
+  /** true: enabled app; false: disabled app; undefined: not an app id. */
+  appEnabled(appId: string): boolean | undefined {
+    const r = this.#app.get(appId);
+    return r === undefined ? undefined : b(r.enabled);
+  }
+
+  appAllowsSender(appId: string, fromAddr: string): boolean {
+    const r = this.#appAllows.get(appId, fromAddr);
+    return r !== undefined && b(r.enabled);
+  }
+
+  /** Enabled apps allowed to send as `fromAddr`. */
+  appsForSender(fromAddr: string): string[] {
+    return this.#appsForSender.all(fromAddr).map((r) => r.app_id);
+  }
+}
+
+/** The admin side, used by mailcloakctl. Every method validates, then writes. */
+export class AdminStore {
+  readonly db: DB;
+  readonly path: string;
+
+  private constructor(db: DB, path: string) {
+    this.db = db;
+    this.path = path;
+  }
+
+  /** Create or migrate the DB at `path`. */
+  static init(path: string, busyTimeoutMs = 5000): { store: AdminStore; report: MigrationReport; created: boolean } {
+    const created = path === ":memory:" || !existsSync(path);
+    const db = openDb(path, { create: true, busyTimeoutMs });
+    const report = migrate(db);
+    return { store: new AdminStore(db, path), report, created };
+  }
+
+  static open(path: string, busyTimeoutMs = 5000): AdminStore {
+    const db = openDb(path, { busyTimeoutMs });
+    const problem = schemaProblem(db);
+    if (problem) {
+      db.close();
+      throw new StoreError(`database ${path}: ${problem}; run: mailcloakctl --db ${path} init`);
+    }
+    return new AdminStore(db, path);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  // Domains -----------------------------------------------------------------
+
+  addDomain(raw: string): string {
+    const d = normalize(raw);
+    if (!isValidDomain(d)) throw new StoreError(`invalid domain name: ${JSON.stringify(raw)}`);
+    const r = this.db.prepare("INSERT INTO domains(domain_name, enabled, updated_at) VALUES(?, 1, ?) ON CONFLICT(domain_name) DO NOTHING").run(d, now());
+    if (r.changes === 0) throw new StoreError(`domain already exists: ${d}`);
+    return d;
+  }
+
+  deleteDomain(raw: string): { domain: string; aliases: number } {
+    const d = normalize(raw);
+    return this.db.transaction(() => {
+      const n = (this.db.prepare("SELECT count(*) AS n FROM aliases WHERE alias_domain_name = ?").get(d) as { n: number }).n;
+      const r = this.db.prepare("DELETE FROM domains WHERE domain_name = ?").run(d);
+      if (r.changes === 0) throw new StoreError(`no such domain: ${d}`);
+      return { domain: d, aliases: n };
+    })();
+  }
+
+  setDomainEnabled(raw: string, enabled: boolean): string {
+    const d = normalize(raw);
+    const r = this.db.prepare("UPDATE domains SET enabled = ?, updated_at = ? WHERE domain_name = ?").run(enabled ? 1 : 0, now(), d);
+    if (r.changes === 0) throw new StoreError(`no such domain: ${d} (add it with: mailcloakctl domains add ${d})`);
+    return d;
+  }
+
+  listDomains(): DomainRow[] {
+    const rows = this.db.prepare("SELECT domain_name, enabled, updated_at FROM domains ORDER BY domain_name").all() as { domain_name: string; enabled: number; updated_at: number }[];
+    return rows.map((r) => ({ ...r, enabled: b(r.enabled) }));
+  }
+
+  // Aliases -----------------------------------------------------------------
+
+  /** Add an alias, or a catch-all when the address is "@domain". */
+  addAlias(rawAlias: string, rawUser: string): AliasRow {
+    const alias = normalize(rawAlias);
+    const user = rawUser.trim().toLowerCase();
+    if (!isValidAddress(alias) && !isCatchAll(alias)) {
+      throw new StoreError(`invalid alias address: ${JSON.stringify(rawAlias)} (expected local@domain, or @domain for a catch-all)`);
+    }
+    if (user === "" || /[\s,]/.test(user)) throw new StoreError(`invalid username: ${JSON.stringify(rawUser)}`);
+    const domain = alias.slice(alias.lastIndexOf("@") + 1);
+    return this.db.transaction(() => {
+      if (this.db.prepare("SELECT 1 FROM domains WHERE domain_name = ?").get(domain) === undefined) {
+        throw new StoreError(`domain ${domain} is not a mailcloak domain; add it first with: mailcloakctl domains add ${domain}`);
+      }
+      const t = now();
+      const r = this.db.prepare(`INSERT INTO aliases(alias_email, target_user, alias_domain_name, enabled, updated_at)
+        VALUES(?, ?, ?, 1, ?) ON CONFLICT(alias_email) DO NOTHING`).run(alias, user, domain, t);
+      if (r.changes === 0) throw new StoreError(`alias already exists: ${alias} (delete it first to change its owner)`);
+      return { alias_email: alias, target_user: user, alias_domain_name: domain, enabled: true, updated_at: t };
+    })();
+  }
+
+  deleteAlias(raw: string): string {
+    const a = normalize(raw);
+    if (this.db.prepare("DELETE FROM aliases WHERE alias_email = ?").run(a).changes === 0) throw new StoreError(`no such alias: ${a}`);
+    return a;
+  }
+
+  setAliasEnabled(raw: string, enabled: boolean): string {
+    const a = normalize(raw);
+    const r = this.db.prepare("UPDATE aliases SET enabled = ?, updated_at = ? WHERE alias_email = ?").run(enabled ? 1 : 0, now(), a);
+    if (r.changes === 0) throw new StoreError(`no such alias: ${a}`);
+    return a;
+  }
+
+  listAliases(user?: string): AliasRow[] {
+    type Raw = Omit<AliasRow, "enabled"> & { enabled: number };
+    const rows = (user === undefined
+      ? this.db.prepare("SELECT alias_email, target_user, alias_domain_name, enabled, updated_at FROM aliases ORDER BY target_user, alias_email").all()
+      : this.db.prepare("SELECT alias_email, target_user, alias_domain_name, enabled, updated_at FROM aliases WHERE target_user = ? ORDER BY alias_email").all(user.trim().toLowerCase())) as Raw[];
+    return rows.map((r) => ({ ...r, enabled: b(r.enabled) }));
+  }
+
+  // Apps --------------------------------------------------------------------
+
+  /** Create an app, or replace its secret (and re-enable it). */
+  upsertApp(rawId: string, secretHash: string): { appId: string; created: boolean } {
+    const id = validAppId(rawId);
+    if (secretHash.trim() === "") throw new StoreError("secret hash is empty");
+    return this.db.transaction(() => {
+      const existed = this.db.prepare("SELECT 1 FROM apps WHERE app_id = ?").get(id) !== undefined;
+      this.db.prepare(`INSERT INTO apps(app_id, secret_hash, enabled, updated_at) VALUES(?, ?, 1, ?)
+        ON CONFLICT(app_id) DO UPDATE SET secret_hash = excluded.secret_hash, enabled = 1, updated_at = excluded.updated_at`).run(id, secretHash, now());
+      return { appId: id, created: !existed };
+    })();
+  }
+
+  deleteApp(rawId: string): string {
+    const id = rawId.trim();
+    if (this.db.prepare("DELETE FROM apps WHERE app_id = ?").run(id).changes === 0) throw unknownApp(id);
+    return id;
+  }
+
+  setAppEnabled(rawId: string, enabled: boolean): string {
+    const id = rawId.trim();
+    if (this.db.prepare("UPDATE apps SET enabled = ?, updated_at = ? WHERE app_id = ?").run(enabled ? 1 : 0, now(), id).changes === 0) throw unknownApp(id);
+    return id;
+  }
+
+  allowAppSender(rawId: string, rawAddr: string): { appId: string; fromAddr: string } {
+    const id = rawId.trim();
+    const addr = normalize(rawAddr);
+    if (!isValidAddress(addr)) throw new StoreError(`invalid sender address: ${JSON.stringify(rawAddr)}`);
+    return this.db.transaction(() => {
+      if (this.db.prepare("SELECT 1 FROM apps WHERE app_id = ?").get(id) === undefined) throw unknownApp(id);
+      this.db.prepare(`INSERT INTO app_from(app_id, from_addr, enabled, updated_at) VALUES(?, ?, 1, ?)
+        ON CONFLICT(app_id, from_addr) DO UPDATE SET enabled = 1, updated_at = excluded.updated_at`).run(id, addr, now());
+      return { appId: id, fromAddr: addr };
+    })();
+  }
+
+  disallowAppSender(rawId: string, rawAddr: string): { appId: string; fromAddr: string } {
+    const id = rawId.trim();
+    const addr = normalize(rawAddr);
+    return this.db.transaction(() => {
+      if (this.db.prepare("SELECT 1 FROM apps WHERE app_id = ?").get(id) === undefined) throw unknownApp(id);
+      if (this.db.prepare("DELETE FROM app_from WHERE app_id = ? AND from_addr = ?").run(id, addr).changes === 0) {
+        throw new StoreError(`app ${id} is not allowed to send as ${addr}`);
+      }
+      return { appId: id, fromAddr: addr };
+    })();
+  }
+
+  listApps(): AppRow[] {
+    const apps = this.db.prepare("SELECT app_id, enabled, updated_at FROM apps ORDER BY app_id").all() as { app_id: string; enabled: number; updated_at: number }[];
+    const senders = this.db.prepare("SELECT from_addr, enabled, updated_at FROM app_from WHERE app_id = ? ORDER BY from_addr");
+    return apps.map((a) => ({
+      app_id: a.app_id,
+      enabled: b(a.enabled),
+      updated_at: a.updated_at,
+      senders: (senders.all(a.app_id) as { from_addr: string; enabled: number; updated_at: number }[]).map((s) => ({ ...s, enabled: b(s.enabled) })),
+    }));
+  }
+}
+
+function validAppId(raw: string): string {
+  const id = raw.trim();
+  if (id === "" || /[\s,]/.test(id) || id.length > 255) {
+    throw new StoreError(`invalid app id: ${JSON.stringify(raw)} (no spaces or commas; it is the SMTP login name)`);
+  }
+  return id;
+}
+
+function unknownApp(id: string): StoreError {
+  return new StoreError(`no such app: ${id} (see: mailcloakctl apps list)`);
+}
