@@ -11,7 +11,7 @@ type DB = Database.Database;
 
 /** An error the admin caused (bad argument, unknown row): exit status 1, no stack. */
 export class StoreError extends Error {
-  override readonly name = "StoreError";
+  override readonly name: string = "StoreError";
 }
 
 export class MissingDatabaseError extends StoreError {
@@ -72,7 +72,9 @@ function openDb(path: string, opts: OpenOptions): DB {
     timeout: opts.busyTimeoutMs ?? 5000,
     readonly: opts.readonly ?? false,
   });
-  if (!opts.readonly) db.pragma("journal_mode = WAL");
+  // init switches to WAL only once its migration has committed, so a refused
+  // migration leaves an older (rollback-journal) file byte-for-byte unchanged.
+  if (!opts.readonly && !opts.create) db.pragma("journal_mode = WAL");
   db.pragma("foreign_keys = ON");
   db.pragma("synchronous = NORMAL");
   return db;
@@ -109,6 +111,9 @@ export interface MigrationReport {
 export function migrate(db: DB): MigrationReport {
   const steps: string[] = [];
   db.pragma("foreign_keys = OFF"); // table rebuilds; checked again below
+  // Renaming a table must not rewrite the REFERENCES of other tables (apps
+  // renamed while app_from is kept would point app_from at the dropped copy).
+  db.pragma("legacy_alter_table = ON");
   try {
     db.transaction(() => {
       const oldAliases = hasTable(db, "aliases") && !columns(db, "aliases").has("target_user");
@@ -155,6 +160,7 @@ export function migrate(db: DB): MigrationReport {
       if (broken.length > 0) throw new StoreError(`cannot migrate: ${broken.length} rows violate foreign keys`);
     })();
   } finally {
+    db.pragma("legacy_alter_table = OFF");
     db.pragma("foreign_keys = ON");
   }
   return { migrated: steps.length > 0, steps };
@@ -252,7 +258,14 @@ export class AdminStore {
   static init(path: string, busyTimeoutMs = 5000): { store: AdminStore; report: MigrationReport; created: boolean } {
     const created = path === ":memory:" || !existsSync(path);
     const db = openDb(path, { create: true, busyTimeoutMs });
-    const report = migrate(db);
+    let report: MigrationReport;
+    try {
+      report = migrate(db);
+      if (path !== ":memory:") db.pragma("journal_mode = WAL");
+    } catch (err) {
+      db.close();
+      throw err;
+    }
     return { store: new AdminStore(db, path), report, created };
   }
 

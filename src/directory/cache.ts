@@ -1,0 +1,118 @@
+// One cache in front of the identity source, shared by both servers.
+// lru-cache bounds the entry count and expires entries; on top of it:
+// negative answers get their own shorter TTL, concurrent misses for a key
+// share one source request, and while the source is failing a known answer
+// is served stale for at most `staleSeconds` past its TTL.
+
+import { LRUCache } from "lru-cache";
+import type { DirectoryUser, IdentitySource, Lookup } from "./lookup.js";
+
+export interface CacheSettings {
+  readonly ttlSeconds: number;
+  readonly negativeTtlSeconds: number;
+  readonly maxEntries: number;
+  readonly staleSeconds: number;
+}
+
+export type CacheOutcome = "hit" | "miss" | "stale" | "coalesced";
+
+export interface CachedLookup {
+  readonly lookup: Lookup<DirectoryUser>;
+  readonly cache: CacheOutcome;
+}
+
+interface Entry {
+  readonly lookup: Lookup<DirectoryUser>; // found or notfound, never unavailable
+  readonly freshUntil: number;
+}
+
+export interface CacheEvents {
+  onLookup?(outcome: CacheOutcome): void;
+}
+
+export class DirectoryCache {
+  #source: IdentitySource;
+  #settings: CacheSettings;
+  readonly #lru: LRUCache<string, Entry>;
+  readonly #inflight = new Map<string, Promise<CachedLookup>>();
+  readonly #events: CacheEvents;
+
+  constructor(source: IdentitySource, settings: CacheSettings, events: CacheEvents = {}) {
+    this.#source = source;
+    this.#settings = settings;
+    this.#events = events;
+    this.#lru = new LRUCache<string, Entry>({ max: settings.maxEntries });
+  }
+
+  get size(): number {
+    return this.#lru.size;
+  }
+
+  get source(): IdentitySource {
+    return this.#source;
+  }
+
+  /** New TTLs apply to entries stored from now on (SIGHUP). */
+  reconfigure(settings: CacheSettings, source?: IdentitySource): void {
+    this.#settings = settings;
+    if (source && source !== this.#source) {
+      this.#source = source;
+      this.clear();
+    }
+  }
+
+  clear(): void {
+    this.#lru.clear();
+  }
+
+  byUsername(username: string): CachedLookup | Promise<CachedLookup> {
+    return this.#get(`u:${username}`, () => this.#source.userByUsername(username));
+  }
+
+  byEmail(email: string): CachedLookup | Promise<CachedLookup> {
+    return this.#get(`e:${email}`, () => this.#source.userByEmail(email));
+  }
+
+  /** Synchronous on a fresh hit (no promise, no allocation beyond the result). */
+  #get(key: string, fetch: () => Promise<Lookup<DirectoryUser>>): CachedLookup | Promise<CachedLookup> {
+    const now = Date.now();
+    const entry = this.#lru.get(key);
+    if (entry && now < entry.freshUntil) {
+      this.#events.onLookup?.("hit");
+      return { lookup: entry.lookup, cache: "hit" };
+    }
+    const pending = this.#inflight.get(key);
+    if (pending) {
+      this.#events.onLookup?.("coalesced");
+      return pending.then((r) => ({ lookup: r.lookup, cache: "coalesced" as const }));
+    }
+    const p = fetch().then(
+      (lookup) => this.#settle(key, lookup),
+      (err: unknown) => this.#settle(key, { kind: "unavailable", reason: err instanceof Error ? err.message : String(err) }),
+    );
+    this.#inflight.set(key, p);
+    return p;
+  }
+
+  #settle(key: string, lookup: Lookup<DirectoryUser>): CachedLookup {
+    this.#inflight.delete(key);
+    const s = this.#settings;
+    const now = Date.now();
+    if (lookup.kind === "unavailable") {
+      const old = this.#lru.get(key); // undefined once past TTL + stale window
+      if (old) {
+        this.#events.onLookup?.("stale");
+        return { lookup: old.lookup, cache: "stale" };
+      }
+      this.#events.onLookup?.("miss");
+      return { lookup, cache: "miss" };
+    }
+    const ttl = (lookup.kind === "found" ? s.ttlSeconds : s.negativeTtlSeconds) * 1000;
+    if (ttl > 0) {
+      // The LRU keeps the entry past its freshness for the stale window only.
+      this.#lru.set(key, { lookup, freshUntil: now + ttl }, { ttl: ttl + s.staleSeconds * 1000 });
+    } else this.#lru.delete(key);
+    this.#events.onLookup?.("miss");
+    return { lookup, cache: "miss" };
+  }
+}

@@ -1,0 +1,72 @@
+// The facts the rules need, from the SQLite store and the cached identity
+// source. SQLite errors propagate as exceptions (the handlers turn them into
+// "temporary internal error"); identity-source outages come back as
+// `unavailable` lookups.
+
+import type { Config, FailureMode } from "./config/types.js";
+import type { CachedLookup, DirectoryCache } from "./directory/cache.js";
+import type { AliasTarget, Store } from "./store/sqlite.js";
+import { isValidAddress, stripExtension, type Extension } from "./rules/address.js";
+import { NOT_FOUND } from "./directory/lookup.js";
+
+export interface RuleSettings {
+  readonly failureMode: FailureMode;
+  readonly delimiter: string;
+  readonly sendAllowedAttribute: string | null;
+  readonly configDomains: ReadonlySet<string>;
+}
+
+export function ruleSettings(cfg: Config): RuleSettings {
+  return {
+    failureMode: cfg.policy.failureMode,
+    delimiter: cfg.policy.recipientDelimiter,
+    sendAllowedAttribute: cfg.policy.sendAllowedAttribute,
+    configDomains: new Set(cfg.policy.localDomains),
+  };
+}
+
+const SKIPPED: CachedLookup = Object.freeze({ lookup: NOT_FOUND, cache: "hit" as const });
+
+export class Facts {
+  readonly store: Store;
+  readonly cache: DirectoryCache;
+  settings: RuleSettings;
+
+  constructor(store: Store, cache: DirectoryCache, settings: RuleSettings) {
+    this.store = store;
+    this.cache = cache;
+    this.settings = settings;
+  }
+
+  isLocalDomain(domain: string): boolean {
+    return this.settings.configDomains.has(domain) || this.store.domainEnabled(domain) === true;
+  }
+
+  strip(addr: string): Extension | null {
+    return stripExtension(addr, this.settings.delimiter);
+  }
+
+  /** An alias row, or undefined. */
+  alias(addr: string): AliasTarget | undefined {
+    return this.store.alias(addr);
+  }
+
+  /** A user by primary email; syntactically impossible addresses never reach the IdP. */
+  userByEmail(addr: string): CachedLookup | Promise<CachedLookup> {
+    if (!isValidAddress(addr)) return SKIPPED;
+    return this.cache.byEmail(addr);
+  }
+
+  userByUsername(username: string): CachedLookup | Promise<CachedLookup> {
+    if (username === "" || username.length > 255 || /[\s\x00-\x1f]/.test(username)) return SKIPPED;
+    return this.cache.byUsername(username);
+  }
+
+  /** Is sending disabled for this user by the configured attribute? */
+  sendingDisabled(attrs: Readonly<Record<string, readonly string[]>>): boolean {
+    const name = this.settings.sendAllowedAttribute;
+    if (!name) return false;
+    const v = attrs[name];
+    return v !== undefined && v.some((x) => x.trim().toLowerCase() === "false");
+  }
+}

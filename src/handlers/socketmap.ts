@@ -1,0 +1,210 @@
+// The socketmap maps: what each answers and in which lookup order. Postfix
+// sends a socketmap only the complete key (no +extension stripping, no
+// @domain fallback), so the alias map does that search itself.
+
+import type { Logger } from "pino";
+import Database from "better-sqlite3";
+import type { Facts } from "../facts.js";
+import type { CachedLookup } from "../directory/cache.js";
+import { normalize, split, withExtension } from "../rules/address.js";
+import {
+  NOTFOUND, ok, perm, temp, formatSocketmapReply, parseSocketmapRequest,
+  type SocketmapReply,
+} from "../protocol/socketmap.js";
+import { encodeNetstring, NetstringDecoder } from "../protocol/netstring.js";
+import type { Framing, Protocol } from "../server/listener.js";
+
+export const MAP_NAMES = ["alias", "domain", "mailbox", "senders"] as const;
+export type MapName = (typeof MAP_NAMES)[number];
+
+type Answer = SocketmapReply | Promise<SocketmapReply>;
+
+export interface SocketmapEvents {
+  onRequest?(map: string, status: SocketmapReply["status"], seconds: number): void;
+}
+
+const IDP_TEMP = temp("identity provider lookup failed");
+const DB_TEMP = temp("temporary internal error");
+
+/** Continue with a possibly synchronous lookup without an await on the hot path. */
+function then<T, R>(v: T | Promise<T>, f: (x: T) => R | Promise<R>): R | Promise<R> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
+export class SocketmapHandler {
+  readonly #facts: Facts;
+  readonly #log: Logger;
+  readonly #events: SocketmapEvents;
+
+  constructor(facts: Facts, log: Logger, events: SocketmapEvents = {}) {
+    this.#facts = facts;
+    this.#log = log;
+    this.#events = events;
+  }
+
+  /** Answer one lookup; never throws. */
+  answer(map: string, rawKey: string): Answer {
+    const started = performance.now();
+    let result: Answer;
+    try {
+      result = this.#dispatch(map, normalize(rawKey));
+    } catch (err) {
+      result = this.#failed(err);
+    }
+    const done = (r: SocketmapReply): SocketmapReply => {
+      const seconds = (performance.now() - started) / 1000;
+      this.#events.onRequest?.(map, r.status, seconds);
+      if (this.#log.isLevelEnabled("debug")) this.#log.debug({ map, key: rawKey, status: r.status, ms: seconds * 1000 }, "socketmap lookup");
+      return r;
+    };
+    return result instanceof Promise ? result.catch((err: unknown) => this.#failed(err)).then(done) : done(result);
+  }
+
+  #failed(err: unknown): SocketmapReply {
+    const sqlite = err instanceof Database.SqliteError || (err instanceof Error && /SQLITE|database/i.test(err.message));
+    this.#log.error({ err: err instanceof Error ? err.message : String(err) }, sqlite ? "database error during socketmap lookup" : "internal error during socketmap lookup");
+    return DB_TEMP;
+  }
+
+  #dispatch(map: string, key: string): Answer {
+    switch (map) {
+      case "alias":
+        return this.alias(key);
+      case "domain":
+        return this.#facts.isLocalDomain(key) ? ok(key) : NOTFOUND;
+      case "mailbox":
+        return this.mailbox(key);
+      case "senders":
+        return this.senders(key);
+      default:
+        return perm(`unknown map ${JSON.stringify(map.slice(0, 40))}; mailcloak serves ${MAP_NAMES.join(", ")}`);
+    }
+  }
+
+  /** Outage handling for IdP-dependent answers: TEMP, or the fail-open answer. */
+  #outage(failOpen: SocketmapReply): SocketmapReply {
+    return this.#facts.settings.failureMode === "tempfail" ? IDP_TEMP : failOpen;
+  }
+
+  /**
+   * alias: exact address, then without its extension (the extension is put
+   * back on the result), then the domain's catch-all, which never captures
+   * the address of an existing user. Bare domains are never aliases.
+   */
+  alias(key: string): Answer {
+    const f = this.#facts;
+    const parts = split(key);
+    if (!parts || !f.isLocalDomain(parts.domain)) return NOTFOUND;
+    const exact = f.alias(key);
+    if (exact) return exact.active ? ok(`${exact.targetUser}@${exact.domain}`) : NOTFOUND;
+    const ext = f.strip(key);
+    if (ext) {
+      const base = f.alias(ext.base);
+      if (base) return base.active ? ok(withExtension(`${base.targetUser}@${base.domain}`, ext.ext)) : NOTFOUND;
+    }
+    const catchAll = f.alias(`@${parts.domain}`);
+    if (!catchAll || !catchAll.active) return NOTFOUND;
+    return then(f.userByEmail(ext ? ext.base : key), (u: CachedLookup): SocketmapReply => {
+      if (u.lookup.kind === "unavailable") return this.#outage(NOTFOUND);
+      if (u.lookup.kind === "found") return NOTFOUND; // a real mailbox
+      return ok(`${catchAll.targetUser}@${catchAll.domain}`);
+    });
+  }
+
+  /**
+   * mailbox: an enabled user's primary email (with or without extension) in a
+   * local domain. The value is a maildir path relative to
+   * virtual_mailbox_base ("domain/local/"), usable by virtual(8) as is.
+   */
+  mailbox(key: string): Answer {
+    const f = this.#facts;
+    const parts = split(key);
+    if (!parts || !f.isLocalDomain(parts.domain)) return NOTFOUND;
+    const ext = f.strip(key);
+    const path = (addr: string): string => {
+      const p = split(addr)!;
+      return `${p.domain}/${p.local}/`;
+    };
+    return then(f.userByEmail(key), (u: CachedLookup): Answer => {
+      if (u.lookup.kind === "found") return u.lookup.value.enabled ? ok(path(key)) : NOTFOUND;
+      if (u.lookup.kind === "unavailable") return this.#outage(ok(path(ext ? ext.base : key)));
+      if (!ext) return NOTFOUND;
+      return then(f.userByEmail(ext.base), (b: CachedLookup): SocketmapReply => {
+        if (b.lookup.kind === "found") return b.lookup.value.enabled ? ok(path(ext.base)) : NOTFOUND;
+        if (b.lookup.kind === "unavailable") return this.#outage(ok(path(ext.base)));
+        return NOTFOUND;
+      });
+    });
+  }
+
+  /**
+   * senders (smtpd_sender_login_maps): the logins that may use this sender
+   * address: the user whose primary email it is (unless sending is disabled
+   * for them), the owner of the alias, and the enabled apps allowed it.
+   */
+  senders(key: string): Answer {
+    const f = this.#facts;
+    if (!split(key)) return NOTFOUND;
+    const ext = f.strip(key);
+    const logins: string[] = [];
+    const add = (login: string): void => {
+      if (!logins.includes(login)) logins.push(login);
+    };
+    const addUser = (u: CachedLookup): boolean => {
+      if (u.lookup.kind === "unavailable") return false;
+      if (u.lookup.kind === "found" && u.lookup.value.enabled && !f.sendingDisabled(u.lookup.value.attributes)) add(u.lookup.value.username);
+      return true;
+    };
+    const finish = (idpOk: boolean): SocketmapReply => {
+      if (!idpOk && f.settings.failureMode === "tempfail") return IDP_TEMP;
+      for (const k of ext ? [key, ext.base] : [key]) {
+        const a = f.alias(k);
+        if (a?.active) add(a.targetUser);
+        if (a) break;
+      }
+      for (const app of f.store.appsForSender(key)) add(app);
+      return logins.length > 0 ? ok(logins.join(",")) : NOTFOUND;
+    };
+    return then(f.userByEmail(key), (u: CachedLookup): Answer => {
+      if (u.lookup.kind !== "notfound" || !ext) return finish(addUser(u));
+      return then(f.userByEmail(ext.base), (b: CachedLookup) => finish(addUser(b)));
+    });
+  }
+}
+
+/** Wire protocol glue: netstrings in, netstrings out, one request at a time. */
+export function socketmapProtocol(handler: SocketmapHandler): Protocol<Buffer> {
+  const malformed = encodeNetstring(formatSocketmapReply(perm("malformed request: expected \"name key\"")));
+  const cache = new Map<SocketmapReply, Buffer>();
+  const encode = (r: SocketmapReply): Buffer => {
+    // Constant replies (NOTFOUND, TEMP) are encoded once.
+    if (r.status === "OK") return encodeNetstring(formatSocketmapReply(r));
+    let b = cache.get(r);
+    if (!b) {
+      b = encodeNetstring(formatSocketmapReply(r));
+      if (cache.size < 64) cache.set(r, b);
+    }
+    return b;
+  };
+  return {
+    name: "socketmap",
+    newFraming(max: number): Framing<Buffer> {
+      const d = new NetstringDecoder(max);
+      return {
+        push: (chunk) => {
+          const r = d.push(chunk);
+          return { items: r.frames, error: r.error };
+        },
+        get midRequest() {
+          return d.pending > 0;
+        },
+      };
+    },
+    handle(payload: Buffer) {
+      const req = parseSocketmapRequest(payload);
+      if (!req) return malformed;
+      const r = handler.answer(req.map, req.key);
+      return r instanceof Promise ? r.then(encode) : encode(r);
+    },
+  };
+}

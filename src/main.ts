@@ -1,0 +1,191 @@
+// Daemon entry: argv → config → startDaemon(); privileges, signals, pid
+// file. The only place that calls process.exit.
+
+import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
+import { Command, CommanderError } from "commander";
+import { stringify } from "yaml";
+import { ConfigError, DEFAULT_CONFIG_PATH, describeAddress, loadConfig } from "./config/load.js";
+import type { Config } from "./config/types.js";
+import { createLogger } from "./log.js";
+import { startDaemon, type Daemon } from "./start.js";
+import { lookupUser } from "./system/accounts.js";
+import { Metrics, serveMetrics } from "./metrics.js";
+import { StoreError } from "./store/sqlite.js";
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`mailcloak: ${message}\n`);
+  process.exit(code);
+}
+
+function load(path: string): Config {
+  try {
+    return loadConfig(path);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    throw err;
+  }
+}
+
+/** The effective config with secrets replaced. */
+export function redacted(cfg: Config): unknown {
+  const kc = cfg.idp.keycloak;
+  return {
+    ...cfg,
+    idp: { ...cfg.idp, keycloak: kc ? { ...kc, clientSecret: kc.clientSecret ? "[redacted]" : "" } : null },
+    sockets: {
+      ...cfg.sockets,
+      policy: describeAddress(cfg.sockets.policy),
+      socketmap: describeAddress(cfg.sockets.socketmap),
+      mode: "0" + cfg.sockets.mode.toString(8),
+    },
+  };
+}
+
+function checkConfig(path: string): void {
+  const cfg = load(path);
+  process.stdout.write(`# ${path}: valid\n` + stringify(redacted(cfg)));
+}
+
+async function run(path: string): Promise<void> {
+  const cfg = load(path);
+  const log = createLogger(cfg.log.level);
+  const isRoot = process.getuid?.() === 0;
+  let dropTo: { uid: number; gid: number; name: string } | null = null;
+  if (isRoot) {
+    if (cfg.daemon.user) {
+      const u = lookupUser(cfg.daemon.user);
+      if (!u) fail(`${cfg.file}: daemon.user: no such user ${JSON.stringify(cfg.daemon.user)}`, 2);
+      if (u.uid !== 0) dropTo = u;
+    }
+    if (!dropTo && !cfg.daemon.allowRoot) {
+      fail(`${cfg.file}: daemon.user: refusing to keep running as root; set daemon.user to an unprivileged account (or daemon.allow_root: true)`, 2);
+    }
+  }
+
+  const metrics = cfg.metrics.listen ? new Metrics() : undefined;
+  let daemon: Daemon;
+  try {
+    daemon = await startDaemon(cfg, log, metrics);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    log.flush?.();
+    fail(err instanceof StoreError || err instanceof Error ? msg : String(err), 1);
+  }
+  let httpServer: Server | null = null;
+  if (metrics && cfg.metrics.listen) {
+    try {
+      httpServer = await serveMetrics(metrics, cfg.metrics.listen.host, cfg.metrics.listen.port, async () => {
+        try {
+          daemon.store.db.prepare("SELECT 1 FROM domains LIMIT 1").get();
+        } catch (err) {
+          return `database: ${(err as Error).message}`;
+        }
+        const h = (daemon.cache.source as { health?: () => string | null }).health?.();
+        return h ?? null;
+      });
+    } catch (err) {
+      await daemon.stop();
+      fail(`metrics.listen: cannot listen on ${cfg.metrics.listen.host}:${cfg.metrics.listen.port}: ${(err as Error).message}`, 1);
+    }
+  }
+
+  if (cfg.daemon.pidFile) {
+    try {
+      writeFileSync(cfg.daemon.pidFile, `${process.pid}\n`, { mode: 0o644 });
+    } catch (err) {
+      log.warn({ file: cfg.daemon.pidFile, err: (err as Error).message }, "cannot write pid file");
+    }
+  }
+
+  if (dropTo) {
+    // Sockets are bound and the DB is open: give up root for good.
+    process.setgroups?.([]);
+    process.setgid?.(dropTo.gid);
+    process.setuid?.(dropTo.uid);
+    log.info({ user: dropTo.name, uid: dropTo.uid, gid: dropTo.gid }, "dropped privileges");
+  } else if (isRoot) {
+    log.warn("running as root (daemon.allow_root is true)");
+  }
+
+  log.info({
+    version: VERSION, config: cfg.file, idp: cfg.idp.provider, db: cfg.sqlite.path,
+    policy: daemon.listeners.policy.description, socketmap: daemon.listeners.socketmap.description,
+    failureMode: cfg.policy.failureMode,
+  }, "mailcloak started");
+
+  let current = cfg;
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "stopping: finishing in-flight requests");
+    httpServer?.close();
+    daemon.stop().then(() => {
+      if (cfg.daemon.pidFile) {
+        try {
+          unlinkSync(cfg.daemon.pidFile);
+        } catch {
+          /* not ours any more, or gone */
+        }
+      }
+      log.info("stopped");
+      log.flush();
+      setTimeout(() => process.exit(0), 50).unref();
+    }, (err: unknown) => {
+      log.error({ err: String(err) }, "error while stopping");
+      process.exit(1);
+    });
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGUSR1", () => {
+    daemon.flush();
+    log.info("cache flushed (SIGUSR1)");
+  });
+  process.on("SIGHUP", () => {
+    let next: Config;
+    try {
+      next = loadConfig(current.file);
+    } catch (err) {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, "reload refused: the new config is invalid; keeping the running one");
+      return;
+    }
+    daemon.reload(next).then((changed) => {
+      current = next;
+      log.info({ changed }, "config reloaded (SIGHUP)");
+    }, (err: unknown) => log.error({ err: String(err) }, "reload failed; keeping the running config"));
+  });
+}
+
+export function buildProgram(): Command {
+  const program = new Command("mailcloak")
+    .description("Postfix policy and socketmap daemon backed by Keycloak")
+    .version(VERSION, "-V, --version")
+    .option("-c, --config <path>", "config file", undefined)
+    .argument("[config]", `config file (default ${DEFAULT_CONFIG_PATH})`)
+    .action(async (positional: string | undefined, opts: { config?: string }) => {
+      await run(opts.config ?? positional ?? DEFAULT_CONFIG_PATH);
+    });
+  program
+    .command("check-config")
+    .description("validate a config file and print the effective settings (secrets redacted)")
+    .argument("[config]", "config file")
+    .action((p: string | undefined) => checkConfig(p ?? program.opts<{ config?: string }>().config ?? DEFAULT_CONFIG_PATH));
+  program.exitOverride();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith("error:") ? `mailcloak: ${s.slice(7)}` : s) });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+    fail(err instanceof Error ? err.message : String(err), 1);
+  }
+}
+
+await main(process.argv);

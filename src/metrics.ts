@@ -1,0 +1,101 @@
+// Prometheus metrics (prom-client) and the optional HTTP listener serving
+// /metrics, /health and /ready. The servers report through event hooks, so
+// nothing here sits in their code paths when metrics are off.
+
+import http from "node:http";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { CacheEvents } from "./directory/cache.js";
+import type { SocketmapEvents } from "./handlers/socketmap.js";
+import type { PolicyEvents } from "./handlers/policy.js";
+import type { ListenerEvents } from "./server/listener.js";
+import type { KeycloakEvents } from "./directory/keycloak.js";
+
+const LATENCY_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: "mailcloak_requests_total", help: "Requests answered, by server, map (socketmap) and action/status", labelNames: ["server", "map", "action"], registers: [this.registry] });
+  readonly latency = new Histogram({ name: "mailcloak_request_duration_seconds", help: "Time to answer one request", labelNames: ["server"], buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly cache = new Counter({ name: "mailcloak_cache_lookups_total", help: "Directory cache lookups by outcome (hit, miss, stale, coalesced)", labelNames: ["outcome"], registers: [this.registry] });
+  readonly kcCalls = new Counter({ name: "mailcloak_keycloak_requests_total", help: "Keycloak HTTP requests by operation and outcome", labelNames: ["op", "outcome"], registers: [this.registry] });
+  readonly kcLatency = new Histogram({ name: "mailcloak_keycloak_request_duration_seconds", help: "Keycloak HTTP request latency", labelNames: ["op"], buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly kcRenewals = new Counter({ name: "mailcloak_keycloak_token_renewals_total", help: "Access tokens obtained (client_credentials grants)", registers: [this.registry] });
+  readonly breakerOpen = new Counter({ name: "mailcloak_keycloak_circuit_open_total", help: "Times the Keycloak circuit breaker opened", registers: [this.registry] });
+  readonly breakerReject = new Counter({ name: "mailcloak_keycloak_circuit_rejected_total", help: "Lookups answered without calling Keycloak because the circuit was open", registers: [this.registry] });
+  readonly open = new Gauge({ name: "mailcloak_open_connections", help: "Open client connections", labelNames: ["server"], registers: [this.registry] });
+  readonly refused = new Counter({ name: "mailcloak_connections_refused_total", help: "Connections refused by a limit", labelNames: ["server", "reason"], registers: [this.registry] });
+  readonly limits = new Counter({ name: "mailcloak_limit_closes_total", help: "Connections closed by a limit (idle_timeout, read_timeout, max_request_bytes, malformed)", labelNames: ["server", "reason"], registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: "mailcloak_" });
+  }
+
+  readonly cacheEvents: CacheEvents = { onLookup: (o) => this.cache.inc({ outcome: o }) };
+
+  readonly socketmapEvents: SocketmapEvents = {
+    onRequest: (map, status, s) => {
+      this.requests.inc({ server: "socketmap", map: map.length <= 16 ? map : "other", action: status });
+      this.latency.observe({ server: "socketmap" }, s);
+    },
+  };
+
+  readonly policyEvents: PolicyEvents = {
+    onDecision: (_state, action, _reason, s) => {
+      this.requests.inc({ server: "policy", map: "", action });
+      this.latency.observe({ server: "policy" }, s);
+    },
+  };
+
+  readonly listenerEvents: ListenerEvents = {
+    onOpen: (server) => this.open.inc({ server }),
+    onClose: (server) => this.open.dec({ server }),
+    onRefused: (server, reason) => this.refused.inc({ server, reason }),
+    onLimit: (server, reason) => this.limits.inc({ server, reason }),
+  };
+
+  readonly keycloakEvents: KeycloakEvents = {
+    onCall: (op, outcome, s) => {
+      this.kcCalls.inc({ op, outcome });
+      this.kcLatency.observe({ op }, s);
+    },
+    onTokenRenewal: () => this.kcRenewals.inc(),
+    onBreakerOpen: () => this.breakerOpen.inc(),
+    onBreakerReject: () => this.breakerReject.inc(),
+  };
+}
+
+export interface Readiness {
+  /** null when ready, else why not. */
+  (): Promise<string | null>;
+}
+
+export function serveMetrics(metrics: Metrics, host: string, port: number, ready: Readiness): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { allow: "GET, HEAD" }).end();
+      return;
+    }
+    if (path === "/metrics") {
+      metrics.registry.metrics().then(
+        (body) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(body),
+        () => res.writeHead(500).end(),
+      );
+    } else if (path === "/health") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+    } else if (path === "/ready") {
+      ready().then(
+        (why) => why === null
+          ? res.writeHead(200, { "content-type": "text/plain" }).end("ready\n")
+          : res.writeHead(503, { "content-type": "text/plain" }).end(`not ready: ${why}\n`),
+        () => res.writeHead(503).end("not ready\n"),
+      );
+    } else {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /metrics, /health, /ready\n");
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host, port }, () => resolve(server));
+  });
+}

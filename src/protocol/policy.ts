@@ -1,0 +1,109 @@
+// Postfix policy delegation framing (SMTPD_POLICY_README): "name=value" lines
+// ended by an empty line; reply "action=...\n\n". Pure, incremental.
+
+/** The attributes mailcloak reads; every other attribute is ignored. */
+export interface PolicyRequest {
+  request: string;
+  protocol_state: string;
+  sender: string;
+  recipient: string;
+  sasl_username: string;
+  sasl_method: string;
+  policy_context: string;
+  instance: string;
+  client_address: string;
+  queue_id: string;
+}
+
+const KNOWN = new Set<string>([
+  "request", "protocol_state", "sender", "recipient", "sasl_username", "sasl_method",
+  "policy_context", "instance", "client_address", "queue_id",
+]);
+
+export function emptyPolicyRequest(): PolicyRequest {
+  return {
+    request: "", protocol_state: "", sender: "", recipient: "", sasl_username: "", sasl_method: "",
+    policy_context: "", instance: "", client_address: "", queue_id: "",
+  };
+}
+
+export type PolicyDecodeError = "FORMAT" | "SIZE";
+
+export interface PolicyDecodeResult {
+  readonly requests: PolicyRequest[];
+  readonly error: PolicyDecodeError | null;
+}
+
+const LF = 0x0a;
+const utf8 = new TextDecoder("utf-8", { fatal: false });
+
+export class PolicyDecoder {
+  readonly #max: number;
+  #buf: Buffer = Buffer.alloc(0);
+  /** Where the current (unfinished) request starts in #buf. */
+  #scanFrom = 0;
+  #current: PolicyRequest | null = null;
+  #currentBytes = 0;
+  #error: PolicyDecodeError | null = null;
+
+  constructor(maxRequestBytes: number) {
+    this.#max = maxRequestBytes;
+  }
+
+  /** True while part of a request has been received. */
+  get midRequest(): boolean {
+    return this.#current !== null || this.#buf.length > 0;
+  }
+
+  push(chunk: Buffer): PolicyDecodeResult {
+    if (this.#error) return { requests: [], error: this.#error };
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    const out: PolicyRequest[] = [];
+    let lineStart = 0;
+    // Only newly arrived bytes need scanning for LF.
+    let i = this.#scanFrom;
+    const buf = this.#buf;
+    for (;;) {
+      const nl = buf.indexOf(LF, i);
+      if (nl < 0) break;
+      let end = nl;
+      if (end > lineStart && buf[end - 1] === 0x0d) end--; // tolerate CRLF from hand-typed tests
+      this.#currentBytes += nl + 1 - lineStart;
+      if (this.#currentBytes > this.#max) return this.#fail("SIZE", out);
+      if (end === lineStart) {
+        // Empty line: end of request (a stray empty line before any attribute is ignored).
+        if (this.#current) out.push(this.#current);
+        this.#current = null;
+        this.#currentBytes = 0;
+      } else {
+        const eq = buf.indexOf(0x3d, lineStart);
+        if (eq < 0 || eq >= end || eq === lineStart) return this.#fail("FORMAT", out);
+        const name = buf.toString("latin1", lineStart, eq);
+        const req = (this.#current ??= emptyPolicyRequest());
+        if (KNOWN.has(name)) {
+          req[name as keyof PolicyRequest] = utf8.decode(buf.subarray(eq + 1, end));
+        }
+      }
+      lineStart = nl + 1;
+      i = lineStart;
+    }
+    const rest = buf.length - lineStart;
+    if (this.#currentBytes + rest > this.#max) return this.#fail("SIZE", out);
+    this.#buf = rest === 0 ? Buffer.alloc(0) : buf.subarray(lineStart);
+    this.#scanFrom = this.#buf.length;
+    return { requests: out, error: null };
+  }
+
+  #fail(error: PolicyDecodeError, requests: PolicyRequest[]): PolicyDecodeResult {
+    this.#error = error;
+    this.#buf = Buffer.alloc(0);
+    this.#current = null;
+    return { requests, error };
+  }
+}
+
+/** Reply framing. The action text must be one line (Postfix reads up to ~8 KiB). */
+export function formatPolicyReply(action: string): string {
+  // eslint-disable-next-line no-control-regex
+  return `action=${action.replace(/[\x00-\x1f\x7f]/g, " ").slice(0, 4000)}\n\n`;
+}

@@ -1,0 +1,134 @@
+// The one place that wires the daemon: config → store → identity source →
+// cache → handlers → listeners. Returns handles to reload, flush and stop.
+
+import type { Logger } from "pino";
+import type { Config } from "./config/types.js";
+import { Store } from "./store/sqlite.js";
+import { DirectoryCache } from "./directory/cache.js";
+import type { IdentitySource } from "./directory/lookup.js";
+import { StaticSource } from "./directory/static.js";
+import { KeycloakSource } from "./directory/keycloak.js";
+import { Facts, ruleSettings } from "./facts.js";
+import { SocketmapHandler, socketmapProtocol } from "./handlers/socketmap.js";
+import { PolicyHandler, policyProtocol } from "./handlers/policy.js";
+import { Listener } from "./server/listener.js";
+import { lookupGroup, lookupUser } from "./system/accounts.js";
+import type { Limits } from "./config/types.js";
+import type { Metrics } from "./metrics.js";
+
+export interface Daemon {
+  readonly config: Config;
+  readonly listeners: { readonly policy: Listener<unknown>; readonly socketmap: Listener<unknown> };
+  readonly store: Store;
+  readonly cache: DirectoryCache;
+  /** Apply a new, already validated config (SIGHUP). Sockets and DB path are kept. */
+  reload(next: Config): Promise<string[]>;
+  /** Empty the directory cache (SIGUSR1, mailcloakctl cache flush). */
+  flush(): void;
+  stop(): Promise<void>;
+}
+
+export function createSource(cfg: Config, log: Logger, metrics?: Metrics): IdentitySource {
+  if (cfg.idp.provider === "static") return new StaticSource(cfg.idp.staticUsers);
+  const kc = cfg.idp.keycloak!;
+  return new KeycloakSource({
+    baseUrl: kc.baseUrl,
+    realm: kc.realm,
+    clientId: kc.clientId,
+    clientSecret: kc.clientSecret,
+    timeoutMs: kc.timeoutMs,
+    logger: log.child({ component: "keycloak" }),
+    ...(metrics ? { events: metrics.keycloakEvents } : {}),
+  });
+}
+
+/** Resolve socket owner/group names to ids; a missing one is a start-up error. */
+export function socketOwnership(cfg: Config): { uid?: number; gid?: number } {
+  const out: { uid?: number; gid?: number } = {};
+  const { ownerUser, ownerGroup } = cfg.sockets;
+  if (ownerUser) {
+    const u = lookupUser(ownerUser);
+    if (!u) throw new Error(`${cfg.file}: sockets.socket_owner_user: no such user ${JSON.stringify(ownerUser)}`);
+    out.uid = u.uid;
+  }
+  if (ownerGroup) {
+    const g = lookupGroup(ownerGroup);
+    if (g === null) throw new Error(`${cfg.file}: sockets.socket_owner_group: no such group ${JSON.stringify(ownerGroup)}`);
+    out.gid = g;
+  }
+  return out;
+}
+
+export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): Promise<Daemon> {
+  const owner = socketOwnership(cfg);
+  const store = Store.open(cfg.sqlite.path, cfg.sqlite.busyTimeoutMs);
+  let current = cfg;
+  const source = createSource(cfg, log, metrics);
+  const cache = new DirectoryCache(source, cfg.cache, metrics?.cacheEvents);
+  const facts = new Facts(store, cache, ruleSettings(cfg));
+  const limits = (): Limits => current.limits;
+
+  const smHandler = new SocketmapHandler(facts, log.child({ server: "socketmap" }), metrics?.socketmapEvents);
+  const policyHandler = new PolicyHandler(facts, log.child({ server: "policy" }), metrics?.policyEvents);
+
+  const common = { limits, uid: owner.uid, gid: owner.gid, mode: cfg.sockets.mode, ...(metrics ? { events: metrics.listenerEvents } : {}) };
+  let socketmap: Listener<Buffer> | null = null;
+  let policy: Listener<unknown> | null = null;
+  try {
+    socketmap = await Listener.open({ ...common, address: cfg.sockets.socketmap, protocol: socketmapProtocol(smHandler), logger: log.child({ server: "socketmap" }) });
+    policy = (await Listener.open({ ...common, address: cfg.sockets.policy, protocol: policyProtocol(policyHandler), logger: log.child({ server: "policy" }) })) as Listener<unknown>;
+  } catch (err) {
+    await socketmap?.close(0);
+    store.close();
+    await source.close();
+    throw err;
+  }
+
+  const listeners = { policy, socketmap: socketmap as Listener<unknown> };
+  let stopping: Promise<void> | null = null;
+
+  return {
+    config: cfg,
+    listeners,
+    store,
+    cache,
+    async reload(next: Config): Promise<string[]> {
+      const changed: string[] = [];
+      const restartNeeded: string[] = [];
+      const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+      if (!same(next.sockets, current.sockets)) restartNeeded.push("sockets");
+      if (next.sqlite.path !== current.sqlite.path) restartNeeded.push("sqlite.path");
+      if (!same(next.idp, current.idp)) {
+        const old = cache.source;
+        cache.reconfigure(next.cache, createSource(next, log, metrics));
+        await old.close();
+        changed.push("idp");
+      } else if (!same(next.cache, current.cache)) {
+        cache.reconfigure(next.cache);
+      }
+      if (!same(next.cache, current.cache)) changed.push("cache");
+      if (!same(next.policy, current.policy)) changed.push("policy");
+      if (!same(next.limits, current.limits)) changed.push("limits");
+      if (next.log.level !== current.log.level) {
+        log.level = next.log.level;
+        changed.push("log.level");
+      }
+      facts.settings = ruleSettings(next);
+      current = next;
+      if (restartNeeded.length > 0) log.warn({ keys: restartNeeded }, "these settings change only on restart");
+      return changed;
+    },
+    flush(): void {
+      cache.clear();
+    },
+    stop(): Promise<void> {
+      stopping ??= (async () => {
+        const grace = current.daemon.shutdownGraceMs;
+        await Promise.all([policy!.close(grace), socketmap!.close(grace)]);
+        await cache.source.close();
+        store.close();
+      })();
+      return stopping;
+    },
+  };
+}
