@@ -1,0 +1,153 @@
+// The socketmap server over its real Unix socket, daemon in a child process.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { statSync, writeFileSync } from "node:fs";
+import { Client, ctlOk, DaemonProcess, netstring, netstringLength, socketmapQuery, tempDir } from "./helpers/daemon.js";
+
+let d: DaemonProcess;
+let c: Client;
+
+before(async () => {
+  const dir = tempDir();
+  const db = `${dir}/state.db`;
+  await ctlOk(db, "init");
+  for (const dom of ["d1.test", "d2.test", "off.test"]) await ctlOk(db, "domains", "add", dom);
+  await ctlOk(db, "aliases", "add", "sales@d1.test", "alice");
+  await ctlOk(db, "aliases", "add", "old@d1.test", "alice");
+  await ctlOk(db, "aliases", "disable", "old@d1.test");
+  await ctlOk(db, "aliases", "add", "info@off.test", "alice");
+  await ctlOk(db, "domains", "disable", "off.test");
+  await ctlOk(db, "aliases", "add", "@d2.test", "dave");
+  await ctlOk(db, "apps", "add", "crm", "pw-crm-1");
+  await ctlOk(db, "apps", "allow", "crm", "sales@d1.test");
+  d = await DaemonProcess.start({ dir });
+  c = await Client.connect(d.socketmapSocket);
+});
+
+after(async () => {
+  c?.destroy();
+  await d?.cleanup();
+});
+
+test("socket is created with the configured mode", () => {
+  assert.equal(statSync(d.socketmapSocket).mode & 0o777, 0o660);
+  assert.equal(statSync(d.policySocket).mode & 0o777, 0o660);
+});
+
+const table: [map: string, key: string, want: string][] = [
+  ["alias", "sales@d1.test", "OK alice@d1.test"],
+  ["alias", "SALES@D1.TEST", "OK alice@d1.test"],
+  ["alias", "sales+news@d1.test", "OK alice+news@d1.test"],
+  ["alias", "old@d1.test", "NOTFOUND "],
+  ["alias", "info@off.test", "NOTFOUND "],
+  ["alias", "nobody@d1.test", "NOTFOUND "],
+  ["alias", "d1.test", "NOTFOUND "],
+  ["alias", "anything@d2.test", "OK dave@d2.test"],
+  ["alias", "dave@d2.test", "NOTFOUND "], // a real mailbox is never captured by the catch-all
+  ["alias", "x@elsewhere.test", "NOTFOUND "],
+  ["domain", "d1.test", "OK d1.test"],
+  ["domain", "off.test", "NOTFOUND "],
+  ["domain", "elsewhere.test", "NOTFOUND "],
+  ["mailbox", "alice@d1.test", "OK d1.test/alice/"],
+  ["mailbox", "alice+tag@d1.test", "OK d1.test/alice/"],
+  ["mailbox", "carol@d1.test", "NOTFOUND "], // disabled user
+  ["mailbox", "sales@d1.test", "NOTFOUND "], // alias, not a mailbox
+  ["senders", "alice@d1.test", "OK alice"],
+  ["senders", "sales@d1.test", "OK alice,crm"],
+  ["senders", "bob@d1.test", "NOTFOUND "], // sending disabled by attribute
+  ["senders", "nobody@d1.test", "NOTFOUND "],
+  ["nosuchmap", "x", "PERM unknown map \"nosuchmap\"; mailcloak serves alias, domain, mailbox, senders"],
+];
+
+for (const [map, key, want] of table) {
+  test(`${map} ${key} -> ${want.trim()}`, async () => {
+    assert.equal(await socketmapQuery(c, map, key), want);
+  });
+}
+
+test("many requests on one connection, and pipelined requests answered in order", async () => {
+  const keys = ["sales@d1.test", "nobody@d1.test", "x@d2.test", "old@d1.test"];
+  c.write(keys.map((k) => netstring(`alias ${k}`)).join(""));
+  const got: string[] = [];
+  for (let i = 0; i < keys.length; i++) got.push((await c.read(netstringLength)).toString());
+  assert.deepEqual(got, ["16:OK alice@d1.test,", "9:NOTFOUND ,", "15:OK dave@d2.test,", "9:NOTFOUND ,"]);
+});
+
+test("a request split across writes is answered once complete", async () => {
+  const s = netstring("alias sales@d1.test");
+  for (const ch of s) c.write(ch);
+  assert.equal((await c.read(netstringLength)).toString(), "16:OK alice@d1.test,");
+});
+
+test("a change made with mailcloakctl is seen at the next lookup", async () => {
+  assert.equal(await socketmapQuery(c, "alias", "new@d1.test"), "NOTFOUND ");
+  await ctlOk(d.db, "aliases", "add", "new@d1.test", "bob");
+  assert.equal(await socketmapQuery(c, "alias", "new@d1.test"), "OK bob@d1.test");
+  await ctlOk(d.db, "aliases", "del", "new@d1.test");
+  assert.equal(await socketmapQuery(c, "alias", "new@d1.test"), "NOTFOUND ");
+});
+
+test("a request without a key gets PERM and the connection stays usable", async () => {
+  const x = await Client.connect(d.socketmapSocket);
+  x.write(netstring("alias"));
+  const r = (await x.read(netstringLength)).toString();
+  assert.match(r, /^\d+:PERM malformed request/);
+  assert.equal(await socketmapQuery(x, "alias", "sales@d1.test"), "OK alice@d1.test");
+  x.destroy();
+});
+
+test("a malformed frame closes the connection without a reply; the daemon keeps serving", async () => {
+  const x = await Client.connect(d.socketmapSocket);
+  x.write("abc:def,");
+  await x.waitClosed();
+  const y = await Client.connect(d.socketmapSocket);
+  assert.equal(await socketmapQuery(y, "alias", "sales@d1.test"), "OK alice@d1.test");
+  y.destroy();
+});
+
+test("an oversized frame is refused as soon as its length is known", async () => {
+  const x = await Client.connect(d.socketmapSocket);
+  x.write("999999999:alias ");
+  await x.waitClosed();
+  assert.equal(await socketmapQuery(c, "alias", "sales@d1.test"), "OK alice@d1.test");
+});
+
+test("a live daemon's socket is never replaced; a stale one is", async () => {
+  // Second daemon on the same sockets: must refuse to start.
+  const second = new DaemonProcess(d.dir);
+  await assert.rejects(second.spawn(), /already listening/);
+  // A stale socket file (no listener) is replaced at start.
+  const dir = tempDir();
+  const stale = new DaemonProcess(dir);
+  await ctlOk(stale.db, "init");
+  // A process that bound the path and died, as a crash leaves it.
+  execFileSync("python3", ["-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", stale.socketmapSocket]);
+  assert.equal(statSync(stale.socketmapSocket).isSocket(), true);
+  stale.writeConfig({});
+  await stale.spawn();
+  const y = await Client.connect(stale.socketmapSocket);
+  assert.equal(await socketmapQuery(y, "domain", "d1.test"), "NOTFOUND ");
+  y.destroy();
+  await stale.cleanup();
+});
+
+test("a regular file at the socket path is not removed", async () => {
+  const dir = tempDir();
+  const p = new DaemonProcess(dir);
+  await ctlOk(p.db, "init");
+  writeFileSync(p.socketmapSocket, "keep me");
+  p.writeConfig({});
+  await assert.rejects(p.spawn(), /exists and is not a socket/);
+  assert.equal(statSync(p.socketmapSocket).isFile(), true);
+  await p.cleanup();
+});
+
+test("a missing DB at start is a clear error that says to run mailcloakctl init", async () => {
+  const p = new DaemonProcess(tempDir());
+  p.writeConfig({});
+  await assert.rejects(p.spawn(), /mailcloakctl --db .* init/);
+  assert.equal(p.exitCode, 1);
+  await p.cleanup();
+});
