@@ -70,8 +70,6 @@ export interface FakeUser {
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 export class FakeKeycloak {
-  /** Base URL without trailing slash, e.g. http://127.0.0.1:40123 */
-  readonly url: string;
   readonly realm: string;
   clientId: string;
   clientSecret: string;
@@ -90,34 +88,36 @@ export class FakeKeycloak {
   userQueries = 0;
 
   readonly #server: Server;
-  readonly #port: number;
+  #port = 0;
   readonly #sockets = new Set<Socket>();
   readonly #tokens = new Map<string, number>(); // token -> expiry (epoch ms)
   readonly #users = new Map<string, FakeUser>(); // by username
   #hung: Array<() => void> = [];
   #mode: FakeKeycloakMode = "ok";
 
-  private constructor(server: Server, port: number, opts: FakeKeycloakOptions) {
-    this.#server = server;
-    this.#port = port;
-    this.url = `http://127.0.0.1:${port}`;
+  private constructor(opts: FakeKeycloakOptions) {
     this.realm = opts.realm ?? "test";
     this.clientId = opts.clientId ?? "mailcloak";
     this.clientSecret = opts.clientSecret ?? "s3cret";
     this.expiresIn = opts.expiresIn ?? 300;
+    this.#server = createServer((req, res) => this.#onRequest(req, res));
+    this.#server.on("connection", (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.on("close", () => this.#sockets.delete(socket));
+    });
   }
 
   /** Start listening on 127.0.0.1 (a free port unless opts.port is given). */
   static async start(opts: FakeKeycloakOptions = {}): Promise<FakeKeycloak> {
-    let fake: FakeKeycloak | undefined;
-    const server = createServer((req, res) => fake?.#onRequest(req, res));
-    server.on("connection", (socket: Socket) => {
-      fake?.#sockets.add(socket);
-      socket.on("close", () => fake?.#sockets.delete(socket));
-    });
-    await listen(server, opts.port ?? 0);
-    fake = new FakeKeycloak(server, (server.address() as AddressInfo).port, opts);
+    const fake = new FakeKeycloak(opts);
+    await listen(fake.#server, opts.port ?? 0);
+    fake.#port = (fake.#server.address() as AddressInfo).port;
     return fake;
+  }
+
+  /** Base URL without trailing slash, e.g. http://127.0.0.1:40123 (stable across down()/up()). */
+  get url(): string {
+    return `http://127.0.0.1:${this.#port}`;
   }
 
   get mode(): FakeKeycloakMode {
