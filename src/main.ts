@@ -83,8 +83,7 @@ async function run(path: string): Promise<void> {
         } catch (err) {
           return `database: ${(err as Error).message}`;
         }
-        const h = (daemon.cache.source as { health?: () => string | null }).health?.();
-        return h ?? null;
+        return daemon.cache.source.health?.(cfg.cache.staleSeconds * 1000) ?? null;
       });
     } catch (err) {
       await daemon.stop();

@@ -114,6 +114,18 @@ export class KeycloakSource implements IdentitySource {
     return this.#lookup("email", email);
   }
 
+  /**
+   * Readiness: null while Keycloak answers, or while its last answer is
+   * recent enough (within `staleMs`) for the cache to bridge the outage.
+   */
+  health(staleMs: number): string | null {
+    if (this.#breaker.state === "closed") return null;
+    if (Date.now() - this.#lastAnswer < staleMs) return null;
+    return "keycloak unreachable (circuit open) and no answer within the stale window";
+  }
+
+  #lastAnswer = 0;
+
   async close(): Promise<void> {
     // No timers or pooled sockets of our own (fetch's idle sockets are unref'd).
     this.#closed = true;
@@ -137,8 +149,9 @@ export class KeycloakSource implements IdentitySource {
       if (this.#breaker.failure(ticket)) {
         this.#log.warn({ reason: result.reason }, "keycloak circuit breaker opened");
       }
-    } else if (this.#breaker.success()) {
-      this.#log.info("keycloak circuit breaker closed");
+    } else {
+      this.#lastAnswer = Date.now();
+      if (this.#breaker.success()) this.#log.info("keycloak circuit breaker closed");
     }
     return result;
   }
@@ -310,6 +323,10 @@ class Breaker {
   #failures = 0;
   #openUntil = 0;
   #trialOut = false;
+
+  get state(): "closed" | "open" | "halfOpen" {
+    return this.#state;
+  }
 
   constructor(
     private readonly threshold: number,

@@ -37,6 +37,8 @@ export interface IdentitySource {
   readonly name: string;
   userByUsername(username: string): Promise<Lookup<DirectoryUser>>;
   userByEmail(email: string): Promise<Lookup<DirectoryUser>>;
+  /** Readiness: null when healthy, else why not (optional). */
+  health?(staleMs: number): string | null;
   /** Release timers and sockets. */
   close(): Promise<void>;
 }

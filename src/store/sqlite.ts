@@ -72,9 +72,10 @@ function openDb(path: string, opts: OpenOptions): DB {
     timeout: opts.busyTimeoutMs ?? 5000,
     readonly: opts.readonly ?? false,
   });
-  // init switches to WAL only once its migration has committed, so a refused
-  // migration leaves an older (rollback-journal) file byte-for-byte unchanged.
-  if (!opts.readonly && !opts.create) db.pragma("journal_mode = WAL");
+  // init switches to WAL only once its migration has committed, and a DB that
+  // open() will refuse (older layout) is not switched either: a refused
+  // command leaves an older (rollback-journal) file byte-for-byte unchanged.
+  if (!opts.readonly && !opts.create && schemaProblem(db) === null) db.pragma("journal_mode = WAL");
   db.pragma("foreign_keys = ON");
   db.pragma("synchronous = NORMAL");
   return db;
