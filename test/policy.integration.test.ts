@@ -106,13 +106,14 @@ test("attribute order does not matter and unknown attributes are ignored", async
 
 test("one RCPT asked twice (same service in two restriction lists) is decided once", async () => {
   const x = await Client.connect(d.policySocket);
-  const attrs = { ...AUTH("alice", "alice@d1.test", "sales@d1.test"), instance: "abc.123" };
-  const before = d.records().filter((r) => r.msg === "policy decision").length;
+  const attrs = { ...AUTH("alice", "alice+dedupe@d1.test", "sales@d1.test"), instance: "abc.123" };
   assert.equal(await policyQuery(x, attrs), ACTIONS.dunno);
   assert.equal(await policyQuery(x, attrs), ACTIONS.dunno);
-  await new Promise((r) => setTimeout(r, 200));
-  const after = d.records().filter((r) => r.msg === "policy decision").length;
-  assert.equal(after - before, 1);
+  // A different recipient in the same transaction is a new decision.
+  assert.equal(await policyQuery(x, { ...attrs, recipient: "nobody@d1.test" }), ACTIONS.noSuchUser);
+  await new Promise((r) => setTimeout(r, 300));
+  const logged = d.records().filter((r) => r.msg === "policy decision" && r.sender === "alice+dedupe@d1.test");
+  assert.equal(logged.length, 2);
   x.destroy();
 });
 

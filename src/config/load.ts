@@ -23,7 +23,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
 }
 
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = {}): Config {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const line = e.linePos?.[0]?.line;
@@ -64,14 +64,14 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
     let clientSecret = inline ?? "";
     if (secretFile !== undefined) clientSecret = readSecretFile(kcSection, secretFile);
     if (fromEnv !== undefined && fromEnv !== "") clientSecret = fromEnv;
-    const baseUrl = kcSection.nonEmpty("base_url").replace(/\/+$/, "");
-    if (!/^https?:\/\/[^/\s]+/i.test(baseUrl)) {
+    const baseUrl = (provider === "keycloak" ? kcSection.nonEmpty("base_url") : kcSection.string("base_url", "")).replace(/\/+$/, "");
+    if (provider === "keycloak" && !/^https?:\/\/[^/\s]+/i.test(baseUrl)) {
       throw kcSection.error(kcSection.key("base_url"), `must be an http:// or https:// URL, got ${JSON.stringify(baseUrl)}`);
     }
     keycloak = {
       baseUrl,
-      realm: kcSection.nonEmpty("realm"),
-      clientId: kcSection.nonEmpty("client_id", provider === "keycloak" ? undefined : ""),
+      realm: provider === "keycloak" ? kcSection.nonEmpty("realm") : kcSection.string("realm", ""),
+      clientId: provider === "keycloak" ? kcSection.nonEmpty("client_id") : kcSection.string("client_id", "").trim(),
       clientSecret,
       timeoutMs: kcSection.int("timeout_ms", DEFAULTS.keycloakTimeoutMs, 50, 60_000),
     };
@@ -132,7 +132,10 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
   const sockets = top.section("sockets");
   const policySocket = parseListen(sockets, "policy_socket", DEFAULTS.policySocket);
   const socketmapSocket = parseListen(sockets, "socketmap_socket", DEFAULTS.socketmapSocket);
-  const modeText = sockets.string("socket_mode", DEFAULTS.socketMode).trim();
+  // Unquoted 0660 reads as the number 660 in YAML 1.2; the Go version reads
+  // it as the string "0660". Both mean octal.
+  const rawMode = sockets.raw("socket_mode");
+  const modeText = typeof rawMode === "number" && Number.isInteger(rawMode) ? String(rawMode) : sockets.string("socket_mode", DEFAULTS.socketMode).trim();
   if (!/^0?[0-7]{3}$/.test(modeText)) {
     throw sockets.error("sockets.socket_mode", `must be an octal mode like "0660", got ${JSON.stringify(modeText)}`);
   }
@@ -234,7 +237,7 @@ function parseStaticUser(s: Section, i: number, raw: unknown): StaticUser {
     }
     for (const [k, v] of Object.entries(rawAttrs as Record<string, unknown>)) {
       const list = Array.isArray(v) ? v : [v];
-      attrs[k] = list.map((x) => String(x));
+      attrs[k] = list.filter((x) => x !== null && x !== undefined).map((x) => String(x));
     }
   }
   sec.finish();

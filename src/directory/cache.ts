@@ -61,7 +61,11 @@ export class DirectoryCache {
     }
   }
 
+  /** Lookups already in flight when the cache is cleared do not refill it. */
+  #generation = 0;
+
   clear(): void {
+    this.#generation++;
     this.#lru.clear();
   }
 
@@ -86,16 +90,21 @@ export class DirectoryCache {
       this.#events.onLookup?.("coalesced");
       return pending.then((r) => ({ lookup: r.lookup, cache: "coalesced" as const }));
     }
+    const gen = this.#generation;
     const p = fetch().then(
-      (lookup) => this.#settle(key, lookup),
-      (err: unknown) => this.#settle(key, { kind: "unavailable", reason: err instanceof Error ? err.message : String(err) }),
+      (lookup) => this.#settle(key, lookup, gen),
+      (err: unknown) => this.#settle(key, { kind: "unavailable", reason: err instanceof Error ? err.message : String(err) }, gen),
     );
     this.#inflight.set(key, p);
     return p;
   }
 
-  #settle(key: string, lookup: Lookup<DirectoryUser>): CachedLookup {
-    this.#inflight.delete(key);
+  #settle(key: string, lookup: Lookup<DirectoryUser>, gen: number): CachedLookup {
+    if (this.#inflight.get(key) !== undefined) this.#inflight.delete(key);
+    if (gen !== this.#generation) {
+      this.#events.onLookup?.("miss");
+      return { lookup, cache: "miss" };
+    }
     const s = this.#settings;
     const now = Date.now();
     if (lookup.kind === "unavailable") {

@@ -35,7 +35,8 @@ export interface PolicyDecodeResult {
 }
 
 const LF = 0x0a;
-const utf8 = new TextDecoder("utf-8", { fatal: false });
+// ignoreBOM: a leading U+FEFF is data, not a byte-order mark to drop.
+const utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
 export class PolicyDecoder {
   readonly #max: number;

@@ -11,7 +11,7 @@ export type SocketmapReply =
   | { readonly status: "TEMP" | "PERM"; readonly reason: string };
 
 // Invalid UTF-8 becomes U+FFFD, so such a key simply matches nothing.
-const utf8 = new TextDecoder("utf-8", { fatal: false });
+const utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
 /** "NAME KEY", split at the first space. null for a payload that is not a request. */
 export function parseSocketmapRequest(payload: Buffer): SocketmapRequest | null {

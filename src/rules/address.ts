@@ -42,8 +42,8 @@ export function isCatchAll(addr: string): boolean {
   return addr.startsWith("@") && isValidDomain(addr.slice(1));
 }
 
-/** Local parts Postfix never splits (see recipient_delimiter in postconf(5)). */
-const UNSPLIT = new Set(["postmaster", "mailer-daemon"]);
+/** Local parts Postfix never splits (split_addr() in Postfix's source). */
+const UNSPLIT = new Set(["postmaster", "mailer-daemon", "double-bounce"]);
 
 export interface Extension {
   /** The address without its extension. */
@@ -61,6 +61,9 @@ export function stripExtension(addr: string, delimiters: string): Extension | nu
   if (delimiters === "") return null;
   const s = split(addr);
   if (!s || UNSPLIT.has(s.local)) return null;
+  // owner_request_special (default yes): owner-list and list-request keep
+  // their "-" when "-" is a delimiter.
+  if (delimiters.includes("-") && (s.local.startsWith("owner-") || s.local.endsWith("-request"))) return null;
   let cut = -1;
   for (let i = 0; i < s.local.length; i++) {
     if (delimiters.includes(s.local[i]!)) {

@@ -69,6 +69,12 @@ export const BASE_USERS = [
   { username: "dave", email: "dave@d2.test", enabled: true },
 ];
 
+/** Every daemon a test started; killed when the test process exits, so a failed test never hangs the run. */
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const c of live) c.kill("SIGKILL");
+});
+
 export class DaemonProcess {
   readonly dir: string;
   readonly db: string;
@@ -116,6 +122,8 @@ export class DaemonProcess {
     this.exitCode = null;
     const child = spawn(process.execPath, [MAILCLOAK, "--config", this.configPath], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
+    live.add(child);
+    child.once("exit", () => live.delete(child));
     child.stdout!.on("data", (b: Buffer) => (this.output += b.toString()));
     child.stderr!.on("data", (b: Buffer) => (this.output += b.toString()));
     this.#exited = new Promise((resolve) => child.once("exit", (code) => {

@@ -1,0 +1,68 @@
+// Where mailcloakctl finds its database: --db, else the config file's
+// sqlite.path, else the built-in default.
+
+import Database from "better-sqlite3";
+import { existsSync } from "node:fs";
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.js";
+import type { Config } from "../config/types.js";
+import { DEFAULTS } from "../config/types.js";
+import { AdminStore, MissingDatabaseError } from "../store/sqlite.js";
+import { CliError, EXIT_CODES } from "./exit.js";
+
+/** The global options, as commander parsed them. */
+export interface GlobalOptions {
+  readonly db?: string;
+  readonly config?: string;
+}
+
+export interface Settings {
+  readonly dbPath: string;
+  readonly busyTimeoutMs: number;
+  /** The config file that was read, or null when none was. */
+  readonly config: Config | null;
+}
+
+export type Warn = (line: string) => void;
+
+/**
+ * Resolve the global options. An explicit --config must load (else exit 2);
+ * the default config file is used only when it exists and validates.
+ */
+export function resolveSettings(opts: GlobalOptions, warn: Warn): Settings {
+  if (opts.db !== undefined && opts.db.trim() === "") throw new CliError(EXIT_CODES.usage, "--db: the path is empty");
+  let config: Config | null = null;
+  if (opts.config !== undefined) {
+    if (opts.config.trim() === "") throw new CliError(EXIT_CODES.usage, "--config: the path is empty");
+    config = loadConfig(opts.config); // ConfigError: exit 2
+  } else if (existsSync(DEFAULT_CONFIG_PATH)) {
+    try {
+      config = loadConfig(DEFAULT_CONFIG_PATH);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      if (opts.db === undefined) {
+        warn(`warning: ignoring ${err.message}; using ${DEFAULTS.sqlitePath} (pass --db or --config)`);
+      }
+    }
+  }
+  return {
+    dbPath: opts.db ?? config?.sqlite.path ?? DEFAULTS.sqlitePath,
+    busyTimeoutMs: config?.sqlite.busyTimeoutMs ?? DEFAULTS.busyTimeoutMs,
+    config,
+  };
+}
+
+/** Open the DB for an admin command; any failure to open it is exit 3. */
+export function openAdminStore(s: Settings): AdminStore {
+  try {
+    return AdminStore.open(s.dbPath, s.busyTimeoutMs);
+  } catch (err) {
+    if (err instanceof MissingDatabaseError || err instanceof CliError) throw err;
+    if (err instanceof Database.SqliteError && (err.code.startsWith("SQLITE_BUSY") || err.code.startsWith("SQLITE_LOCKED"))) {
+      throw err; // described as "locked" by describeFailure
+    }
+    let message = err instanceof Error ? err.message : String(err);
+    if (err instanceof Database.SqliteError) message += ` (${err.code})`;
+    // AdminStore.open's own messages (schema needs migration) already name the file.
+    throw new CliError(EXIT_CODES.unavailable, message.includes(s.dbPath) ? message : `cannot open database ${s.dbPath}: ${message}`);
+  }
+}
