@@ -78,11 +78,7 @@ async function run(path: string): Promise<void> {
   if (metrics && cfg.metrics.listen) {
     try {
       httpServer = await serveMetrics(metrics, cfg.metrics.listen.host, cfg.metrics.listen.port, async () => {
-        try {
-          daemon.store.db.prepare("SELECT 1 FROM domains LIMIT 1").get();
-        } catch (err) {
-          return `database: ${(err as Error).message}`;
-        }
+        if (daemon.store.problem) return daemon.store.problem;
         return daemon.cache.source.health?.(cfg.cache.staleSeconds * 1000) ?? null;
       });
     } catch (err) {

@@ -61,7 +61,10 @@ export function socketOwnership(cfg: Config): { uid?: number; gid?: number } {
 
 export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): Promise<Daemon> {
   const owner = socketOwnership(cfg);
-  const store = Store.open(cfg.sqlite.path, cfg.sqlite.busyTimeoutMs);
+  const store = Store.open(cfg.sqlite.path, cfg.sqlite.busyTimeoutMs, {
+    onUnavailable: (reason) => log.error({ reason }, "database unavailable: answering 451 4.3.0 / TEMP until it is back"),
+    onRecovered: () => log.info({ db: cfg.sqlite.path }, "database available again"),
+  });
   let current = cfg;
   const source = createSource(cfg, log, metrics);
   const cache = new DirectoryCache(source, cfg.cache, metrics?.cacheEvents);

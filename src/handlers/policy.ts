@@ -4,6 +4,7 @@
 import type { Logger } from "pino";
 import Database from "better-sqlite3";
 import type { Facts } from "../facts.js";
+import { StoreError } from "../store/sqlite.js";
 import type { CacheOutcome, CachedLookup } from "../directory/cache.js";
 import { domainOf, normalize } from "../rules/address.js";
 import { formatPolicyReply, PolicyDecoder, type PolicyRequest } from "../protocol/policy.js";
@@ -60,7 +61,7 @@ export class PolicyHandler {
     try {
       d = await this.#decide(req, trace);
     } catch (err) {
-      const sqlite = err instanceof Database.SqliteError;
+      const sqlite = err instanceof Database.SqliteError || err instanceof StoreError;
       this.#log.error({ err: err instanceof Error ? err.message : String(err) }, sqlite ? "database error during policy decision" : "internal error during policy decision");
       d = { action: ACTIONS.tempfailInternal, reason: sqlite ? "database-error" : "internal-error" };
     }

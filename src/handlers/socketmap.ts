@@ -5,6 +5,7 @@
 import type { Logger } from "pino";
 import Database from "better-sqlite3";
 import type { Facts } from "../facts.js";
+import { StoreError } from "../store/sqlite.js";
 import type { CachedLookup } from "../directory/cache.js";
 import { normalize, split, withExtension } from "../rules/address.js";
 import {
@@ -61,7 +62,7 @@ export class SocketmapHandler {
   }
 
   #failed(err: unknown): SocketmapReply {
-    const sqlite = err instanceof Database.SqliteError || (err instanceof Error && /SQLITE|database/i.test(err.message));
+    const sqlite = err instanceof Database.SqliteError || err instanceof StoreError;
     this.#log.error({ err: err instanceof Error ? err.message : String(err) }, sqlite ? "database error during socketmap lookup" : "internal error during socketmap lookup");
     return DB_TEMP;
   }

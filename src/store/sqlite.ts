@@ -4,7 +4,7 @@
 // mailcloakctl is seen by the daemon's next lookup.
 
 import Database from "better-sqlite3";
-import { existsSync, readFileSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from "node:fs";
 import { isCatchAll, isValidAddress, isValidDomain, normalize } from "../rules/address.js";
 
 type DB = Database.Database;
@@ -174,50 +174,131 @@ function now(): number {
 const b = (v: number): boolean => v === 1;
 
 /** The daemon's read side: prepared once, one query per question. */
-export class Store {
-  readonly db: DB;
-  readonly path: string;
-  readonly #domainEnabled: Database.Statement<[string], { enabled: number }>;
-  readonly #alias: Database.Statement<[string], { target_user: string; alias_domain_name: string; enabled: number; domain_enabled: number | null }>;
-  readonly #app: Database.Statement<[string], { enabled: number }>;
-  readonly #appAllows: Database.Statement<[string, string], { enabled: number }>;
-  readonly #appsForSender: Database.Statement<[string], { app_id: string }>;
+interface Statements {
+  readonly domainEnabled: Database.Statement<[string], { enabled: number }>;
+  readonly alias: Database.Statement<[string], { target_user: string; alias_domain_name: string; enabled: number; domain_enabled: number | null }>;
+  readonly app: Database.Statement<[string], { enabled: number }>;
+  readonly appAllows: Database.Statement<[string, string], { enabled: number }>;
+  readonly appsForSender: Database.Statement<[string], { app_id: string }>;
+}
 
-  constructor(db: DB, path: string) {
-    this.db = db;
+function prepare(db: DB): Statements {
+  return {
+    domainEnabled: db.prepare("SELECT enabled FROM domains WHERE domain_name = ?"),
+    alias: db.prepare(`SELECT a.target_user, a.alias_domain_name, a.enabled, d.enabled AS domain_enabled
+      FROM aliases a LEFT JOIN domains d ON d.domain_name = a.alias_domain_name WHERE a.alias_email = ?`),
+    app: db.prepare("SELECT enabled FROM apps WHERE app_id = ?"),
+    appAllows: db.prepare("SELECT enabled FROM app_from WHERE app_id = ? AND from_addr = ?"),
+    appsForSender: db.prepare(`SELECT f.app_id FROM app_from f JOIN apps a ON a.app_id = f.app_id
+      WHERE f.from_addr = ? AND f.enabled = 1 AND a.enabled = 1 ORDER BY f.app_id`),
+  };
+}
+
+/** Thrown by lookups while the DB file is gone or unreadable: a temporary failure. */
+export class DatabaseUnavailableError extends StoreError {
+  override readonly name = "DatabaseUnavailableError";
+}
+
+export interface StoreEvents {
+  onUnavailable?(reason: string): void;
+  onRecovered?(): void;
+}
+
+/** How often the daemon checks that its DB file is still the one it has open. */
+const WATCH_MS = 1000;
+
+/**
+ * The daemon's read side. An open SQLite handle keeps working on a file that
+ * was deleted or replaced, silently answering from data no admin can change
+ * any more; so the file is checked every second: gone or unreadable → every
+ * lookup fails (451 / TEMP) until it is back; replaced (restored from a
+ * backup) → reopened.
+ */
+export class Store {
+  readonly path: string;
+  readonly #busyTimeoutMs: number;
+  #db: DB;
+  #st: Statements;
+  #ino: number;
+  #down: string | null = null;
+  readonly #timer: NodeJS.Timeout;
+  readonly #events: StoreEvents;
+
+  private constructor(db: DB, path: string, busyTimeoutMs: number, events: StoreEvents) {
+    this.#db = db;
     this.path = path;
-    this.#domainEnabled = db.prepare("SELECT enabled FROM domains WHERE domain_name = ?");
-    this.#alias = db.prepare(`SELECT a.target_user, a.alias_domain_name, a.enabled, d.enabled AS domain_enabled
-      FROM aliases a LEFT JOIN domains d ON d.domain_name = a.alias_domain_name WHERE a.alias_email = ?`);
-    this.#app = db.prepare("SELECT enabled FROM apps WHERE app_id = ?");
-    this.#appAllows = db.prepare("SELECT enabled FROM app_from WHERE app_id = ? AND from_addr = ?");
-    this.#appsForSender = db.prepare(`SELECT f.app_id FROM app_from f JOIN apps a ON a.app_id = f.app_id
-      WHERE f.from_addr = ? AND f.enabled = 1 AND a.enabled = 1 ORDER BY f.app_id`);
+    this.#busyTimeoutMs = busyTimeoutMs;
+    this.#events = events;
+    this.#st = prepare(db);
+    this.#ino = statSync(path).ino;
+    this.#timer = setInterval(() => this.check(), WATCH_MS);
+    this.#timer.unref();
+  }
+
+  get db(): DB {
+    return this.#db;
+  }
+
+  /** null when serving, else why not. */
+  get problem(): string | null {
+    return this.#down;
   }
 
   /** Open an existing, current DB for the daemon. */
-  static open(path: string, busyTimeoutMs: number): Store {
-    const db = openDb(path, { busyTimeoutMs });
-    const problem = schemaProblem(db);
-    if (problem) {
-      db.close();
-      throw new StoreError(`database ${path}: ${problem}; run: mailcloakctl --db ${path} init (it migrates in place, keeping every row)`);
+  static open(path: string, busyTimeoutMs: number, events: StoreEvents = {}): Store {
+    const db = openChecked(path, busyTimeoutMs);
+    return new Store(db, path, busyTimeoutMs, events);
+  }
+
+  /** Compare the file with the open handle; reopen or mark down as needed. */
+  check(): void {
+    let reason: string | null = null;
+    let ino = -1;
+    try {
+      ino = statSync(this.path).ino;
+      accessSync(this.path, fsConstants.R_OK | fsConstants.W_OK);
+    } catch (err) {
+      reason = `database file ${this.path} is ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "missing" : "not readable and writable"}`;
     }
-    return new Store(db, path);
+    if (reason === null && (ino !== this.#ino || this.#down !== null)) {
+      try {
+        const db = openChecked(this.path, this.#busyTimeoutMs);
+        const old = this.#db;
+        this.#db = db;
+        this.#st = prepare(db);
+        this.#ino = ino;
+        if (old.open) old.close();
+      } catch (err) {
+        reason = `database file ${this.path} cannot be opened: ${(err as Error).message}`;
+      }
+    }
+    if (reason !== null && this.#down === null) {
+      this.#down = reason;
+      this.#events.onUnavailable?.(reason);
+    } else if (reason === null && this.#down !== null) {
+      this.#down = null;
+      this.#events.onRecovered?.();
+    } else if (reason !== null) this.#down = reason;
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    clearInterval(this.#timer);
+    if (this.#db.open) this.#db.close();
+  }
+
+  #s(): Statements {
+    if (this.#down !== null) throw new DatabaseUnavailableError(this.#down);
+    return this.#st;
   }
 
   /** true: enabled; false: present but disabled; undefined: absent. */
   domainEnabled(domain: string): boolean | undefined {
-    const r = this.#domainEnabled.get(domain);
+    const r = this.#s().domainEnabled.get(domain);
     return r === undefined ? undefined : b(r.enabled);
   }
 
   alias(aliasEmail: string): AliasTarget | undefined {
-    const r = this.#alias.get(aliasEmail);
+    const r = this.#s().alias.get(aliasEmail);
     if (r === undefined) return undefined;
     return { targetUser: r.target_user, domain: r.alias_domain_name, active: b(r.enabled) && r.domain_enabled === 1 };
   }
@@ -230,19 +311,29 @@ export class Store {
 
   /** true: enabled app; false: disabled app; undefined: not an app id. */
   appEnabled(appId: string): boolean | undefined {
-    const r = this.#app.get(appId);
+    const r = this.#s().app.get(appId);
     return r === undefined ? undefined : b(r.enabled);
   }
 
   appAllowsSender(appId: string, fromAddr: string): boolean {
-    const r = this.#appAllows.get(appId, fromAddr);
+    const r = this.#s().appAllows.get(appId, fromAddr);
     return r !== undefined && b(r.enabled);
   }
 
   /** Enabled apps allowed to send as `fromAddr`. */
   appsForSender(fromAddr: string): string[] {
-    return this.#appsForSender.all(fromAddr).map((r) => r.app_id);
+    return this.#s().appsForSender.all(fromAddr).map((r) => r.app_id);
   }
+}
+
+function openChecked(path: string, busyTimeoutMs: number): DB {
+  const db = openDb(path, { busyTimeoutMs });
+  const problem = schemaProblem(db);
+  if (problem) {
+    db.close();
+    throw new StoreError(`database ${path}: ${problem}; run: mailcloakctl --db ${path} init (it migrates in place, keeping every row)`);
+  }
+  return db;
 }
 
 /** The admin side, used by mailcloakctl. Every method validates, then writes. */
