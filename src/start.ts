@@ -42,10 +42,18 @@ export function createSource(cfg: Config, log: Logger, metrics?: Metrics): Ident
   });
 }
 
-/** Resolve socket owner/group names to ids; a missing one is a start-up error. */
+/**
+ * Resolve socket owner/group names to ids; a missing one is a start-up error.
+ * Unset, they default to postfix:postfix when running as root on a machine
+ * that has that account (Postfix's daemons must connect), else the process's.
+ */
 export function socketOwnership(cfg: Config): { uid?: number; gid?: number } {
   const out: { uid?: number; gid?: number } = {};
-  const { ownerUser, ownerGroup } = cfg.sockets;
+  let { ownerUser, ownerGroup } = cfg.sockets;
+  if (process.getuid?.() === 0) {
+    if (ownerUser === null && lookupUser("postfix")) ownerUser = "postfix";
+    if (ownerGroup === null && lookupGroup("postfix") !== null) ownerGroup = "postfix";
+  }
   if (ownerUser) {
     const u = lookupUser(ownerUser);
     if (!u) throw new Error(`${cfg.file}: sockets.socket_owner_user: no such user ${JSON.stringify(ownerUser)}`);
