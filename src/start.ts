@@ -105,10 +105,18 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): 
     cache,
     async reload(next: Config): Promise<string[]> {
       const changed: string[] = [];
-      const restartNeeded: string[] = [];
       const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-      if (!same(next.sockets, current.sockets)) restartNeeded.push("sockets");
-      if (next.sqlite.path !== current.sqlite.path) restartNeeded.push("sqlite.path");
+      // Settings bound at start: compared with what the daemon started with,
+      // so every reload keeps warning until the daemon is restarted.
+      const restartNeeded = [
+        ["sockets", next.sockets, cfg.sockets],
+        ["sqlite", next.sqlite, cfg.sqlite],
+        ["daemon.user", next.daemon.user, cfg.daemon.user],
+        ["daemon.allow_root", next.daemon.allowRoot, cfg.daemon.allowRoot],
+        ["daemon.pid_file", next.daemon.pidFile, cfg.daemon.pidFile],
+        ["cache.max_entries", next.cache.maxEntries, cfg.cache.maxEntries],
+        ["metrics.listen", next.metrics.listen, cfg.metrics.listen],
+      ].filter(([, a, b]) => !same(a, b)).map(([k]) => k as string);
       if (!same(next.idp, current.idp)) {
         const old = cache.source;
         cache.reconfigure(next.cache, createSource(next, log, metrics));

@@ -1,6 +1,6 @@
 // Every policy rule, table-driven, against the real daemon over its real
 // policy socket (static identity source; Keycloak flows are in
-// policy-keycloak.integration.test.ts).
+// keycloak-daemon.integration.test.ts).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";

@@ -82,7 +82,10 @@ export function runInit(s: Settings, opts: InitOptions): string[] {
   } finally {
     process.umask(oldMask);
   }
-  chmodSync(dbPath, DB_MODE);
+  // Modes and ownership are set on a new DB; an existing one keeps what the
+  // admin gave it (e.g. group dovecot for Dovecot's passdb sql) unless
+  // --owner asks for a change.
+  if (created) chmodSync(dbPath, DB_MODE);
 
   if (created) {
     lines.push(`created database ${dbPath}`);
@@ -95,7 +98,7 @@ export function runInit(s: Settings, opts: InitOptions): string[] {
     lines.push(`database ${dbPath} is already current`);
   }
 
-  if (owner !== null) {
+  if (owner !== null && (created || opts.owner !== undefined)) {
     if (isRoot) {
       const targets = [dbPath, `${dbPath}-wal`, `${dbPath}-shm`].filter((p) => existsSync(p));
       const dirOk = dirCreated || isDedicatedDir(dir, basename(dbPath));
