@@ -65,6 +65,8 @@ install: build
 	ln -sf $(LIBDIR)/bin/mailcloak $(DESTDIR)$(BINDIR)/mailcloak
 	ln -sf $(LIBDIR)/bin/mailcloakctl $(DESTDIR)$(BINDIR)/mailcloakctl
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/mailcloak
+	@# The daemon re-reads its config on SIGHUP after dropping root: let its group read it.
+	@if [ -z "$(DESTDIR)" ] && getent group mailcloak >/dev/null; then chgrp mailcloak $(SYSCONFDIR)/mailcloak; fi
 	install -m 0640 configs/config.yaml.sample $(DESTDIR)$(SYSCONFDIR)/mailcloak/config.yaml.sample
 	install -D -m 0755 configs/openrc-mailcloak $(DESTDIR)$(SYSCONFDIR)/init.d/mailcloak
 	install -D -m 0644 configs/mailcloak.service $(DESTDIR)$(UNITDIR)/mailcloak.service
