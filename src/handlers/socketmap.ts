@@ -114,8 +114,10 @@ export class SocketmapHandler {
 
   /**
    * mailbox: an enabled user's primary email (with or without extension) in a
-   * local domain. The value is a maildir path relative to
-   * virtual_mailbox_base ("domain/local/"), usable by virtual(8) as is.
+   * local domain. The value is "domain/local/" (a maildir path in
+   * virtual_mailbox_base's convention); Postfix uses the answer for
+   * recipient validation, and virtual(8) refuses socketmap tables, so
+   * delivery goes to Dovecot over LMTP (configs/postfix-main.cf).
    */
   mailbox(key: string): Answer {
     const f = this.#facts;

@@ -86,7 +86,7 @@ class Connection<T> {
   #onIdle(): void {
     if (!this.idle) return; // a slow lookup is bounded by its own deadline
     this.#owner.limit("idle_timeout");
-    this.#socket.end();
+    this.#socket.destroySoon();
   }
 
   #onData(chunk: Buffer): void {
@@ -167,7 +167,9 @@ class Connection<T> {
       if (this.#closing) {
         if (this.#lastWords !== null) this.#socket.write(this.#lastWords);
         this.#lastWords = null;
-        this.#socket.end();
+        // Nothing is owed: close now rather than wait for the client's FIN
+        // (Postfix notices only at its next request).
+        this.#socket.destroySoon();
       } else if (this.#socket.isPaused()) this.#socket.resume();
     }
   }

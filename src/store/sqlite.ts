@@ -159,7 +159,7 @@ export function migrate(db: DB): MigrationReport {
       }
       const broken = db.pragma("foreign_key_check") as unknown[];
       if (broken.length > 0) throw new StoreError(`cannot migrate: ${broken.length} rows violate foreign keys`);
-    })();
+    }).immediate();
   } finally {
     db.pragma("legacy_alter_table = OFF");
     db.pragma("foreign_keys = ON");
@@ -392,7 +392,7 @@ export class AdminStore {
       const r = this.db.prepare("DELETE FROM domains WHERE domain_name = ?").run(d);
       if (r.changes === 0) throw new StoreError(`no such domain: ${d}`);
       return { domain: d, aliases: n };
-    })();
+    }).immediate();
   }
 
   setDomainEnabled(raw: string, enabled: boolean): string {
@@ -427,7 +427,7 @@ export class AdminStore {
         VALUES(?, ?, ?, 1, ?) ON CONFLICT(alias_email) DO NOTHING`).run(alias, user, domain, t);
       if (r.changes === 0) throw new StoreError(`alias already exists: ${alias} (delete it first to change its owner)`);
       return { alias_email: alias, target_user: user, alias_domain_name: domain, enabled: true, updated_at: t };
-    })();
+    }).immediate();
   }
 
   deleteAlias(raw: string): string {
@@ -462,7 +462,7 @@ export class AdminStore {
       this.db.prepare(`INSERT INTO apps(app_id, secret_hash, enabled, updated_at) VALUES(?, ?, 1, ?)
         ON CONFLICT(app_id) DO UPDATE SET secret_hash = excluded.secret_hash, enabled = 1, updated_at = excluded.updated_at`).run(id, secretHash, now());
       return { appId: id, created: !existed };
-    })();
+    }).immediate();
   }
 
   deleteApp(rawId: string): string {
@@ -486,7 +486,7 @@ export class AdminStore {
       this.db.prepare(`INSERT INTO app_from(app_id, from_addr, enabled, updated_at) VALUES(?, ?, 1, ?)
         ON CONFLICT(app_id, from_addr) DO UPDATE SET enabled = 1, updated_at = excluded.updated_at`).run(id, addr, now());
       return { appId: id, fromAddr: addr };
-    })();
+    }).immediate();
   }
 
   disallowAppSender(rawId: string, rawAddr: string): { appId: string; fromAddr: string } {
@@ -498,7 +498,7 @@ export class AdminStore {
         throw new StoreError(`app ${id} is not allowed to send as ${addr}`);
       }
       return { appId: id, fromAddr: addr };
-    })();
+    }).immediate();
   }
 
   listApps(): AppRow[] {
