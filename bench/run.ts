@@ -1,0 +1,710 @@
+// mailcloak benchmark: `npm run bench` (see bench/README.md).
+//
+//   node dist/bench/run.js            the full benchmark (~3-4 minutes)
+//   node dist/bench/run.js --profile  CPU profiles of the daemon under (a) and (d) at C=50
+//   node dist/bench/run.js --quick    shorter windows, one repetition (a smoke run)
+//
+// Processes: this one (orchestration, FakeKeycloak and its bulk-user front),
+// a worker thread (the load generator), the daemon (bin/mailcloak) and the
+// bare responder (bench/bare.ts). The daemon and the responder each run
+// alone in their process, so on a 2-core machine the load generator and the
+// server under test each have a core most of the time.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
+import { cpus, loadavg } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Worker } from "node:worker_threads";
+import { FakeKeycloak } from "../test/fake-keycloak.js";
+import { ctlOk, have, tempDir } from "../test/helpers/daemon.js";
+import { AdminStore } from "../src/store/sqlite.js";
+import { instanceId, median, policyRequest, round, type RequestSource, type RunResult, type RunSpec, type WireProtocol } from "./common.js";
+import { BenchDaemon, benchConfig, type DaemonPaths } from "./daemon.js";
+import { KeycloakFront } from "./keycloak-front.js";
+import { analyzeProfile, formatProfile } from "./profile.js";
+import { analyzePerf, formatPerf, startPerf, stopPerf } from "./perf.js";
+import { comparePostmap, compareSmtp, postfixMissing, SMTP_VARIANTS, type PostmapResult, type SmtpResult } from "./postfix.js";
+
+const ARGS = new Set(process.argv.slice(2));
+const QUICK = ARGS.has("--quick");
+
+const CS = [1, 10, 50] as const;
+const REPS = QUICK ? 1 : 3;
+const MISS_REPS = QUICK ? 1 : 2;
+const WARMUP_MS = 250;
+const MEASURE_MS = QUICK ? 500 : 1000;
+const KNOWN_USERS = 256;
+const BULK_USERS = 100_000;
+const ALIASES = 10_000;
+const MAX_ENTRIES = 50_000;
+const TOKEN_LIFETIME_S = 20;
+const KC_LATENCY_MS = 20;
+const COALESCE_CONNS = 100;
+const SMTP_SESSIONS = 40;
+/** Per run; the two variants run A B B A, so each gets 2 x 2,000 = 4,000 messages. */
+const SMTP_MESSAGES = Number(process.argv.find((a) => a.startsWith("--smtp-messages="))?.split("=")[1] ?? (QUICK ? 1000 : 2000));
+/** (a) is run again with the info-level decision log at these C. */
+const INFO_CS = [1, 50] as const;
+/** Extra node flags for the daemon, e.g. --daemon-node-args="--max-old-space-size=96". */
+const DAEMON_NODE_ARGS = (process.argv.find((a) => a.startsWith("--daemon-node-args="))?.slice("--daemon-node-args=".length) ?? "").split(/\s+/).filter((x) => x !== "");
+const DOMAIN = "d1.test";
+
+const say = (line = ""): void => {
+  process.stdout.write(line + "\n");
+};
+
+// ---- the load generator (worker thread) ------------------------------------
+
+class Loadgen {
+  readonly #w = new Worker(new URL("./loadgen.js", import.meta.url));
+
+  run(spec: Omit<RunSpec, "type">): Promise<RunResult> {
+    return new Promise((resolve, reject) => {
+      this.#w.once("message", (m: RunResult | { type: "error"; message: string }) => {
+        if (m.type === "result") resolve(m);
+        else reject(new Error(`load generator: ${m.message}`));
+      });
+      this.#w.postMessage({ type: "run", ...spec } satisfies RunSpec);
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.#w.terminate();
+  }
+}
+
+// ---- the bare responder (child process) --------------------------------------
+
+async function startBare(dir: string): Promise<{ child: ChildProcess; policy: string; socketmap: string }> {
+  const policy = join(dir, "bare-policy.sock");
+  const socketmap = join(dir, "bare-socketmap.sock");
+  const script = new URL("./bare.js", import.meta.url).pathname;
+  const child = spawn(process.execPath, [script, policy, socketmap], { stdio: ["ignore", "pipe", "inherit"] });
+  process.once("exit", () => child.kill("SIGKILL"));
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (b: Buffer) => {
+      out += b.toString();
+      if (out.includes("ready")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`bare responder exited with ${code}`)));
+  });
+  return { child, policy, socketmap };
+}
+
+// ---- scenarios ---------------------------------------------------------------
+
+interface Scenario {
+  readonly id: string;
+  readonly label: string;
+  readonly protocol: WireProtocol;
+  /** "bare" runs against the bare responder. */
+  readonly target: "mailcloak" | "bare";
+  readonly requests: () => RequestSource;
+  readonly expect: string;
+}
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+const known = (i: number): string => `kuser${i % KNOWN_USERS}`;
+
+/** Recipient check, known recipient (as configs/postfix-main.cf asks it: policy_context=recipient). */
+const POLICY_A = range(1024).map((i) => policyRequest({
+  sender: `sender${i % 50}@example.net`, recipient: `${known(i)}@${DOMAIN}`, instance: instanceId(i), policyContext: "recipient",
+}));
+const POLICY_C_USER = range(1024).map((i) => policyRequest({
+  sender: `${known(i)}@${DOMAIN}`, recipient: `rcpt${i}@example.org`, instance: instanceId(i), policyContext: "sender",
+  saslUsername: known(i), saslMethod: "PLAIN",
+}));
+const POLICY_C_APP = range(1024).map((i) => policyRequest({
+  sender: `sales@${DOMAIN}`, recipient: `rcpt${i}@example.org`, instance: instanceId(i), policyContext: "sender",
+  saslUsername: "crm", saslMethod: "PLAIN",
+}));
+const MISS_TEMPLATE = policyRequest({
+  sender: "sender@example.net", recipient: `bulk{n}@${DOMAIN}`, instance: instanceId("m{n}"), policyContext: "recipient",
+});
+const SM_ALIAS = range(ALIASES).map((i) => `alias alias${i}@${DOMAIN}`);
+const SM_MAILBOX = range(KNOWN_USERS).map((i) => `mailbox ${known(i)}@${DOMAIN}`);
+
+let nextBulk = 0;
+
+const S = {
+  ceilP: { id: "ceiling-policy", label: "ceiling: bare responder", protocol: "policy", target: "bare", requests: () => ({ kind: "cycle", items: POLICY_A }), expect: "DUNNO" },
+  ceilS: { id: "ceiling-socketmap", label: "ceiling: bare responder", protocol: "socketmap", target: "bare", requests: () => ({ kind: "cycle", items: SM_ALIAS }), expect: "OK " },
+  a: { id: "a", label: "(a) RCPT, known recipient (cache hit)", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "cycle", items: POLICY_A }), expect: "DUNNO" },
+  aInfo: { id: "a-info", label: "(a) same, log.level info", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "cycle", items: POLICY_A }), expect: "DUNNO" },
+  b0: { id: "b-0ms", label: "(b) RCPT, distinct recipients, KC 0 ms", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "distinct", template: MISS_TEMPLATE, start: nextBulk }), expect: "DUNNO" },
+  b20: { id: "b-20ms", label: `(b) RCPT, distinct recipients, KC ${KC_LATENCY_MS} ms`, protocol: "policy", target: "mailcloak", requests: () => ({ kind: "distinct", template: MISS_TEMPLATE, start: nextBulk }), expect: "DUNNO" },
+  cUser: { id: "c-user", label: "(c) sender check, user login", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "cycle", items: POLICY_C_USER }), expect: "DUNNO" },
+  cApp: { id: "c-app", label: "(c) sender check, app login", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "cycle", items: POLICY_C_APP }), expect: "DUNNO" },
+  d: { id: "d", label: "(d) socketmap alias (SQLite)", protocol: "socketmap", target: "mailcloak", requests: () => ({ kind: "cycle", items: SM_ALIAS }), expect: "OK kuser" },
+  e: { id: "e", label: "(e) socketmap mailbox (cache hit)", protocol: "socketmap", target: "mailcloak", requests: () => ({ kind: "cycle", items: SM_MAILBOX }), expect: `OK ${DOMAIN}/kuser` },
+} as const satisfies Record<string, Scenario>;
+
+// ---- results -----------------------------------------------------------------
+
+interface CellSummary {
+  scenario: string;
+  label: string;
+  protocol: WireProtocol;
+  c: number;
+  reps: number;
+  rps: number;
+  rpsMin: number;
+  rpsMax: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Median over repetitions of req/s ÷ the bare responder's req/s in the same repetition. */
+  ratioCeiling: number | null;
+  /** Server CPU time (all threads) per request, µs: far less sensitive to machine noise than req/s. */
+  cpuUsPerReq: number;
+  /** The bare responder's CPU per request ÷ this one's: the throughput ratio of two CPU-bound servers. */
+  cpuRatioCeiling: number | null;
+  ratioExpectedCeiling?: number;
+  wrong: number;
+  errors: string[];
+}
+
+interface Run {
+  readonly r: RunResult;
+  readonly cpuUsPerReq: number;
+  /** req/s ÷ the latest bare-responder run's req/s for this protocol and C. */
+  readonly paired: number | null;
+}
+
+const results = new Map<string, Run[]>();
+const lastCeiling = new Map<string, number>();
+const problems: string[] = [];
+
+function record(s: Scenario, c: number, r: RunResult, cpuUsPerReq: number): void {
+  const k = `${s.id}@${c}`;
+  const list = results.get(k) ?? [];
+  const ck = `${s.protocol}@${c}`;
+  if (s.target === "bare") lastCeiling.set(ck, r.rps);
+  const ceil = lastCeiling.get(ck);
+  list.push({ r, cpuUsPerReq, paired: s.target === "bare" || ceil === undefined ? null : r.rps / ceil });
+  results.set(k, list);
+  if (r.wrong > 0) problems.push(`${s.id} C=${c}: ${r.wrong} unexpected replies, e.g. ${JSON.stringify(r.sampleWrong)}`);
+  for (const e of r.errors) problems.push(`${s.id} C=${c}: ${e}`);
+}
+
+function summary(s: Scenario, c: number): CellSummary | null {
+  const list = results.get(`${s.id}@${c}`);
+  if (!list || list.length === 0) return null;
+  const rps = list.map((x) => x.r.rps);
+  const ceiling = results.get(`${s.protocol === "policy" ? S.ceilP.id : S.ceilS.id}@${c}`) ?? [];
+  const ceilCpu = median(ceiling.map((x) => x.cpuUsPerReq));
+  const cpu = median(list.map((x) => x.cpuUsPerReq));
+  const paired = list.map((x) => x.paired).filter((x): x is number => x !== null);
+  return {
+    scenario: s.id,
+    label: s.label,
+    protocol: s.protocol,
+    c,
+    reps: list.length,
+    rps: round(median(rps), 0),
+    rpsMin: round(Math.min(...rps), 0),
+    rpsMax: round(Math.max(...rps), 0),
+    p50Ms: round(median(list.map((x) => x.r.p50)), 3),
+    p99Ms: round(median(list.map((x) => x.r.p99)), 3),
+    ratioCeiling: s.target === "bare" || paired.length === 0 ? null : round(median(paired), 3),
+    cpuUsPerReq: round(cpu, 1),
+    cpuRatioCeiling: s.target === "bare" ? null : round(ceilCpu / cpu, 3),
+    wrong: list.reduce((n, x) => n + x.r.wrong, 0),
+    errors: list.flatMap((x) => x.r.errors),
+  };
+}
+
+/** CPU time (ns) of every thread of a process: /proc/PID/task/TID/schedstat, first field. */
+function cpuNs(pid: number): number {
+  let total = 0;
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return NaN;
+  }
+  for (const tid of tids) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      /* thread gone */
+    }
+  }
+  return total;
+}
+
+// ---- main ----------------------------------------------------------------------
+
+interface Env {
+  dir: string;
+  paths: DaemonPaths;
+  fake: FakeKeycloak;
+  front: KeycloakFront;
+  daemon: BenchDaemon;
+  bare: { child: ChildProcess; policy: string; socketmap: string } | null;
+  lg: Loadgen;
+}
+
+async function prepareDatabase(db: string): Promise<void> {
+  await ctlOk(db, "init");
+  await ctlOk(db, "domains", "add", DOMAIN);
+  await ctlOk(db, "aliases", "add", `sales@${DOMAIN}`, known(0));
+  await ctlOk(db, "apps", "add", "crm", "crm-app-secret");
+  await ctlOk(db, "apps", "allow", "crm", `sales@${DOMAIN}`);
+  // 10,000 more aliases through the store's admin API (the same validation as
+  // mailcloakctl aliases add), in one transaction instead of 10,000 processes.
+  const st = AdminStore.open(db);
+  try {
+    st.db.transaction(() => {
+      for (let i = 0; i < ALIASES; i++) st.addAlias(`alias${i}@${DOMAIN}`, known(i));
+    })();
+  } finally {
+    st.close();
+  }
+}
+
+async function setup(opts: { bare: boolean; cpuProfDir?: string; nodeArgs?: readonly string[] }): Promise<Env> {
+  const dir = tempDir("mailcloak-bench-");
+  chmodSync(dir, 0o755); // Postfix's smtpd (user postfix) must reach the policy socket
+  const paths: DaemonPaths = {
+    dir,
+    db: join(dir, "state.db"),
+    policySocket: join(dir, "policy.sock"),
+    socketmapSocket: join(dir, "socketmap.sock"),
+  };
+  await prepareDatabase(paths.db);
+  const fake = await FakeKeycloak.start({ realm: "test", clientId: "mailcloak", clientSecret: "s3cret", expiresIn: TOKEN_LIFETIME_S });
+  for (let i = 0; i < KNOWN_USERS; i++) {
+    fake.addUser({ username: known(i), email: `${known(i)}@${DOMAIN}`, enabled: true, attributes: { mailSendAllowed: ["true"] } });
+  }
+  const front = await KeycloakFront.start(fake, { prefix: "bulk", domain: DOMAIN, count: BULK_USERS });
+  let socketGroup: string | null = null;
+  try {
+    socketGroup = postfixMissing() === null ? "postfix" : null;
+  } catch {
+    socketGroup = null;
+  }
+  const daemon = new BenchDaemon(paths, benchConfig(paths, front.url, { maxEntries: MAX_ENTRIES, logLevel: "warn", socketGroup }));
+  await daemon.start({ nodeArgs: [...DAEMON_NODE_ARGS, ...(opts.nodeArgs ?? [])], ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}) });
+  const bare = opts.bare ? await startBare(dir) : null;
+  return { dir, paths, fake, front, daemon, bare, lg: new Loadgen() };
+}
+
+async function teardown(env: Env): Promise<void> {
+  await env.lg.stop().catch(() => undefined);
+  await env.daemon.stop().catch(() => undefined);
+  env.bare?.child.kill("SIGTERM");
+  await env.front.stop().catch(() => undefined);
+  await env.fake.stop().catch(() => undefined);
+}
+
+function socketOf(env: Env, s: Scenario): string {
+  if (s.target === "bare") {
+    if (!env.bare) throw new Error("no bare responder");
+    return s.protocol === "policy" ? env.bare.policy : env.bare.socketmap;
+  }
+  return s.protocol === "policy" ? env.paths.policySocket : env.paths.socketmapSocket;
+}
+
+async function runCell(env: Env, s: Scenario, c: number, o: { warmupMs?: number; measureMs?: number; limit?: number; keep?: boolean } = {}): Promise<RunResult & { cpuUsPerReq: number }> {
+  const pid = s.target === "bare" ? env.bare!.child.pid! : env.daemon.pid;
+  const cpu0 = cpuNs(pid);
+  const r = await env.lg.run({
+    socket: socketOf(env, s),
+    protocol: s.protocol,
+    connections: c,
+    warmupMs: o.warmupMs ?? WARMUP_MS,
+    measureMs: o.measureMs ?? MEASURE_MS,
+    requests: s.requests(),
+    expect: s.expect,
+    ...(o.limit !== undefined ? { limit: o.limit } : {}),
+  });
+  if (s.requests().kind === "distinct") nextBulk += r.used;
+  if (nextBulk > BULK_USERS) throw new Error(`ran out of bulk users (${BULK_USERS})`);
+  const cpuUsPerReq = (cpuNs(pid) - cpu0) / 1000 / Math.max(1, r.completed);
+  if (o.keep !== false) record(s, c, r, cpuUsPerReq);
+  return { ...r, cpuUsPerReq };
+}
+
+/** 100 connections send a request for the same, not yet cached recipient at once; returns the Keycloak users queries it caused. */
+async function coalesce(env: Env, latencyMs: number): Promise<{ latencyMs: number; connections: number; userQueries: number; replies: Record<string, number> }> {
+  env.fake.latencyMs = latencyMs;
+  const n = nextBulk++;
+  const sockets = await Promise.all(range(COALESCE_CONNS).map(() => new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect({ path: env.paths.policySocket }, () => resolve(s));
+    s.once("error", reject);
+  })));
+  const before = env.front.userQueries;
+  const replies = await Promise.all(sockets.map((s, i) => new Promise<string>((resolve) => {
+    let got = "";
+    s.on("data", (b: Buffer) => {
+      got += b.toString();
+      if (got.endsWith("\n\n")) resolve(got.trim());
+    });
+    s.on("error", () => resolve("error"));
+    setTimeout(() => resolve(`timeout (${got})`), 10_000).unref();
+    s.write(policyRequest({ sender: "sender@example.net", recipient: `bulk${n}@${DOMAIN}`, instance: instanceId(`co${n}.${i}`), policyContext: "recipient" }));
+  })));
+  const userQueries = env.front.userQueries - before;
+  for (const s of sockets) s.destroy();
+  env.fake.latencyMs = 0;
+  const counts: Record<string, number> = {};
+  for (const r of replies) counts[r] = (counts[r] ?? 0) + 1;
+  return { latencyMs, connections: COALESCE_CONNS, userQueries, replies: counts };
+}
+
+function fmtTable(rows: CellSummary[]): string {
+  const head = ["scenario", "proto", "C", "req/s", "(min-max)", "p50 ms", "p99 ms", "% ceiling", "CPU µs/req", "CPU: % ceiling", ""];
+  const body = rows.map((r) => [
+    r.label,
+    r.protocol,
+    String(r.c),
+    String(r.rps),
+    `${r.rpsMin}-${r.rpsMax}`,
+    r.p50Ms.toFixed(3),
+    r.p99Ms.toFixed(3),
+    r.ratioCeiling === null ? "(ceiling)" : `${(r.ratioCeiling * 100).toFixed(0)}%`,
+    r.cpuUsPerReq.toFixed(1),
+    r.cpuRatioCeiling === null ? "" : `${(r.cpuRatioCeiling * 100).toFixed(0)}%`,
+    r.ratioExpectedCeiling !== undefined ? `${(r.ratioExpectedCeiling * 100).toFixed(0)}% of C/${KC_LATENCY_MS}ms = ${r.c * (1000 / KC_LATENCY_MS)}/s` : "",
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i <= 1 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd();
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  ").trimEnd(), ...body.map(line)].join("\n");
+}
+
+interface Target {
+  name: string;
+  value: string;
+  target: string;
+  pass: boolean | null;
+}
+
+async function benchmark(): Promise<void> {
+  const started = performance.now();
+  const elapsed = (): number => (performance.now() - started) / 1000;
+  const stamp = (): string => `[${elapsed().toFixed(0).padStart(3)}s]`;
+  const load0 = loadavg()[0]!;
+  say(`mailcloak benchmark — node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load average ${load0.toFixed(2)}`);
+  say(`method: closed loop, C persistent Unix-socket connections, one request in flight each; per repetition ${WARMUP_MS} ms warm-up + ${MEASURE_MS} ms measured;`);
+  say(`        ${REPS} repetitions per cell (${MISS_REPS} for cache misses), interleaved with the bare responder; figures are medians over repetitions.`);
+  say(`daemon: log.level warn — the info-level per-request decision log is OFF (row "(a) same, log.level info" shows its cost); cache.max_entries ${MAX_ENTRIES};`);
+  say(`        Keycloak = test/fake-keycloak.ts (${KNOWN_USERS} named users) + bench/keycloak-front.ts (${BULK_USERS} indexed bulk users); token lifetime ${TOKEN_LIFETIME_S} s.`);
+  if (DAEMON_NODE_ARGS.length > 0) say(`        daemon node flags: ${DAEMON_NODE_ARGS.join(" ")}`);
+  say("");
+
+  const env = await setup({ bare: true });
+  const json: Record<string, unknown> = {};
+  try {
+    const rssStart = env.daemon.memory();
+
+    // Warm-up: every known user and alias into the cache / page cache, JIT.
+    say(`${stamp()} warm-up`);
+    for (const s of [S.ceilP, S.ceilS, S.a, S.cUser, S.cApp, S.d, S.e]) {
+      const r = await runCell(env, s, 10, { warmupMs: 0, measureMs: QUICK ? 400 : 800, keep: false });
+      if (r.wrong > 0) problems.push(`warm-up ${s.id}: ${r.wrong} unexpected replies, e.g. ${JSON.stringify(r.sampleWrong)}`);
+    }
+
+    // Hot policy paths.
+    for (const c of CS) {
+      say(`${stamp()} policy hot paths, C=${c}`);
+      for (let rep = 0; rep < REPS; rep++) for (const s of [S.ceilP, S.a, S.cUser, S.cApp]) await runCell(env, s, c);
+    }
+    // Hot socketmap paths.
+    for (const c of CS) {
+      say(`${stamp()} socketmap hot paths, C=${c}`);
+      for (let rep = 0; rep < REPS; rep++) for (const s of [S.ceilS, S.d, S.e]) await runCell(env, s, c);
+    }
+
+    // (a) with the info-level decision log on, paired with (a) at warn in the
+    // same repetition (log.level switched by SIGHUP between the two runs).
+    say(`${stamp()} (a) with log.level info vs warn, paired, C=${INFO_CS.join(",")}`);
+    const setLevel = (level: string): Promise<void> => env.daemon.reload((cfg) => {
+      (cfg.log as { level: string }).level = level;
+    });
+    let infoRequests = 0;
+    let infoBytes = 0;
+    let warnBytes = 0;
+    const infoPairs: { c: number; rate: number; cpuUs: number }[] = [];
+    for (const c of INFO_CS) for (let rep = 0; rep < REPS; rep++) {
+      await runCell(env, S.ceilP, c);
+      let b0 = env.daemon.logBytes();
+      const warnRun = await runCell(env, S.a, c);
+      warnBytes += env.daemon.logBytes() - b0;
+      await setLevel("info");
+      b0 = env.daemon.logBytes();
+      const infoRun = await runCell(env, S.aInfo, c);
+      await sleep(100); // let the asynchronous log writer flush
+      infoBytes += env.daemon.logBytes() - b0;
+      infoRequests += infoRun.completed;
+      await setLevel("warn");
+      infoPairs.push({ c, rate: infoRun.rps / warnRun.rps, cpuUs: infoRun.cpuUsPerReq - warnRun.cpuUsPerReq });
+    }
+    const logBytesPerRequest = infoBytes / Math.max(1, infoRequests);
+    if (warnBytes > 4096) problems.push(`the daemon logged ${warnBytes} bytes during (a) at log.level warn: did the SIGHUP level switch work?`);
+    if (logBytesPerRequest < 50) problems.push(`only ${logBytesPerRequest.toFixed(0)} log bytes per request at log.level info: did the SIGHUP level switch work?`);
+    const infoCost = INFO_CS.map((c) => {
+      const ps = infoPairs.filter((p) => p.c === c);
+      return { c, rateVsWarn: round(median(ps.map((p) => p.rate)), 3), extraCpuUsPerReq: round(median(ps.map((p) => p.cpuUs)), 1) };
+    });
+
+    // Postfix end to end (hot daemon, before the miss phase grows its heap).
+    let postmapResult: PostmapResult | null = null;
+    let smtpResult: SmtpResult | null = null;
+    let postfixSkip: string | null = postfixMissing();
+    let smtpError: string | null = null;
+    if (postfixSkip === null && process.getuid?.() !== 0) postfixSkip = "the private Postfix instance needs root";
+    if (postfixSkip === null) {
+      say(`${stamp()} postmap -q -: mailcloak socketmap vs Postfix sqlite: vs bare responder, ${ALIASES} keys`);
+      try {
+        postmapResult = await comparePostmap({
+          dir: env.dir, db: env.paths.db, socketmapSocket: env.paths.socketmapSocket, bareSocket: env.bare?.socketmap ?? null,
+          keys: range(ALIASES).map((i) => `alias${i}@${DOMAIN}`), reps: QUICK ? 1 : 5,
+        });
+      } catch (err) {
+        problems.push(`postmap: ${(err as Error).message}`);
+      }
+      say(`${stamp()} smtp-source into a private Postfix, ${SMTP_SESSIONS} sessions, ${SMTP_MESSAGES} messages per run`);
+      try {
+        smtpResult = await compareSmtp({
+          dir: env.dir, policySocket: env.paths.policySocket, sessions: SMTP_SESSIONS, messages: SMTP_MESSAGES,
+          rounds: QUICK ? 1 : 2, variants: ARGS.has("--postfix-layout") ? ["permit", "policy", "policy2"] : ["permit", "policy"],
+          recipient: `${known(0)}@${DOMAIN}`, log: say, daemonCpuNs: () => cpuNs(env.daemon.pid),
+        });
+      } catch (err) {
+        smtpError = (err as Error).message;
+        problems.push(`smtp-source: ${smtpError.slice(0, 1500)}`);
+      }
+    } else say(`${stamp()} Postfix end-to-end part skipped: ${postfixSkip}`);
+
+    // Cache misses.
+    const kc0 = { tokens: env.front.tokenRequests, users: env.front.userQueries, t: performance.now() };
+    let misses = 0;
+    for (const c of CS) {
+      say(`${stamp()} cache misses, C=${c}`);
+      for (let rep = 0; rep < MISS_REPS; rep++) {
+        await runCell(env, S.ceilP, c);
+        env.fake.latencyMs = 0;
+        misses += (await runCell(env, S.b0, c)).completed;
+        env.fake.latencyMs = KC_LATENCY_MS;
+        misses += (await runCell(env, S.b20, c)).completed;
+        env.fake.latencyMs = 0;
+      }
+    }
+
+    // Fill the cache to its bound with distinct misses; then peak RSS.
+    const fillTarget = MAX_ENTRIES + 1_000;
+    say(`${stamp()} filling the cache: distinct misses up to ${fillTarget} (${nextBulk} so far)`);
+    const fillStart = performance.now();
+    let fillRate = NaN;
+    if (nextBulk < fillTarget) {
+      const r = await runCell(env, S.b0, 50, { warmupMs: 0, measureMs: 150_000, limit: fillTarget - nextBulk, keep: false });
+      if (r.wrong > 0) problems.push(`cache fill: ${r.wrong} unexpected replies, e.g. ${JSON.stringify(r.sampleWrong)}`);
+      for (const e of r.errors) problems.push(`cache fill: ${e}`);
+      misses += r.completed;
+      fillRate = r.completed / ((performance.now() - fillStart) / 1000);
+    }
+    const kcSeconds = (performance.now() - kc0.t) / 1000;
+    const tokens = env.front.tokenRequests - kc0.tokens;
+    const userQueries = env.front.userQueries - kc0.users;
+    const rssFull = env.daemon.memory();
+    // Bounded: the first bulk user has been evicted (LRU) and costs a query again.
+    const q0 = env.front.userQueries;
+    await env.lg.run({
+      socket: env.paths.policySocket, protocol: "policy", connections: 1, warmupMs: 0, measureMs: 5000, limit: 1,
+      requests: { kind: "distinct", template: MISS_TEMPLATE, start: 0 }, expect: "DUNNO",
+    });
+    const evicted = env.front.userQueries - q0 === 1;
+
+    // Coalescing.
+    say(`${stamp()} ${COALESCE_CONNS} simultaneous identical misses`);
+    const coalescing = [await coalesce(env, KC_LATENCY_MS), await coalesce(env, 0)];
+
+    // ---- report ----
+    const rows: CellSummary[] = [];
+    const add = (s: Scenario, c: number): CellSummary | null => {
+      const r = summary(s, c);
+      if (r) rows.push(r);
+      return r;
+    };
+    for (const c of CS) for (const s of [S.ceilP, S.a, S.aInfo, S.b0, S.b20, S.cUser, S.cApp]) {
+      const r = add(s, c);
+      if (r && s.id === S.b20.id) r.ratioExpectedCeiling = round(r.rps / (c * (1000 / KC_LATENCY_MS)), 3);
+    }
+    for (const c of CS) for (const s of [S.ceilS, S.d, S.e]) add(s, c);
+    const cell = (s: Scenario, c: number): CellSummary | undefined => rows.find((r) => r.scenario === s.id && r.c === c);
+
+    say("");
+    say("results: req/s, p50, p99 = medians over repetitions; min-max = spread of req/s; % ceiling = median over repetitions of req/s ÷ the bare");
+    say("responder's req/s in the same repetition (same protocol and C); CPU µs/req = server process CPU (all threads, /proc schedstat) per request;");
+    say("CPU: % ceiling = bare responder's CPU/req ÷ this CPU/req (the noise-robust form of the same ratio).");
+    say(fmtTable(rows));
+    say("");
+    say(`decision log (log.level info vs warn, paired runs): ${infoCost.map((x) => `C=${x.c}: ${(x.rateVsWarn * 100).toFixed(0)}% of the warn-level rate, +${x.extraCpuUsPerReq} µs CPU per request`).join("; ")}; ${logBytesPerRequest.toFixed(0)} log bytes per request (to a file).`);
+    if (postmapResult) {
+      const p = postmapResult;
+      say(`postmap -q - over ${p.keys} alias keys, one connection (median of ${p.reps}, process start included): mailcloak socketmap ${p.socketmapMs} ms, Postfix sqlite: ${p.sqliteMs} ms -> ratio ${p.ratio}; bare responder socketmap ${p.bareMs ?? "-"} ms; found ${p.socketmapFound}/${p.sqliteFound}, identical output: ${p.identicalOutput}`);
+    }
+    if (smtpResult) {
+      const m = smtpResult;
+      say(`smtp-source, ${m.sessions} sessions, ${m.messages} messages per run, ${m.runs.length} runs (order ${m.runs.map((r) => r.variant).join(", ")}), into a private Postfix (discard transport); medians:`);
+      for (const v of ["permit", "policy", "policy2"] as const) if (m.rate[v] !== undefined) say(`  ${String(m.rate[v]).padStart(7)} msg/s  ${SMTP_VARIANTS[v]}`);
+      const pol = m.runs.filter((r) => r.variant === "policy");
+      const cpuPerMsg = pol.length > 0 ? median(pol.map((r) => r.daemonCpuMs)) / m.messages * 1000 : NaN;
+      say(`  mailcloak's cost: ${m.costPct}% (one check per RCPT)${m.cost2Pct !== null ? `, ${m.cost2Pct}% (configs/postfix-main.cf layout, two checks per RCPT)` : ""}; SMTP rejects ${m.runs.reduce((n, r) => n + r.rejects, 0)}; mailcloak CPU ${cpuPerMsg.toFixed(0)} µs per message`);
+    } else if (postfixSkip === null && smtpError) say(`smtp-source part failed: ${smtpError.split("\n")[0]}`);
+    say(`Keycloak during the miss phase (${misses} distinct misses in ${kcSeconds.toFixed(1)} s): ${userQueries} users queries = ${((userQueries / misses) * 1000).toFixed(0)} per 1,000 misses; ${tokens} token requests = ${((tokens / misses) * 1000).toFixed(3)} per 1,000 misses (token lifetime ${TOKEN_LIFETIME_S} s).`);
+    for (const co of coalescing) {
+      say(`coalescing: ${co.connections} connections missing on the same key at once (Keycloak latency ${co.latencyMs} ms) -> ${co.userQueries} users quer${co.userQueries === 1 ? "y" : "ies"}; replies ${JSON.stringify(co.replies)}`);
+    }
+    say(`memory: daemon RSS at start ${(rssStart.vmRssKb / 1024).toFixed(1)} MB; with the cache full (${nextBulk} distinct users looked up, max_entries ${MAX_ENTRIES}, filled at ${fillRate.toFixed(0)} misses/s): VmRSS ${(rssFull.vmRssKb / 1024).toFixed(1)} MB, peak VmHWM ${(rssFull.vmHwmKb / 1024).toFixed(1)} MB; oldest entry evicted (cache bounded): ${evicted ? "yes" : "NO"}`);
+
+    // Targets.
+    const targets: Target[] = [];
+    for (const s of [S.a, S.cUser, S.cApp, S.d, S.e]) {
+      const r = cell(s, 50);
+      const ceil = cell(s.protocol === "policy" ? S.ceilP : S.ceilS, 50);
+      if (!r) continue;
+      targets.push({
+        name: `hot path ${s.id} at C=50`,
+        value: `${((r.ratioCeiling ?? 0) * 100).toFixed(0)}% of ceiling (by CPU/request: ${((r.cpuRatioCeiling ?? 0) * 100).toFixed(0)}%), p99 ${r.p99Ms.toFixed(3)} ms (ceiling's own p99 ${ceil?.p99Ms.toFixed(3) ?? "?"} ms)`,
+        target: ">= 60% of ceiling and p99 < 2 ms",
+        pass: (r.ratioCeiling ?? 0) >= 0.6 && r.p99Ms < 2,
+      });
+    }
+    for (const c of CS) {
+      const r = cell(S.b20, c);
+      if (!r || r.ratioExpectedCeiling === undefined) continue;
+      targets.push({ name: `b@${KC_LATENCY_MS}ms at C=${c}`, value: `${r.rps} req/s = ${(r.ratioExpectedCeiling * 100).toFixed(0)}% of C/${KC_LATENCY_MS}ms`, target: `close to C/${KC_LATENCY_MS}ms (>= 80%)`, pass: r.ratioExpectedCeiling >= 0.8 });
+    }
+    // Renewal happens at 90% of the lifetime: at most one request per renewal period, plus the first.
+    const renewEvery = TOKEN_LIFETIME_S - Math.min(30, TOKEN_LIFETIME_S / 10);
+    const tokenBound = Math.floor(kcSeconds / renewEvery) + 1;
+    targets.push({ name: "token requests per token lifetime", value: `${tokens} in ${kcSeconds.toFixed(1)} s = ${((tokens * TOKEN_LIFETIME_S) / kcSeconds).toFixed(2)} per ${TOKEN_LIFETIME_S} s lifetime`, target: `<= 1 per lifetime (with renewal at 90%: <= ${tokenBound} here)`, pass: tokens <= tokenBound });
+    for (const co of coalescing) {
+      targets.push({ name: `${co.connections} simultaneous identical misses (KC ${co.latencyMs} ms)`, value: `${co.userQueries} Keycloak quer${co.userQueries === 1 ? "y" : "ies"}`, target: "exactly 1", pass: co.userQueries === 1 });
+    }
+    targets.push({ name: "peak RSS with the cache full", value: `${(rssFull.vmHwmKb / 1024).toFixed(1)} MB${evicted ? "" : " (cache NOT bounded?)"}`, target: "< 150 MB", pass: rssFull.vmHwmKb / 1024 < 150 && evicted });
+    if (postmapResult) targets.push({ name: "postmap: socketmap vs sqlite", value: `${postmapResult.ratio}x (bare responder: ${postmapResult.bareMs !== null ? round(postmapResult.bareMs / postmapResult.sqliteMs, 2) : "-"}x)`, target: "within 2x", pass: postmapResult.ratio <= 2 && postmapResult.identicalOutput });
+    else targets.push({ name: "postmap: socketmap vs sqlite", value: "not run", target: "within 2x", pass: null });
+    if (smtpResult) targets.push({ name: "smtp-source: cost of the policy check", value: `${smtpResult.costPct}%`, target: "<= 10%", pass: smtpResult.costPct <= 10 });
+    else targets.push({ name: "smtp-source: cost of the policy check", value: "not run", target: "<= 10%", pass: null });
+
+    say("");
+    say("targets (informational; the benchmark exits 0 either way):");
+    for (const t of targets) say(`  ${t.pass === null ? "SKIP" : t.pass ? "PASS" : "FAIL"}  ${t.name}: ${t.value} (target ${t.target})`);
+    if (problems.length > 0) {
+      say("");
+      say("problems seen during the run:");
+      for (const p of problems.slice(0, 20)) say(`  - ${p}`);
+    }
+    const load1 = loadavg()[0]!;
+    say("");
+    say(`total ${elapsed().toFixed(0)} s; load average ${load0.toFixed(2)} at start, ${load1.toFixed(2)} at end`);
+
+    Object.assign(json, {
+      version: 1,
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: cpus().length,
+      loadavg: { start: round(load0, 2), end: round(load1, 2) },
+      method: {
+        warmupMs: WARMUP_MS, measureMs: MEASURE_MS, reps: REPS, missReps: MISS_REPS, logLevel: "warn", cacheMaxEntries: MAX_ENTRIES,
+        tokenLifetimeS: TOKEN_LIFETIME_S, keycloakLatencyMs: KC_LATENCY_MS, daemonNodeArgs: DAEMON_NODE_ARGS, quick: QUICK,
+      },
+      cells: rows,
+      logInfo: { bytesPerRequest: round(logBytesPerRequest, 1), paired: infoCost },
+      keycloak: {
+        misses, seconds: round(kcSeconds, 1), userQueries, tokenRequests: tokens,
+        userQueriesPer1000Misses: round((userQueries / misses) * 1000, 1), tokenRequestsPer1000Misses: round((tokens / misses) * 1000, 3),
+        coalescing,
+      },
+      memory: {
+        rssStartMb: round(rssStart.vmRssKb / 1024, 1), rssFullMb: round(rssFull.vmRssKb / 1024, 1), peakMb: round(rssFull.vmHwmKb / 1024, 1),
+        distinctUsers: nextBulk, maxEntries: MAX_ENTRIES, evicted, fillMissesPerSecond: round(fillRate, 0),
+      },
+      postfix: { skipped: postfixSkip, postmap: postmapResult, smtp: smtpResult, smtpError },
+      targets,
+      problems,
+      seconds: round(elapsed(), 1),
+    });
+  } finally {
+    await teardown(env);
+  }
+  rmSync(env.dir, { recursive: true, force: true });
+  say(`BENCH_JSON ${JSON.stringify(json)}`);
+}
+
+// ---- --profile --------------------------------------------------------------------
+
+async function profileOne(s: Scenario, seconds: number, tool: "cpuprof" | "perf"): Promise<string> {
+  const profDir = tempDir("mailcloak-prof-");
+  const t0 = performance.now();
+  const env = await setup(tool === "cpuprof" ? { bare: false, cpuProfDir: profDir } : { bare: false, nodeArgs: ["--perf-basic-prof"] });
+  let window = { fromS: 0, toS: 0 };
+  const perfFile = join(profDir, "perf.data");
+  try {
+    await runCell(env, s, 10, { warmupMs: 0, measureMs: 1000, keep: false });
+    const perf = tool === "perf" ? startPerf(env.daemon.pid, perfFile) : null;
+    if (perf) await sleep(300);
+    const from = (performance.now() - t0) / 1000;
+    const r = await runCell(env, s, 50, { warmupMs: 0, measureMs: seconds * 1000, keep: false });
+    const to = (performance.now() - t0) / 1000;
+    if (perf) await stopPerf(perf);
+    window = { fromS: from, toS: to };
+    say(`${s.id} at C=50 under ${tool === "perf" ? "perf" : "the V8 profiler"}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms, unexpected replies ${r.wrong}`);
+  } finally {
+    await teardown(env);
+    rmSync(env.dir, { recursive: true, force: true });
+  }
+  if (tool === "perf") {
+    const summary = await analyzePerf(perfFile);
+    rmSync(profDir, { recursive: true, force: true });
+    return formatPerf(s.label, summary) + `\nPERF_JSON ${JSON.stringify({ scenario: s.id, ...summary })}`;
+  }
+  const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+  if (!file) throw new Error(`no .cpuprofile written in ${profDir}`);
+  // The profile starts with the process (~spawn time): keep the measured window only,
+  // trimmed a little at both ends for the uncertainty of that alignment.
+  const summary = analyzeProfile(join(profDir, file), 15, { fromS: window.fromS + 0.2, toS: window.toS - 0.2 });
+  return `(profile kept: ${join(profDir, file)})\n${formatProfile(s.label, summary)}\nPROFILE_JSON ${JSON.stringify({ scenario: s.id, ...summary })}`;
+}
+
+async function profile(tool: "cpuprof" | "perf"): Promise<void> {
+  const seconds = 8;
+  if (tool === "perf" && !have("perf")) throw new Error("perf is not installed (Debian package linux-perf)");
+  say(tool === "perf"
+    ? `perf profiles of the daemon (perf record -e cpu-clock, node --perf-basic-prof), ${seconds} s at C=50 each, log.level warn`
+    : `CPU profiles of the daemon (node --cpu-prof), ${seconds} s at C=50 each, log.level warn; % = share of the daemon's busy samples`);
+  // (b) is not asked for by the brief but shows where a cache miss's time goes.
+  for (const s of [S.a, S.d, S.b0]) {
+    say(await profileOne(s, seconds, tool));
+    say("");
+  }
+}
+
+/** Only the cache fill and the daemon's memory (to try heap flags with --daemon-node-args). */
+async function memoryOnly(): Promise<void> {
+  const env = await setup({ bare: false });
+  try {
+    const m0 = env.daemon.memory();
+    const t0 = performance.now();
+    const r = await runCell(env, S.b0, 50, { warmupMs: 0, measureMs: 150_000, limit: MAX_ENTRIES + 1_000, keep: false });
+    const m1 = env.daemon.memory();
+    const s = (performance.now() - t0) / 1000;
+    say(`daemon flags [${DAEMON_NODE_ARGS.join(" ")}]: RSS at start ${(m0.vmRssKb / 1024).toFixed(1)} MB; after ${r.completed} distinct misses ` +
+      `(${(r.completed / s).toFixed(0)}/s, p99 ${r.p99.toFixed(1)} ms, wrong ${r.wrong}) with max_entries ${MAX_ENTRIES}: ` +
+      `VmRSS ${(m1.vmRssKb / 1024).toFixed(1)} MB, VmHWM ${(m1.vmHwmKb / 1024).toFixed(1)} MB`);
+  } finally {
+    await teardown(env);
+    rmSync(env.dir, { recursive: true, force: true });
+  }
+}
+
+const main = ARGS.has("--profile") ? () => profile("cpuprof") : ARGS.has("--perf") ? () => profile("perf") : ARGS.has("--memory") ? memoryOnly : benchmark;
+main().then(() => process.exit(0), (err: unknown) => {
+  process.stderr.write(`benchmark failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});
