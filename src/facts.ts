@@ -42,6 +42,11 @@ export class Facts {
     return this.settings.configDomains.has(domain) || this.store.domainEnabled(domain) === true;
   }
 
+  /** isLocalDomain, given the domain row already read. */
+  isLocal(domain: string, domainEnabled: boolean | undefined): boolean {
+    return domainEnabled === true || this.settings.configDomains.has(domain);
+  }
+
   strip(addr: string): Extension | null {
     return stripExtension(addr, this.settings.delimiter);
   }

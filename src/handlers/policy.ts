@@ -67,7 +67,7 @@ export class PolicyHandler {
     }
     const seconds = (performance.now() - started) / 1000;
     this.#events.onDecision?.(req.protocol_state, d.action.split(" ")[0]!, d.reason, seconds);
-    this.#log.info({
+    if (this.#log.isLevelEnabled("info")) this.#log.info({
       state: req.protocol_state, login: req.sasl_username || undefined, sender: req.sender, recipient: req.recipient || undefined,
       context: req.policy_context || undefined, action: d.action, reason: d.reason, cache: trace.cache, ms: Math.round(seconds * 10000) / 10,
     }, "policy decision");
@@ -143,24 +143,23 @@ export class PolicyHandler {
     const rcpt = normalize(req.recipient);
     const domain = domainOf(rcpt);
     if (rcpt === "" || domain === null) return { action: ACTIONS.dunno, reason: "no-recipient-domain" };
-    if (!f.isLocalDomain(domain)) {
+    const ext = f.strip(rcpt);
+    const rows = f.store.addressRows(rcpt, ext ? ext.base : null, domain);
+    if (!f.isLocal(domain, rows.domainEnabled)) {
       if (req.sasl_username.trim() !== "") return { action: ACTIONS.dunno, reason: "authenticated-relay" };
       return { action: ACTIONS.notLocal, reason: "recipient-not-local" };
     }
-    const ext = f.strip(rcpt);
     const candidates = ext ? [rcpt, ext.base] : [rcpt];
     // Aliases first: they need no IdP round trip.
-    for (const c of candidates) {
-      const a = f.alias(c);
-      if (a) return a.active ? { action: ACTIONS.dunno, reason: "recipient-alias" } : { action: ACTIONS.noSuchUser, reason: "alias-disabled" };
-    }
+    const a = rows.exact ?? rows.base;
+    if (a) return a.active ? { action: ACTIONS.dunno, reason: "recipient-alias" } : { action: ACTIONS.noSuchUser, reason: "alias-disabled" };
     for (const c of candidates) {
       const u = await this.#user(f.userByEmail(c), trace);
       if (u.kind === "found") {
         return u.value.enabled ? { action: ACTIONS.dunno, reason: "recipient-user" } : { action: ACTIONS.noSuchUser, reason: "user-disabled" };
       }
     }
-    const catchAll = f.alias(`@${domain}`);
+    const catchAll = rows.catchAll;
     if (catchAll?.active) return { action: ACTIONS.dunno, reason: "recipient-catch-all" };
     return { action: ACTIONS.noSuchUser, reason: "no-such-user" };
   }

@@ -95,15 +95,17 @@ export class SocketmapHandler {
   alias(key: string): Answer {
     const f = this.#facts;
     const parts = split(key);
-    if (!parts || !f.isLocalDomain(parts.domain)) return NOTFOUND;
-    const exact = f.alias(key);
-    if (exact) return exact.active ? ok(`${exact.targetUser}@${exact.domain}`) : NOTFOUND;
+    if (!parts) return NOTFOUND;
     const ext = f.strip(key);
-    if (ext) {
-      const base = f.alias(ext.base);
-      if (base) return base.active ? ok(withExtension(`${base.targetUser}@${base.domain}`, ext.ext)) : NOTFOUND;
+    const rows = f.store.addressRows(key, ext ? ext.base : null, parts.domain);
+    if (!f.isLocal(parts.domain, rows.domainEnabled)) return NOTFOUND;
+    const exact = rows.exact;
+    if (exact) return exact.active ? ok(`${exact.targetUser}@${exact.domain}`) : NOTFOUND;
+    if (ext && rows.base) {
+      const base = rows.base;
+      return base.active ? ok(withExtension(`${base.targetUser}@${base.domain}`, ext.ext)) : NOTFOUND;
     }
-    const catchAll = f.alias(`@${parts.domain}`);
+    const catchAll = rows.catchAll;
     if (!catchAll || !catchAll.active) return NOTFOUND;
     return then(f.userByEmail(ext ? ext.base : key), (u: CachedLookup): SocketmapReply => {
       if (u.lookup.kind === "unavailable") return this.#outage(NOTFOUND);

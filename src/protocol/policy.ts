@@ -35,8 +35,6 @@ export interface PolicyDecodeResult {
 }
 
 const LF = 0x0a;
-// ignoreBOM: a leading U+FEFF is data, not a byte-order mark to drop.
-const utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
 export class PolicyDecoder {
   readonly #max: number;
@@ -82,7 +80,7 @@ export class PolicyDecoder {
         const name = buf.toString("latin1", lineStart, eq);
         const req = (this.#current ??= emptyPolicyRequest());
         if (KNOWN.has(name)) {
-          req[name as keyof PolicyRequest] = utf8.decode(buf.subarray(eq + 1, end));
+          req[name as keyof PolicyRequest] = buf.toString("utf8", eq + 1, end);
         }
       }
       lineStart = nl + 1;
