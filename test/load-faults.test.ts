@@ -124,6 +124,8 @@ before(async () => {
   d = await startStack({
     aliases: [["sales@d1.test", "alice"]],
     quiet: true,
+    // As deployed: configs/mailcloak.service and openrc-mailcloak cap the heap.
+    nodeArgs: ["--max-old-space-size=128"],
     // The product's default Keycloak timeout: the fake shares this busy test
     // process, so a tighter one would add outages the model doesn't know of.
     config: mergeTree(keycloakIdp(kc, { timeout_ms: 2000, cache_ttl_seconds: 1 }), {

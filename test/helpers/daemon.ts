@@ -82,6 +82,8 @@ export class DaemonProcess {
   readonly policySocket: string;
   readonly socketmapSocket: string;
   child: ChildProcess | null = null;
+  /** Node options for the daemon process, e.g. the heap cap the service files set. */
+  nodeArgs: string[] = [];
   output = "";
   exitCode: number | null = null;
   #exited: Promise<number | null> | null = null;
@@ -120,7 +122,7 @@ export class DaemonProcess {
   async spawn(): Promise<void> {
     this.output = "";
     this.exitCode = null;
-    const child = spawn(process.execPath, [MAILCLOAK, "--config", this.configPath], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...this.nodeArgs, MAILCLOAK, "--config", this.configPath], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     live.add(child);
     child.once("exit", () => live.delete(child));

@@ -43,6 +43,8 @@ export interface StackOptions {
    * "mailcloak started" line, so the level is lowered by SIGHUP after start.
    */
   quiet?: boolean;
+  /** Node options for the daemon (see DaemonProcess.nodeArgs). */
+  nodeArgs?: string[];
 }
 
 /** A daemon on a fresh DB with domain d1.test (and the given aliases). */
@@ -53,6 +55,7 @@ export async function startStack(opts: StackOptions = {}): Promise<DaemonProcess
   for (const [alias, user] of opts.aliases ?? []) await ctlOk(d.db, "aliases", "add", alias, user);
   await opts.prepare?.(d);
   d.writeConfig(opts.config ?? {});
+  d.nodeArgs = opts.nodeArgs ?? [];
   await d.spawn();
   if (opts.quiet) await quiet(d, opts.config ?? {});
   return d;
