@@ -6,7 +6,7 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery, tempDir, type ConfigTree } from "./helpers/daemon.js";
+import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery, tempDir, mergeTree, type ConfigTree } from "./helpers/daemon.js";
 import { FakeKeycloak } from "./fake-keycloak.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 
@@ -22,18 +22,9 @@ async function stack(kc: FakeKeycloak, extra: ConfigTree = {}): Promise<DaemonPr
     idp: { provider: "keycloak", static: null, keycloak: { base_url: kc.url, realm: "test", client_id: "mailcloak", client_secret: "s3cret", cache_ttl_seconds: 60, timeout_ms: 500 } },
   };
   const d = new DaemonProcess(dir);
-  d.writeConfig(merge(base, extra));
+  d.writeConfig(mergeTree(base, extra));
   await d.spawn();
   return d;
-}
-
-function merge(a: ConfigTree, b: ConfigTree): ConfigTree {
-  const out: ConfigTree = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const cur = out[k];
-    out[k] = v && typeof v === "object" && !Array.isArray(v) && cur && typeof cur === "object" ? merge(cur as ConfigTree, v as ConfigTree) : v;
-  }
-  return out;
 }
 
 let kc: FakeKeycloak;

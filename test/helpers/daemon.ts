@@ -43,12 +43,13 @@ export async function ctlOk(db: string, ...args: string[]): Promise<string> {
 
 export type ConfigTree = Record<string, unknown>;
 
-function merge(a: ConfigTree, b: ConfigTree): ConfigTree {
+/** Deep-merge config trees: mappings merge, anything else replaces. */
+export function mergeTree(a: ConfigTree, b: ConfigTree): ConfigTree {
   const out: ConfigTree = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const cur = out[k];
     out[k] = v && typeof v === "object" && !Array.isArray(v) && cur && typeof cur === "object" && !Array.isArray(cur)
-      ? merge(cur as ConfigTree, v as ConfigTree)
+      ? mergeTree(cur as ConfigTree, v as ConfigTree)
       : v;
   }
   return out;
@@ -116,7 +117,7 @@ export class DaemonProcess {
   }
 
   writeConfig(overrides: ConfigTree): void {
-    writeFileSync(this.configPath, stringify(merge(this.baseConfig(), overrides)));
+    writeFileSync(this.configPath, stringify(mergeTree(this.baseConfig(), overrides)));
   }
 
   async spawn(): Promise<void> {

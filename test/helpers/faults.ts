@@ -6,19 +6,10 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Client, ctlOk, DaemonProcess, policyQuery, tempDir, type ConfigTree } from "./daemon.js";
+import { Client, ctlOk, DaemonProcess, mergeTree, policyQuery, tempDir, type ConfigTree } from "./daemon.js";
 import type { FakeKeycloak } from "../fake-keycloak.js";
 
-/** A recursive merge of plain objects (b wins; arrays and null replace). */
-export function mergeTree(a: ConfigTree, b: ConfigTree): ConfigTree {
-  const out: ConfigTree = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const cur = out[k];
-    const isTree = (x: unknown): x is ConfigTree => typeof x === "object" && x !== null && !Array.isArray(x);
-    out[k] = isTree(v) && isTree(cur) ? mergeTree(cur, v) : v;
-  }
-  return out;
-}
+export { mergeTree };
 
 /** The idp section for the fake Keycloak (replaces the static users of the base config). */
 export function keycloakIdp(kc: FakeKeycloak, keycloak: ConfigTree = {}): ConfigTree {
