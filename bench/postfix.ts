@@ -12,7 +12,20 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import net from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { have } from "../test/helpers/daemon.js";
+import { freePort, have } from "../test/helpers/daemon.js";
+import { lookupGroup, lookupUser } from "../src/system/accounts.js";
+
+function postfixUser(): { uid: number } {
+  const u = lookupUser("postfix");
+  if (!u) throw new Error("no postfix user");
+  return u;
+}
+
+function postfixGroup(): number {
+  const g = lookupGroup("postfix");
+  if (g === null) throw new Error("no postfix group");
+  return g;
+}
 import { median, round } from "./common.js";
 
 export interface Timed {
@@ -236,17 +249,6 @@ function mainCf(dir: string, variant: SmtpVariant, policySocket: string): string
   ].join("\n");
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => resolve());
-  });
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host: "127.0.0.1", port }, () => {
@@ -255,14 +257,6 @@ function canConnect(port: number): Promise<boolean> {
     });
     s.once("error", () => resolve(false));
   });
-}
-
-function idOf(file: string, name: string): number {
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    const f = line.split(":");
-    if (f[0] === name && f[2] !== undefined) return Number(f[2]);
-  }
-  throw new Error(`${file}: no entry ${name}`);
 }
 
 function queuedFiles(spool: string): number {
@@ -302,7 +296,7 @@ export async function compareSmtp(o: {
   const data = join(dir, "data");
   for (const d of [conf, spool, data]) mkdirSync(d, { recursive: true });
   chmodSync(dir, 0o755);
-  chownSync(data, idOf("/etc/passwd", "postfix"), idOf("/etc/group", "postfix"));
+  chownSync(data, postfixUser().uid, postfixGroup());
   const logFile = join(dir, "postfix.log");
   let port = await freePort();
   const writeConfig = (variant: SmtpVariant): void => {

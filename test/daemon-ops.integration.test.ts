@@ -4,9 +4,8 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chownSync, existsSync, readFileSync, statSync } from "node:fs";
-import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Client, ctl, ctlOk, DaemonProcess, policyQuery, tempDir, type ConfigTree } from "./helpers/daemon.js";
+import { Client, ctl, ctlOk, DaemonProcess, freePort, policyQuery, tempDir, type ConfigTree } from "./helpers/daemon.js";
 import { FakeKeycloak } from "./fake-keycloak.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 import { lookupGroup, lookupUser } from "../src/system/accounts.js";
@@ -14,14 +13,6 @@ import { lookupGroup, lookupUser } from "../src/system/accounts.js";
 const isRoot = process.getuid?.() === 0;
 const rootOnly = { skip: isRoot ? false : "needs root (CI runs as root)" };
 const RCPT = (recipient: string) => ({ protocol_state: "RCPT", sender: "", recipient });
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => s.once("listening", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function startWith(config: ConfigTree, prepare?: (d: DaemonProcess) => Promise<void>): Promise<DaemonProcess> {
   const d = new DaemonProcess(tempDir());

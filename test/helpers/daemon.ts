@@ -244,6 +244,15 @@ export class Client {
   }
 }
 
+/** A loopback TCP port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, "127.0.0.1");
+  await new Promise((r) => s.once("listening", r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
 export function netstring(s: string): string {
   return `${Buffer.byteLength(s)}:${s},`;
 }

@@ -6,10 +6,10 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Client, ctlOk, DaemonProcess, mergeTree, policyQuery, tempDir, type ConfigTree } from "./daemon.js";
+import { Client, ctlOk, DaemonProcess, freePort, mergeTree, policyQuery, tempDir, type ConfigTree } from "./daemon.js";
 import type { FakeKeycloak } from "../fake-keycloak.js";
 
-export { mergeTree };
+export { freePort, mergeTree };
 
 /** The idp section for the fake Keycloak (replaces the static users of the base config). */
 export function keycloakIdp(kc: FakeKeycloak, keycloak: ConfigTree = {}): ConfigTree {
@@ -69,13 +69,6 @@ export async function quiet(d: DaemonProcess, config: ConfigTree): Promise<void>
   }
 }
 
-export async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => s.once("listening", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** GET /metrics with a deadline. */
 export async function scrape(port: number, timeoutMs = 5000): Promise<string> {

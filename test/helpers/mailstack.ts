@@ -21,6 +21,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parse } from "yaml";
 import { FakeKeycloak, type FakeUserInput } from "../fake-keycloak.js";
 import { ctlOk, DaemonProcess, have, ROOT, tempDir, type ConfigTree } from "./daemon.js";
+import { lookupGroup, lookupUser } from "../../src/system/accounts.js";
 
 export type FailureMode = "tempfail" | "dunno";
 
@@ -694,20 +695,16 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-function idOf(file: string, name: string): number {
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    const f = line.split(":");
-    if (f[0] === name && f[2] !== undefined) return Number(f[2]);
-  }
-  throw new Error(`${file}: no entry ${name}`);
-}
-
 function uid(user: string): number {
-  return idOf("/etc/passwd", user);
+  const u = lookupUser(user);
+  if (!u) throw new Error(`no such user: ${user}`);
+  return u.uid;
 }
 
 function gid(group: string): number {
-  return idOf("/etc/group", group);
+  const g = lookupGroup(group);
+  if (g === null) throw new Error(`no such group: ${group}`);
+  return g;
 }
 
 /** A subject line no other message has. */
