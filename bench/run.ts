@@ -3,6 +3,7 @@
 //   node dist/bench/run.js            the full benchmark (~3-4 minutes)
 //   node dist/bench/run.js --profile  CPU profiles of the daemon under (a) and (d) at C=50
 //   node dist/bench/run.js --quick    shorter windows, one repetition (a smoke run)
+//   node dist/bench/run.js --hot      only the hot paths at C=50 and postmap (while optimising)
 //
 // Processes: this one (orchestration, FakeKeycloak and its bulk-user front),
 // a worker thread (the load generator), the daemon (bin/mailcloak) and the
@@ -703,7 +704,31 @@ async function memoryOnly(): Promise<void> {
   }
 }
 
-const main = ARGS.has("--profile") ? () => profile("cpuprof") : ARGS.has("--perf") ? () => profile("perf") : ARGS.has("--memory") ? memoryOnly : benchmark;
+/** Only the hot paths at C=50 against the ceiling, and postmap when Postfix is here: a quick check while optimising. */
+async function hotOnly(): Promise<void> {
+  const env = await setup({ bare: true });
+  try {
+    for (const s of [S.ceilP, S.ceilS, S.a, S.cUser, S.cApp, S.d, S.e]) await runCell(env, s, 10, { warmupMs: 0, measureMs: 800, keep: false });
+    for (let rep = 0; rep < REPS; rep++) {
+      for (const s of [S.ceilP, S.a, S.cUser, S.cApp]) await runCell(env, s, 50);
+      for (const s of [S.ceilS, S.d, S.e]) await runCell(env, s, 50);
+    }
+    const rows = [S.ceilP, S.a, S.cUser, S.cApp, S.ceilS, S.d, S.e].map((s) => summary(s, 50)).filter((r): r is CellSummary => r !== null);
+    say(fmtTable(rows));
+    if (postfixMissing() === null && process.getuid?.() === 0) {
+      const p = await comparePostmap({
+        dir: env.dir, db: env.paths.db, socketmapSocket: env.paths.socketmapSocket, bareSocket: env.bare?.socketmap ?? null,
+        keys: range(ALIASES).map((i) => `alias${i}@${DOMAIN}`), reps: QUICK ? 1 : 5,
+      });
+      say(`postmap -q - over ${p.keys} keys: mailcloak ${p.socketmapMs} ms, sqlite: ${p.sqliteMs} ms -> ${p.ratio}x; bare ${p.bareMs ?? "-"} ms; identical output: ${p.identicalOutput}`);
+    }
+  } finally {
+    await teardown(env);
+    rmSync(env.dir, { recursive: true, force: true });
+  }
+}
+
+const main = ARGS.has("--hot") ? hotOnly : ARGS.has("--profile") ? () => profile("cpuprof") : ARGS.has("--perf") ? () => profile("perf") : ARGS.has("--memory") ? memoryOnly : benchmark;
 main().then(() => process.exit(0), (err: unknown) => {
   process.stderr.write(`benchmark failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   process.exit(1);

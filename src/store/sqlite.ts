@@ -1,11 +1,13 @@
 // The SQLite store: domains, aliases and app credentials. The daemon and
 // mailcloakctl both go through this module; statements are prepared once.
-// Reads are live: every lookup runs a query, so a change committed by
-// mailcloakctl is seen by the daemon's next lookup.
+// Reads are live: a change committed by mailcloakctl (or any SQLite client)
+// is seen by the daemon's next lookup. Query results are memoised only while
+// the WAL-index header shows no commit since they were read.
 
 import Database from "better-sqlite3";
 import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from "node:fs";
 import { isCatchAll, isValidAddress, isValidDomain, normalize } from "../rules/address.js";
+import { WalVersion } from "./wal-version.js";
 
 type DB = Database.Database;
 
@@ -224,6 +226,9 @@ export interface StoreEvents {
 
 /** How often the daemon checks that its DB file is still the one it has open. */
 const WATCH_MS = 1000;
+/** Memoised query results kept between commits (all dropped when full). */
+export const MEMO_MAX = 20_000;
+const ABSENT = Symbol("absent");
 
 /**
  * The daemon's read side. An open SQLite handle keeps working on a file that
@@ -241,6 +246,9 @@ export class Store {
   #down: string | null = null;
   readonly #timer: NodeJS.Timeout;
   readonly #events: StoreEvents;
+  readonly #version: WalVersion;
+  readonly #memo = new Map<string, unknown>();
+  #queries = 0;
 
   private constructor(db: DB, path: string, busyTimeoutMs: number, events: StoreEvents) {
     this.#db = db;
@@ -249,12 +257,23 @@ export class Store {
     this.#events = events;
     this.#st = prepare(db);
     this.#ino = statSync(path).ino;
+    this.#version = new WalVersion(path);
     this.#timer = setInterval(() => this.check(), WATCH_MS);
     this.#timer.unref();
   }
 
   get db(): DB {
     return this.#db;
+  }
+
+  /** Statements run so far (memo hits excluded). */
+  get queries(): number {
+    return this.#queries;
+  }
+
+  /** Memoised answers held now (at most MEMO_MAX). */
+  get memoSize(): number {
+    return this.#memo.size;
   }
 
   /** null when serving, else why not. */
@@ -285,6 +304,8 @@ export class Store {
         this.#db = db;
         this.#st = prepare(db);
         this.#ino = ino;
+        this.#version.close();
+        this.#memo.clear();
         if (old.open) old.close();
       } catch (err) {
         reason = `database file ${this.path} cannot be opened: ${(err as Error).message}`;
@@ -297,28 +318,46 @@ export class Store {
       this.#down = null;
       this.#events.onRecovered?.();
     } else if (reason !== null) this.#down = reason;
+    this.#version.revalidate();
   }
 
   close(): void {
     clearInterval(this.#timer);
+    this.#version.close();
     if (this.#db.open) this.#db.close();
   }
 
-  #s(): Statements {
+  /**
+   * The answer to one question (`key` names the query and its arguments):
+   * from the memo while no commit happened since it was read, else queried.
+   * Results are shared, so callers never modify them.
+   */
+  #read<R>(key: string, query: (st: Statements) => R): R {
     if (this.#down !== null) throw new DatabaseUnavailableError(this.#down);
-    return this.#st;
+    if (this.#version.changed()) this.#memo.clear();
+    const hit = this.#memo.get(key);
+    if (hit !== undefined) return (hit === ABSENT ? undefined : hit) as R;
+    const r = query(this.#st);
+    this.#queries++;
+    if (this.#memo.size >= MEMO_MAX) this.#memo.clear();
+    this.#memo.set(key, r === undefined ? ABSENT : r);
+    return r;
   }
 
   /** true: enabled; false: present but disabled; undefined: absent. */
   domainEnabled(domain: string): boolean | undefined {
-    const r = this.#s().domainEnabled.get(domain);
-    return r === undefined ? undefined : b(r.enabled);
+    return this.#read(`d\0${domain}`, (st) => {
+      const r = st.domainEnabled.get(domain);
+      return r === undefined ? undefined : b(r.enabled);
+    });
   }
 
   alias(aliasEmail: string): AliasTarget | undefined {
-    const r = this.#s().alias.get(aliasEmail);
-    if (r === undefined) return undefined;
-    return { targetUser: r.target_user, domain: r.alias_domain_name, active: b(r.enabled) && r.domain_enabled === 1 };
+    return this.#read(`a\0${aliasEmail}`, (st) => {
+      const r = st.alias.get(aliasEmail);
+      if (r === undefined) return undefined;
+      return { targetUser: r.target_user, domain: r.alias_domain_name, active: b(r.enabled) && r.domain_enabled === 1 };
+    });
   }
 
   /**
@@ -327,19 +366,7 @@ export class Store {
    * (a trigger guarantees it), so their domain state is `domainEnabled`.
    */
   addressRows(addr: string, base: string | null, domain: string): AddressRows {
-    const r = this.#s().recipient.get({ domain, addr, base });
-    const dom = r?.dom ?? null;
-    const target = (v: string | null | undefined): AliasTarget | undefined => {
-      if (v === null || v === undefined) return undefined;
-      const tab = v.lastIndexOf("\t");
-      return { targetUser: v.slice(0, tab), domain, active: v.slice(tab + 1) === "1" && dom === 1 };
-    };
-    return {
-      domainEnabled: dom === null ? undefined : dom === 1,
-      exact: target(r?.exact),
-      base: target(r?.base),
-      catchAll: target(r?.catchall),
-    };
+    return this.#read(`r\0${addr}\0${base ?? ""}\0${domain}`, (st) => addressRows(st, addr, base, domain));
   }
 
   /** Is `aliasEmail` an enabled alias (in an enabled domain) of `username`? */
@@ -350,19 +377,39 @@ export class Store {
 
   /** true: enabled app; false: disabled app; undefined: not an app id. */
   appEnabled(appId: string): boolean | undefined {
-    const r = this.#s().app.get(appId);
-    return r === undefined ? undefined : b(r.enabled);
+    return this.#read(`p\0${appId}`, (st) => {
+      const r = st.app.get(appId);
+      return r === undefined ? undefined : b(r.enabled);
+    });
   }
 
   appAllowsSender(appId: string, fromAddr: string): boolean {
-    const r = this.#s().appAllows.get(appId, fromAddr);
-    return r !== undefined && b(r.enabled);
+    return this.#read(`f\0${appId}\0${fromAddr}`, (st) => {
+      const r = st.appAllows.get(appId, fromAddr);
+      return r !== undefined && b(r.enabled);
+    });
   }
 
   /** Enabled apps allowed to send as `fromAddr`. */
-  appsForSender(fromAddr: string): string[] {
-    return this.#s().appsForSender.all(fromAddr).map((r) => r.app_id);
+  appsForSender(fromAddr: string): readonly string[] {
+    return this.#read(`s\0${fromAddr}`, (st) => Object.freeze(st.appsForSender.all(fromAddr).map((r) => r.app_id)));
   }
+}
+
+function addressRows(st: Statements, addr: string, base: string | null, domain: string): AddressRows {
+  const r = st.recipient.get({ domain, addr, base });
+  const dom = r?.dom ?? null;
+  const target = (v: string | null | undefined): AliasTarget | undefined => {
+    if (v === null || v === undefined) return undefined;
+    const tab = v.lastIndexOf("\t");
+    return { targetUser: v.slice(0, tab), domain, active: v.slice(tab + 1) === "1" && dom === 1 };
+  };
+  return {
+    domainEnabled: dom === null ? undefined : dom === 1,
+    exact: target(r?.exact),
+    base: target(r?.base),
+    catchAll: target(r?.catchall),
+  };
 }
 
 function openChecked(path: string, busyTimeoutMs: number): DB {

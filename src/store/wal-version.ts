@@ -1,0 +1,86 @@
+// Has the database changed since we last looked? In WAL mode every committed
+// write transaction, from any process, rewrites the wal-index header at the
+// start of the "-shm" file (its iChange counter is bumped on each commit).
+// Reading those bytes is one pread; asking SQLite (any statement, even
+// PRAGMA data_version) takes file locks and costs several times more. Any
+// doubt (no -shm file, short read, header not initialised) counts as
+// "changed", which only costs a query.
+
+import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+
+/** The first copy of the wal-index header (walformat.html, WalIndexHdr). */
+const HEADER_BYTES = 48;
+/** WalIndexHdr.isInit. */
+const IS_INIT = 12;
+
+export class WalVersion {
+  readonly #path: string;
+  #fd: number | null = null;
+  #ino = -1;
+  readonly #seen = Buffer.alloc(HEADER_BYTES);
+  readonly #now = Buffer.alloc(HEADER_BYTES);
+  #valid = false;
+
+  constructor(dbPath: string) {
+    this.#path = `${dbPath}-shm`;
+  }
+
+  /** True unless the database is certainly unchanged since the previous call. */
+  changed(): boolean {
+    if (this.#fd === null && !this.#open()) return true;
+    let n: number;
+    try {
+      n = readSync(this.#fd!, this.#now, 0, HEADER_BYTES, 0);
+    } catch {
+      this.close();
+      return true;
+    }
+    if (n !== HEADER_BYTES || this.#now[IS_INIT] !== 1) {
+      this.#valid = false;
+      return true;
+    }
+    if (this.#valid && this.#now.equals(this.#seen)) return false;
+    this.#now.copy(this.#seen);
+    this.#valid = true;
+    return true;
+  }
+
+  /**
+   * Called by the store's periodic file check: a -shm file that was removed
+   * or replaced is reopened (SQLite keeps it while a connection is open, so
+   * this is a safety net, not a path taken in normal operation).
+   */
+  revalidate(): void {
+    if (this.#fd === null) return;
+    try {
+      if (fstatSync(this.#fd).nlink > 0 && statSync(this.#path).ino === this.#ino) return;
+    } catch {
+      /* gone: reopen below */
+    }
+    this.close();
+  }
+
+  close(): void {
+    if (this.#fd !== null) {
+      try {
+        closeSync(this.#fd);
+      } catch {
+        /* already closed */
+      }
+    }
+    this.#fd = null;
+    this.#valid = false;
+  }
+
+  #open(): boolean {
+    try {
+      this.#fd = openSync(this.#path, "r");
+      this.#ino = fstatSync(this.#fd).ino;
+      this.#valid = false;
+      return true;
+    } catch {
+      this.#fd = null;
+      return false;
+    }
+  }
+}

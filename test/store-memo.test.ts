@@ -1,0 +1,136 @@
+// The daemon's store answers repeated questions from a memo and still reads
+// live: a commit by any SQLite client (another connection here, the sqlite3
+// command-line tool in another process, WAL checkpoints and restarts in
+// between) is seen by the very next read.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { AdminStore, MEMO_MAX, Store } from "../src/store/sqlite.js";
+import { WalVersion } from "../src/store/wal-version.js";
+import { requireTool } from "./helpers/daemon.js";
+
+const root = mkdtempSync(join(tmpdir(), "mailcloak-memo-test-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+
+function fresh(): { path: string; admin: AdminStore; store: Store } {
+  const path = join(root, `${++n}.db`);
+  const { store: admin } = AdminStore.init(path);
+  admin.addDomain("d1.test");
+  admin.addAlias("sales@d1.test", "alice");
+  admin.upsertApp("app1", "{ARGON2ID}$fake");
+  admin.allowAppSender("app1", "a@d1.test");
+  return { path, admin, store: Store.open(path, 1000) };
+}
+
+describe("store memo", () => {
+  test("repeated questions are answered without a query until something commits", () => {
+    const { admin, store } = fresh();
+    const ask = (): unknown[] => [
+      store.domainEnabled("d1.test"),
+      store.alias("sales@d1.test"),
+      store.addressRows("sales+x@d1.test", "sales@d1.test", "d1.test"),
+      store.appEnabled("app1"),
+      store.appAllowsSender("app1", "a@d1.test"),
+      store.appsForSender("a@d1.test"),
+      store.domainEnabled("nosuch.test"),
+    ];
+    const first = ask();
+    const q = store.queries;
+    assert.equal(q, 7, "one query per question the first time");
+    for (let i = 0; i < 100; i++) assert.deepEqual(ask(), first);
+    assert.equal(store.queries, q, "no query for the 700 repeats");
+
+    admin.addAlias("other@d1.test", "bob"); // a commit that changes none of these answers
+    assert.deepEqual(ask(), first);
+    assert.equal(store.queries, q + 7, "after a commit every question is asked again once");
+    admin.close();
+    store.close();
+  });
+
+  test("every commit from another connection is seen by the next read (300 writes, checkpoints and WAL restarts between)", () => {
+    const { admin, store } = fresh();
+    for (let i = 0; i < 300; i++) {
+      const target = `user${i % 7}`;
+      admin.db.prepare("UPDATE aliases SET target_user = ?, enabled = ? WHERE alias_email = 'sales@d1.test'").run(target, i % 2);
+      if (i % 50 === 25) admin.db.pragma("wal_checkpoint(TRUNCATE)");
+      if (i % 50 === 40) admin.db.pragma("wal_checkpoint(RESTART)");
+      assert.deepEqual(store.alias("sales@d1.test"), { targetUser: target, domain: "d1.test", active: i % 2 === 1 }, `write ${i}`);
+      assert.equal(store.addressRows("sales@d1.test", null, "d1.test").exact?.targetUser, target, `write ${i}`);
+      assert.equal(store.alias("sales@d1.test")?.targetUser, target, "a repeat is the same answer");
+    }
+    admin.close();
+    store.close();
+  });
+
+  test("a rolled-back transaction changes nothing; a committed one changes the answer", () => {
+    const { admin, store } = fresh();
+    assert.equal(store.domainEnabled("d1.test"), true);
+    assert.throws(() => admin.db.transaction(() => {
+      admin.db.prepare("UPDATE domains SET enabled = 0").run();
+      throw new Error("abort");
+    })());
+    assert.equal(store.domainEnabled("d1.test"), true);
+    admin.setDomainEnabled("d1.test", false);
+    assert.equal(store.domainEnabled("d1.test"), false);
+    assert.equal(store.alias("sales@d1.test")?.active, false, "the alias's domain is disabled now");
+    admin.close();
+    store.close();
+  });
+
+  test("writes by the sqlite3 tool in another process are seen at once", (t) => {
+    if (!requireTool(t, "sqlite3")) return;
+    const { path, admin, store } = fresh();
+    admin.close();
+    assert.equal(store.alias("new@d1.test"), undefined);
+    for (let i = 0; i < 20; i++) {
+      execFileSync("sqlite3", [path, `INSERT OR REPLACE INTO aliases(alias_email, target_user, alias_domain_name, enabled) VALUES ('new@d1.test', 'u${i}', 'd1.test', 1);`]);
+      assert.equal(store.alias("new@d1.test")?.targetUser, `u${i}`, `sqlite3 run ${i}`);
+      assert.equal(store.alias("new@d1.test")?.targetUser, `u${i}`);
+    }
+    execFileSync("sqlite3", [path, "DELETE FROM aliases WHERE alias_email = 'new@d1.test';"]);
+    assert.equal(store.alias("new@d1.test"), undefined);
+    store.close();
+  });
+
+  test("the memo is bounded", () => {
+    const { admin, store } = fresh();
+    for (let i = 0; i < MEMO_MAX + 500; i++) store.domainEnabled(`x${i}.test`);
+    assert.ok(store.memoSize <= MEMO_MAX, `${store.memoSize} entries`);
+    assert.equal(store.domainEnabled("d1.test"), true);
+    admin.close();
+    store.close();
+  });
+});
+
+describe("WalVersion", () => {
+  test("no -shm file: always 'changed' (every read queries)", () => {
+    const v = new WalVersion(join(root, "absent.db"));
+    assert.equal(v.changed(), true);
+    assert.equal(v.changed(), true);
+    v.close();
+  });
+
+  test("unchanged between commits, changed after each", () => {
+    const { path, admin, store } = fresh();
+    store.domainEnabled("d1.test"); // the daemon's connection has the WAL index open
+    const v = new WalVersion(path);
+    assert.equal(v.changed(), true, "the first look");
+    assert.equal(v.changed(), false);
+    assert.equal(v.changed(), false);
+    for (let i = 0; i < 20; i++) {
+      admin.setDomainEnabled("d1.test", i % 2 === 1); // starts enabled: every call changes a byte
+      assert.equal(v.changed(), true, `commit ${i}`);
+      assert.equal(v.changed(), false);
+    }
+    v.revalidate();
+    assert.equal(v.changed(), false, "the same -shm file is kept");
+    v.close();
+    admin.close();
+    store.close();
+  });
+});
