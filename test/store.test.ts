@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { setImmediate as setImmediateP } from "node:timers/promises";
 import { AdminStore, MissingDatabaseError, Store, StoreError, migrate, schemaProblem, schemaSql } from "../src/store/sqlite.js";
 
 const root = mkdtempSync(join(tmpdir(), "mailcloak-store-test-"));
@@ -400,7 +401,7 @@ describe("Store (the daemon's reads)", () => {
     store.close();
   });
 
-  test("a write through a second connection is seen by an open Store's next read", () => {
+  test("a write through a second connection is seen by an open Store's reads in the next event-loop turn", async () => {
     const { path, admin: first } = seeded();
     first.close();
     const store = Store.open(path, 1000);
@@ -412,12 +413,14 @@ describe("Store (the daemon's reads)", () => {
     admin.addAlias("new@d3.test", "dave");
     admin.setAppEnabled("app2", true);
     admin.setDomainEnabled("d1.test", false);
+    await setImmediateP(); // a request sent after the commit is read in a later turn
 
     assert.equal(store.domainEnabled("d3.test"), true);
     assert.deepEqual(store.alias("new@d3.test"), { targetUser: "dave", domain: "d3.test", active: true });
     assert.deepEqual(store.appsForSender("a@d1.test"), ["app1", "app2"]);
     assert.equal(store.aliasOwnedBy("sales@d1.test", "alice"), false, "its domain is now disabled");
     admin.deleteDomain("d3.test");
+    await setImmediateP();
     assert.equal(store.alias("new@d3.test"), undefined);
     admin.close();
     store.close();

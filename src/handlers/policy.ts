@@ -9,6 +9,7 @@ import type { CacheOutcome, CachedLookup } from "../directory/cache.js";
 import { domainOf, normalize } from "../rules/address.js";
 import { formatPolicyReply, PolicyDecoder, type PolicyRequest } from "../protocol/policy.js";
 import type { ConnectionInfo, Framing, Protocol } from "../server/listener.js";
+import { recover, then, type Maybe } from "./maybe.js";
 
 /** Reply texts, as the Go original's (a reject code is always followed by text). */
 export const ACTIONS = {
@@ -31,7 +32,35 @@ export interface PolicyEvents {
   onDecision?(state: string, action: string, reason: string, seconds: number): void;
 }
 
+const decision = (action: string, reason: string): Decision => Object.freeze({ action, reason });
+
+/** Every decision the rules make (shared objects: the hot path allocates none). */
+const D = {
+  stateNotChecked: decision(ACTIONS.dunno, "state-not-checked"),
+  idpTempfail: decision(ACTIONS.tempfailIdp, "idp-unavailable"),
+  idpFailOpen: decision(ACTIONS.dunno, "idp-unavailable-fail-open"),
+  senderOk: decision(ACTIONS.dunno, "sender-ok"),
+  localNeedsAuth: decision(ACTIONS.localNeedsAuth, "unauthenticated-local-sender"),
+  appNotAllowed: decision(ACTIONS.notOwned, "app-sender-not-allowed"),
+  loginDisabled: decision(ACTIONS.notOwned, "login-disabled"),
+  loginUnknown: decision(ACTIONS.notOwned, "login-unknown"),
+  sendingDisabled: decision(ACTIONS.sendingDisabled, "sending-disabled"),
+  notOwned: decision(ACTIONS.notOwned, "sender-not-owned"),
+  noDomain: decision(ACTIONS.dunno, "no-recipient-domain"),
+  authRelay: decision(ACTIONS.dunno, "authenticated-relay"),
+  notLocal: decision(ACTIONS.notLocal, "recipient-not-local"),
+  alias: decision(ACTIONS.dunno, "recipient-alias"),
+  aliasDisabled: decision(ACTIONS.noSuchUser, "alias-disabled"),
+  user: decision(ACTIONS.dunno, "recipient-user"),
+  userDisabled: decision(ACTIONS.noSuchUser, "user-disabled"),
+  catchAll: decision(ACTIONS.dunno, "recipient-catch-all"),
+  noSuchUser: decision(ACTIONS.noSuchUser, "no-such-user"),
+  dbError: decision(ACTIONS.tempfailInternal, "database-error"),
+  internalError: decision(ACTIONS.tempfailInternal, "internal-error"),
+} as const;
+
 class Outage extends Error {}
+const isOutage = (err: unknown): err is Outage => err instanceof Outage;
 
 /** Cache outcome summary for the log line: worst of the lookups made. */
 class Trace {
@@ -41,6 +70,8 @@ class Trace {
     return c;
   }
 }
+
+type Verdict = Decision | null;
 
 export class PolicyHandler {
   readonly #facts: Facts;
@@ -53,20 +84,33 @@ export class PolicyHandler {
     this.#events = events;
   }
 
-  /** Decide one request; never throws. */
-  async decide(req: PolicyRequest): Promise<Decision> {
-    const started = performance.now();
+  /** Decide one request; never throws or rejects. Synchronous when every lookup is answered from memory. */
+  decide(req: PolicyRequest): Maybe<Decision> {
+    const timed = this.#events.onDecision !== undefined || this.#log.isLevelEnabled("info");
+    const started = timed ? performance.now() : 0;
     const trace = new Trace();
-    let d: Decision;
+    let d: Maybe<Decision>;
     try {
-      d = await this.#decide(req, trace);
+      d = this.#decide(req, trace);
     } catch (err) {
-      const sqlite = err instanceof Database.SqliteError || err instanceof StoreError;
-      this.#log.error({ err: err instanceof Error ? err.message : String(err) }, sqlite ? "database error during policy decision" : "internal error during policy decision");
-      d = { action: ACTIONS.tempfailInternal, reason: sqlite ? "database-error" : "internal-error" };
+      d = this.#failed(err);
     }
+    if (d instanceof Promise) return d.catch((err: unknown) => this.#failed(err)).then((x) => (timed ? this.#report(req, x, trace, started) : x));
+    return timed ? this.#report(req, d, trace, started) : d;
+  }
+
+  #failed(err: unknown): Decision {
+    const sqlite = err instanceof Database.SqliteError || err instanceof StoreError;
+    this.#log.error({ err: err instanceof Error ? err.message : String(err) }, sqlite ? "database error during policy decision" : "internal error during policy decision");
+    return sqlite ? D.dbError : D.internalError;
+  }
+
+  #report(req: PolicyRequest, d: Decision, trace: Trace, started: number): Decision {
     const seconds = (performance.now() - started) / 1000;
-    this.#events.onDecision?.(req.protocol_state, d.action.split(" ")[0]!, d.reason, seconds);
+    if (this.#events.onDecision) {
+      const sp = d.action.indexOf(" ");
+      this.#events.onDecision(req.protocol_state, sp < 0 ? d.action : d.action.slice(0, sp), d.reason, seconds);
+    }
     if (this.#log.isLevelEnabled("info")) this.#log.info({
       state: req.protocol_state, login: req.sasl_username || undefined, sender: req.sender, recipient: req.recipient || undefined,
       context: req.policy_context || undefined, action: d.action, reason: d.reason, cache: trace.cache, ms: Math.round(seconds * 10000) / 10,
@@ -74,100 +118,87 @@ export class PolicyHandler {
     return d;
   }
 
-  async #decide(req: PolicyRequest, trace: Trace): Promise<Decision> {
+  #decide(req: PolicyRequest, trace: Trace): Maybe<Decision> {
     const state = req.protocol_state.toUpperCase();
-    if (req.request !== "smtpd_access_policy" || (state !== "RCPT" && state !== "MAIL")) {
-      return { action: ACTIONS.dunno, reason: "state-not-checked" };
-    }
+    if (req.request !== "smtpd_access_policy" || (state !== "RCPT" && state !== "MAIL")) return D.stateNotChecked;
     const ctx = req.policy_context.trim().toLowerCase();
     const checkSender = ctx !== "recipient";
     const checkRecipient = ctx !== "sender" && state === "RCPT";
     const failOpen = this.#facts.settings.failureMode === "dunno";
 
-    if (checkSender) {
-      try {
-        const s = await this.#checkSender(req, trace);
-        if (s) return s;
-      } catch (err) {
-        if (!(err instanceof Outage)) throw err;
-        if (!failOpen) return { action: ACTIONS.tempfailIdp, reason: "idp-unavailable" };
-        // Fail open: no verdict on the sender; the recipient may still be checked.
-      }
-    }
-    if (checkRecipient) {
-      try {
-        return await this.#checkRecipient(req, trace);
-      } catch (err) {
-        if (!(err instanceof Outage)) throw err;
-        return failOpen ? { action: ACTIONS.dunno, reason: "idp-unavailable-fail-open" } : { action: ACTIONS.tempfailIdp, reason: "idp-unavailable" };
-      }
-    }
-    return { action: ACTIONS.dunno, reason: "sender-ok" };
+    const recipient = (): Maybe<Decision> => !checkRecipient ? D.senderOk
+      : recover(() => this.#checkRecipient(req, trace), isOutage, () => (failOpen ? D.idpFailOpen : D.idpTempfail));
+    if (!checkSender) return recipient();
+    // Failing open on the sender gives no verdict on it; the recipient may still be checked.
+    const sender = recover(() => this.#checkSender(req, trace), isOutage, (): Verdict => (failOpen ? null : D.idpTempfail));
+    return then(sender, (v) => v ?? recipient());
   }
 
-  async #user(lookup: CachedLookup | Promise<CachedLookup>, trace: Trace): Promise<CachedLookup["lookup"]> {
-    const c = trace.note(await lookup);
-    if (c.lookup.kind === "unavailable") throw new Outage(c.lookup.reason);
-    return c.lookup;
+  /** The user behind a lookup; an outage is thrown (or rejected) as Outage. */
+  #user(lookup: Maybe<CachedLookup>, trace: Trace): Maybe<CachedLookup["lookup"]> {
+    return then(lookup, (c) => {
+      trace.note(c);
+      if (c.lookup.kind === "unavailable") throw new Outage(c.lookup.reason);
+      return c.lookup;
+    });
   }
 
   /** A rejection, or null when the sender may be used. */
-  async #checkSender(req: PolicyRequest, trace: Trace): Promise<Decision | null> {
+  #checkSender(req: PolicyRequest, trace: Trace): Maybe<Verdict> {
     const f = this.#facts;
     const sender = normalize(req.sender);
     const login = req.sasl_username.trim();
     if (login === "") {
       const d = sender === "" ? null : domainOf(sender);
-      if (d !== null && f.isLocalDomain(d)) return { action: ACTIONS.localNeedsAuth, reason: "unauthenticated-local-sender" };
-      return null;
+      return d !== null && f.isLocalDomain(d) ? D.localNeedsAuth : null;
     }
     if (sender === "") return null; // the null sender (bounces) belongs to no one
-    if (f.store.appEnabled(login) === true) {
-      return f.store.appAllowsSender(login, sender) ? null : { action: ACTIONS.notOwned, reason: "app-sender-not-allowed" };
-    }
-    const u = await this.#user(f.userByUsername(login.toLowerCase()), trace);
-    if (u.kind !== "found" || !u.value.enabled) return { action: ACTIONS.notOwned, reason: u.kind === "found" ? "login-disabled" : "login-unknown" };
-    const user = u.value;
-    if (f.sendingDisabled(user.attributes)) return { action: ACTIONS.sendingDisabled, reason: "sending-disabled" };
-    const ext = f.strip(sender);
-    const candidates = ext ? [sender, ext.base] : [sender];
-    for (const c of candidates) {
-      if (user.email !== null && c === user.email) return null;
-      if (f.store.aliasOwnedBy(c, user.username)) return null;
-    }
-    return { action: ACTIONS.notOwned, reason: "sender-not-owned" };
+    if (f.store.appEnabled(login) === true) return f.store.appAllowsSender(login, sender) ? null : D.appNotAllowed;
+    return then(this.#user(f.userByUsername(login.toLowerCase()), trace), (u): Verdict => {
+      if (u.kind !== "found" || !u.value.enabled) return u.kind === "found" ? D.loginDisabled : D.loginUnknown;
+      const user = u.value;
+      if (f.sendingDisabled(user.attributes)) return D.sendingDisabled;
+      const ext = f.strip(sender);
+      for (const c of ext ? [sender, ext.base] : [sender]) {
+        if (user.email !== null && c === user.email) return null;
+        if (f.store.aliasOwnedBy(c, user.username)) return null;
+      }
+      return D.notOwned;
+    });
   }
 
-  async #checkRecipient(req: PolicyRequest, trace: Trace): Promise<Decision> {
+  #checkRecipient(req: PolicyRequest, trace: Trace): Maybe<Decision> {
     const f = this.#facts;
     const rcpt = normalize(req.recipient);
     const domain = domainOf(rcpt);
-    if (rcpt === "" || domain === null) return { action: ACTIONS.dunno, reason: "no-recipient-domain" };
+    if (rcpt === "" || domain === null) return D.noDomain;
     const ext = f.strip(rcpt);
     const rows = f.store.addressRows(rcpt, ext ? ext.base : null, domain);
-    if (!f.isLocal(domain, rows.domainEnabled)) {
-      if (req.sasl_username.trim() !== "") return { action: ACTIONS.dunno, reason: "authenticated-relay" };
-      return { action: ACTIONS.notLocal, reason: "recipient-not-local" };
-    }
-    const candidates = ext ? [rcpt, ext.base] : [rcpt];
+    if (!f.isLocal(domain, rows.domainEnabled)) return req.sasl_username.trim() !== "" ? D.authRelay : D.notLocal;
     // Aliases first: they need no IdP round trip.
     const a = rows.exact ?? rows.base;
-    if (a) return a.active ? { action: ACTIONS.dunno, reason: "recipient-alias" } : { action: ACTIONS.noSuchUser, reason: "alias-disabled" };
-    for (const c of candidates) {
-      const u = await this.#user(f.userByEmail(c), trace);
-      if (u.kind === "found") {
-        return u.value.enabled ? { action: ACTIONS.dunno, reason: "recipient-user" } : { action: ACTIONS.noSuchUser, reason: "user-disabled" };
-      }
-    }
-    const catchAll = rows.catchAll;
-    if (catchAll?.active) return { action: ACTIONS.dunno, reason: "recipient-catch-all" };
-    return { action: ACTIONS.noSuchUser, reason: "no-such-user" };
+    if (a) return a.active ? D.alias : D.aliasDisabled;
+    const candidates = ext ? [rcpt, ext.base] : [rcpt];
+    const tryUser = (i: number): Maybe<Decision> => {
+      if (i === candidates.length) return rows.catchAll?.active ? D.catchAll : D.noSuchUser;
+      return then(this.#user(f.userByEmail(candidates[i]!), trace), (u) => {
+        if (u.kind === "found") return u.value.enabled ? D.user : D.userDisabled;
+        return tryUser(i + 1);
+      });
+    };
+    return tryUser(0);
   }
 }
 
 interface Memo {
-  key: string;
+  req: PolicyRequest;
   reply: string;
+}
+
+/** The same question, as a duplicate request from the same SMTP transaction asks it. */
+function sameQuestion(a: PolicyRequest, b: PolicyRequest): boolean {
+  return a.instance === b.instance && a.protocol_state === b.protocol_state && a.recipient === b.recipient &&
+    a.sender === b.sender && a.sasl_username === b.sasl_username && a.policy_context === b.policy_context;
 }
 
 /**
@@ -201,16 +232,16 @@ export function policyProtocol(handler: PolicyHandler): Protocol<PolicyRequest> 
       };
     },
     handle(req: PolicyRequest, conn: ConnectionInfo) {
-      const key = req.instance === "" ? "" :
-        `${req.instance}\0${req.protocol_state}\0${req.sender}\0${req.recipient}\0${req.sasl_username}\0${req.policy_context}`;
       const memo = conn.memo as Memo | undefined;
-      if (key !== "" && memo?.key === key) return memo.reply;
-      return handler.decide(req).then((d) => {
+      if (memo !== undefined && req.instance !== "" && sameQuestion(memo.req, req)) return memo.reply;
+      const remember = (d: Decision): string => {
         const reply = encode(d.action);
         // Temporary failures are not remembered: a retry should ask again.
-        conn.memo = d.action.startsWith("4") ? undefined : ({ key, reply } satisfies Memo);
+        conn.memo = d.action.startsWith("4") ? undefined : ({ req, reply } satisfies Memo);
         return reply;
-      });
+      };
+      const d = handler.decide(req);
+      return d instanceof Promise ? d.then(remember) : remember(d);
     },
   };
 }

@@ -12,8 +12,9 @@ import {
   NOTFOUND, ok, perm, temp, formatSocketmapReply, parseSocketmapRequest,
   type SocketmapReply,
 } from "../protocol/socketmap.js";
-import { encodeNetstring, NetstringDecoder } from "../protocol/netstring.js";
+import { encodeNetstring, netstring, NetstringDecoder } from "../protocol/netstring.js";
 import type { Framing, Protocol } from "../server/listener.js";
+import { then } from "./maybe.js";
 
 export const MAP_NAMES = ["alias", "domain", "mailbox", "senders"] as const;
 export type MapName = (typeof MAP_NAMES)[number];
@@ -27,10 +28,6 @@ export interface SocketmapEvents {
 const IDP_TEMP = temp("identity provider lookup failed");
 const DB_TEMP = temp("temporary internal error");
 
-/** Continue with a possibly synchronous lookup without an await on the hot path. */
-function then<T, R>(v: T | Promise<T>, f: (x: T) => R | Promise<R>): R | Promise<R> {
-  return v instanceof Promise ? v.then(f) : f(v);
-}
 
 export class SocketmapHandler {
   readonly #facts: Facts;
@@ -45,7 +42,8 @@ export class SocketmapHandler {
 
   /** Answer one lookup; never throws. */
   answer(map: string, rawKey: string): Answer {
-    const started = performance.now();
+    const timed = this.#events.onRequest !== undefined || this.#log.isLevelEnabled("debug");
+    const started = timed ? performance.now() : 0;
     let result: Answer;
     try {
       result = this.#dispatch(map, normalize(rawKey));
@@ -58,7 +56,11 @@ export class SocketmapHandler {
       if (this.#log.isLevelEnabled("debug")) this.#log.debug({ map, key: rawKey, status: r.status, ms: seconds * 1000 }, "socketmap lookup");
       return r;
     };
-    return result instanceof Promise ? result.catch((err: unknown) => this.#failed(err)).then(done) : done(result);
+    if (result instanceof Promise) {
+      const settled = result.catch((err: unknown) => this.#failed(err));
+      return timed ? settled.then(done) : settled;
+    }
+    return timed ? done(result) : result;
   }
 
   #failed(err: unknown): SocketmapReply {
@@ -181,9 +183,9 @@ export class SocketmapHandler {
 export function socketmapProtocol(handler: SocketmapHandler): Protocol<Buffer> {
   const malformed = encodeNetstring(formatSocketmapReply(perm("malformed request: expected \"name key\"")));
   const cache = new Map<SocketmapReply, Buffer>();
-  const encode = (r: SocketmapReply): Buffer => {
+  const encode = (r: SocketmapReply): string | Buffer => {
     // Constant replies (NOTFOUND, TEMP) are encoded once.
-    if (r.status === "OK") return encodeNetstring(formatSocketmapReply(r));
+    if (r.status === "OK") return netstring(formatSocketmapReply(r));
     let b = cache.get(r);
     if (!b) {
       b = encodeNetstring(formatSocketmapReply(r));

@@ -66,8 +66,11 @@ export class NetstringDecoder {
   }
 }
 
+/** The netstring as text, for a socket write that encodes it once (UTF-8). */
+export function netstring(payload: string): string {
+  return `${Buffer.byteLength(payload, "utf8")}:${payload},`;
+}
+
 export function encodeNetstring(payload: string): Buffer {
-  const body = Buffer.from(payload, "utf8");
-  const head = Buffer.from(`${body.length}:`, "latin1");
-  return Buffer.concat([head, body, Buffer.from(",")]);
+  return Buffer.from(netstring(payload), "utf8");
 }

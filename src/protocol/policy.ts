@@ -15,10 +15,29 @@ export interface PolicyRequest {
   queue_id: string;
 }
 
-const KNOWN = new Set<string>([
+const KNOWN: readonly (keyof PolicyRequest)[] = [
   "request", "protocol_state", "sender", "recipient", "sasl_username", "sasl_method",
   "policy_context", "instance", "client_address", "queue_id",
-]);
+];
+
+/**
+ * Known names by length, as bytes: a name is matched in the buffer without
+ * making a string of it (Postfix sends ~30 attributes, most of them unread).
+ */
+const BY_LENGTH: { readonly bytes: Buffer; readonly name: keyof PolicyRequest }[][] = [];
+for (const name of KNOWN) (BY_LENGTH[name.length] ??= []).push({ bytes: Buffer.from(name, "latin1"), name });
+
+function knownName(buf: Buffer, start: number, end: number): keyof PolicyRequest | null {
+  const candidates = BY_LENGTH[end - start];
+  if (candidates === undefined) return null;
+  for (const c of candidates) {
+    const b = c.bytes;
+    let k = 0;
+    while (k < b.length && buf[start + k] === b[k]) k++;
+    if (k === b.length) return c.name;
+  }
+  return null;
+}
 
 export function emptyPolicyRequest(): PolicyRequest {
   return {
@@ -77,11 +96,9 @@ export class PolicyDecoder {
       } else {
         const eq = buf.indexOf(0x3d, lineStart);
         if (eq < 0 || eq >= end || eq === lineStart) return this.#fail("FORMAT", out);
-        const name = buf.toString("latin1", lineStart, eq);
         const req = (this.#current ??= emptyPolicyRequest());
-        if (KNOWN.has(name)) {
-          req[name as keyof PolicyRequest] = buf.toString("utf8", eq + 1, end);
-        }
+        const name = knownName(buf, lineStart, eq);
+        if (name !== null) req[name] = buf.toString("utf8", eq + 1, end);
       }
       lineStart = nl + 1;
       i = lineStart;

@@ -1,8 +1,10 @@
 // The SQLite store: domains, aliases and app credentials. The daemon and
 // mailcloakctl both go through this module; statements are prepared once.
 // Reads are live: a change committed by mailcloakctl (or any SQLite client)
-// is seen by the daemon's next lookup. Query results are memoised only while
-// the WAL-index header shows no commit since they were read.
+// is seen by every request that arrives after the commit. Query results are
+// memoised while the WAL-index header shows no commit since they were read;
+// the header is looked at once per event-loop turn (requests that arrive
+// together share the look).
 
 import Database from "better-sqlite3";
 import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from "node:fs";
@@ -249,6 +251,11 @@ export class Store {
   readonly #version: WalVersion;
   readonly #memo = new Map<string, unknown>();
   #queries = 0;
+  /** The WAL-index header was looked at during this event-loop turn. */
+  #looked = false;
+  readonly #endTurn = (): void => {
+    this.#looked = false;
+  };
 
   private constructor(db: DB, path: string, busyTimeoutMs: number, events: StoreEvents) {
     this.#db = db;
@@ -334,7 +341,11 @@ export class Store {
    */
   #read<R>(key: string, query: (st: Statements) => R): R {
     if (this.#down !== null) throw new DatabaseUnavailableError(this.#down);
-    if (this.#version.changed()) this.#memo.clear();
+    if (!this.#looked) {
+      if (this.#version.changed()) this.#memo.clear();
+      this.#looked = true;
+      setImmediate(this.#endTurn);
+    }
     const hit = this.#memo.get(key);
     if (hit !== undefined) return (hit === ABSENT ? undefined : hit) as R;
     const r = query(this.#st);
