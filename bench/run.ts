@@ -680,7 +680,8 @@ async function profile(tool: "cpuprof" | "perf"): Promise<void> {
     ? `perf profiles of the daemon (perf record -e cpu-clock, node --perf-basic-prof), ${seconds} s at C=50 each, log.level warn`
     : `CPU profiles of the daemon (node --cpu-prof), ${seconds} s at C=50 each, log.level warn; % = share of the daemon's busy samples`);
   // (b) is not asked for by the brief but shows where a cache miss's time goes.
-  for (const s of [S.a, S.d, S.b0]) {
+  const only = process.argv.find((a) => a.startsWith("--scenarios="))?.slice("--scenarios=".length).split(",");
+  for (const s of [S.a, S.d, S.b0].filter((x) => !only || only.includes(x.id))) {
     say(await profileOne(s, seconds, tool));
     say("");
   }
