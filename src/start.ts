@@ -37,6 +37,7 @@ export function createSource(cfg: Config, log: Logger, metrics?: Metrics): Ident
     clientId: kc.clientId,
     clientSecret: kc.clientSecret,
     timeoutMs: kc.timeoutMs,
+    attributes: cfg.policy.sendAllowedAttribute ? [cfg.policy.sendAllowedAttribute] : [],
     logger: log.child({ component: "keycloak" }),
     ...(metrics ? { events: metrics.keycloakEvents } : {}),
   });
@@ -117,11 +118,12 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): 
         ["cache.max_entries", next.cache.maxEntries, cfg.cache.maxEntries],
         ["metrics.listen", next.metrics.listen, cfg.metrics.listen],
       ].filter(([, a, b]) => !same(a, b)).map(([k]) => k as string);
-      if (!same(next.idp, current.idp)) {
+      // Cached users keep only the attribute the rules read: a new one needs fresh users.
+      if (!same(next.idp, current.idp) || next.policy.sendAllowedAttribute !== current.policy.sendAllowedAttribute) {
         const old = cache.source;
         cache.reconfigure(next.cache, createSource(next, log, metrics));
         await old.close();
-        changed.push("idp");
+        if (!same(next.idp, current.idp)) changed.push("idp");
       } else if (!same(next.cache, current.cache)) {
         cache.reconfigure(next.cache);
       }

@@ -202,6 +202,24 @@ describe("failure mode, shared by both servers", () => {
 });
 
 describe("SIGHUP", () => {
+  test("a new send_allowed_attribute applies at once: cached users keep only the attribute read, so they are fetched again", async () => {
+    kc.addUser({ username: "hank", email: "hank@d1.test", attributes: { mailSendAllowed: ["true"], otherFlag: ["false"] } });
+    const idp = { provider: "keycloak", static: null, keycloak: { base_url: kc.url, realm: "test", client_id: "mailcloak", client_secret: "s3cret", cache_ttl_seconds: 300, timeout_ms: 500 } };
+    const d = await stack(kc, { policy: { send_allowed_attribute: "mailSendAllowed" }, idp });
+    const p = await Client.connect(d.policySocket);
+    try {
+      const hank = { protocol_state: "RCPT", sasl_username: "hank", sender: "hank@d1.test", recipient: "x@ext.test" };
+      assert.equal(await policyQuery(p, hank), ACTIONS.dunno, "hank is now cached for 300 s");
+      d.writeConfig({ policy: { send_allowed_attribute: "otherFlag" }, idp });
+      d.signal("SIGHUP");
+      await sleep(300);
+      assert.equal(await policyQuery(p, hank), ACTIONS.sendingDisabled, "otherFlag=false applies without waiting for the TTL");
+    } finally {
+      p.destroy();
+      await d.cleanup();
+    }
+  });
+
   test("a valid new config applies without dropping connections; an invalid one is refused", async () => {
     const d = await stack(kc, { policy: { idp_failure_mode: "tempfail" }, cache: { stale_seconds: 0 } });
     const p = await Client.connect(d.policySocket);

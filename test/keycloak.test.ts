@@ -89,6 +89,19 @@ function assertNoSecrets(h: Harness, secret = "s3cret"): void {
 }
 
 describe("lookups", () => {
+  test("with `attributes`, cached users keep only the attributes the rules read", async () => {
+    const h = await harness({}, { attributes: ["mailSendAllowed"] });
+    h.fake.addUser({ username: "ann", email: "ann@x.test", attributes: { mailSendAllowed: ["false"], quota: ["2G"], note: ["x".repeat(5000)] } });
+    h.fake.addUser({ username: "ben", email: "ben@x.test", attributes: { quota: ["1G"] } });
+    assert.deepEqual(assertFound(await h.source.userByEmail("ann@x.test")).attributes, { mailSendAllowed: ["false"] });
+    assert.deepEqual(assertFound(await h.source.userByUsername("ben")).attributes, {});
+    const none = await harness({}, { attributes: [] });
+    none.fake.addUser({ username: "cy", attributes: { mailSendAllowed: ["true"] } });
+    assert.deepEqual(assertFound(await none.source.userByUsername("cy")).attributes, {});
+    await h.source.close();
+    await none.source.close();
+  });
+
   test("found by username and by email, lower-cased, attributes passed through", async () => {
     const h = await harness();
     h.fake.addUser({

@@ -6,6 +6,7 @@
 
 import { LRUCache } from "lru-cache";
 import type { DirectoryUser, IdentitySource, Lookup } from "./lookup.js";
+import { detach } from "../strings.js";
 
 export interface CacheSettings {
   readonly ttlSeconds: number;
@@ -22,9 +23,13 @@ export interface CachedLookup {
 }
 
 interface Entry {
-  readonly lookup: Lookup<DirectoryUser>; // found or notfound, never unavailable
+  /** What a fresh hit returns (shared: a hit allocates nothing). Found or notfound, never unavailable. */
+  readonly hit: CachedLookup;
   readonly freshUntil: number;
 }
+
+/** Username keys carry a prefix no address has; addresses are their own keys. */
+const USERNAME = "\u0001";
 
 export interface CacheEvents {
   onLookup?(outcome: CacheOutcome): void;
@@ -70,11 +75,12 @@ export class DirectoryCache {
   }
 
   byUsername(username: string): CachedLookup | Promise<CachedLookup> {
-    return this.#get(`u:${username}`, () => this.#source.userByUsername(username));
+    return this.#get(USERNAME + username, () => this.#source.userByUsername(username));
   }
 
+  /** `email` is a valid address (Facts checks), so it cannot look like a username key. */
   byEmail(email: string): CachedLookup | Promise<CachedLookup> {
-    return this.#get(`e:${email}`, () => this.#source.userByEmail(email));
+    return this.#get(email, () => this.#source.userByEmail(email));
   }
 
   /** Synchronous on a fresh hit (no promise, no allocation beyond the result). */
@@ -83,7 +89,7 @@ export class DirectoryCache {
     const entry = this.#lru.get(key);
     if (entry && now < entry.freshUntil) {
       this.#events.onLookup?.("hit");
-      return { lookup: entry.lookup, cache: "hit" };
+      return entry.hit;
     }
     const pending = this.#inflight.get(key);
     if (pending) {
@@ -111,7 +117,7 @@ export class DirectoryCache {
       const old = this.#lru.get(key); // undefined once past TTL + stale window
       if (old) {
         this.#events.onLookup?.("stale");
-        return { lookup: old.lookup, cache: "stale" };
+        return { lookup: old.hit.lookup, cache: "stale" };
       }
       this.#events.onLookup?.("miss");
       return { lookup, cache: "miss" };
@@ -119,7 +125,8 @@ export class DirectoryCache {
     const ttl = (lookup.kind === "found" ? s.ttlSeconds : s.negativeTtlSeconds) * 1000;
     if (ttl > 0) {
       // The LRU keeps the entry past its freshness for the stale window only.
-      this.#lru.set(key, { lookup, freshUntil: now + ttl }, { ttl: ttl + s.staleSeconds * 1000 });
+      const hit: CachedLookup = Object.freeze({ lookup, cache: "hit" as const });
+      this.#lru.set(detach(key), { hit, freshUntil: now + ttl }, { ttl: ttl + s.staleSeconds * 1000 });
     } else this.#lru.delete(key);
     this.#events.onLookup?.("miss");
     return { lookup, cache: "miss" };

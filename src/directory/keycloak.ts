@@ -17,6 +17,7 @@
 import { performance } from "node:perf_hooks";
 import KcAdminClient, { NetworkError } from "@keycloak/keycloak-admin-client";
 import type { Logger } from "pino";
+import { detach } from "../strings.js";
 import type { DirectoryUser, IdentitySource, Lookup } from "./lookup.js";
 import { NOT_FOUND, found, unavailable } from "./lookup.js";
 
@@ -43,6 +44,11 @@ export interface KeycloakSourceOptions {
   logger: Logger;
   events?: KeycloakEvents;
   breaker?: { failureThreshold?: number; openMs?: number };
+  /**
+   * The user attributes the rules read (policy.send_allowed_attribute); only
+   * these are kept in cached users. Default: all.
+   */
+  attributes?: readonly string[];
 }
 
 export const FORBIDDEN_HINT =
@@ -72,7 +78,7 @@ const MAX_REMEMBERED_AMBIGUOUS = 1000;
 export class KeycloakSource implements IdentitySource {
   readonly name = "keycloak";
 
-  readonly #opts: Required<Pick<KeycloakSourceOptions, "realm" | "clientId" | "clientSecret">>;
+  readonly #opts: Required<Pick<KeycloakSourceOptions, "realm" | "clientId" | "clientSecret">> & Pick<KeycloakSourceOptions, "attributes">;
   readonly #baseUrl: string;
   readonly #timeoutMs: number;
   readonly #log: Logger;
@@ -90,7 +96,7 @@ export class KeycloakSource implements IdentitySource {
   readonly #warnedAmbiguous = new Set<string>();
 
   constructor(opts: KeycloakSourceOptions) {
-    this.#opts = { realm: opts.realm, clientId: opts.clientId, clientSecret: opts.clientSecret };
+    this.#opts = { realm: opts.realm, clientId: opts.clientId, clientSecret: opts.clientSecret, ...(opts.attributes ? { attributes: [...opts.attributes] } : {}) };
     this.#baseUrl = opts.baseUrl.replace(/\/+$/, "");
     this.#timeoutMs = opts.timeoutMs ?? 2000;
     this.#log = opts.logger;
@@ -192,7 +198,7 @@ export class KeycloakSource implements IdentitySource {
       username: lower(u.username) ?? "",
       email: lower(u.email),
       enabled: u.enabled === true,
-      attributes: attributesOf(u.attributes),
+      attributes: attributesOf(u.attributes, this.#opts.attributes),
     });
   }
 
@@ -378,16 +384,21 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** Lower-cased and detached: the user is cached, the response text it was parsed from is not. */
 function lower(v: unknown): string | null {
-  return typeof v === "string" ? v.toLowerCase() : null;
+  return typeof v === "string" ? detach(v.toLowerCase()) : null;
 }
 
-function attributesOf(v: unknown): Record<string, readonly string[]> {
+const NO_ATTRIBUTES: Readonly<Record<string, readonly string[]>> = Object.freeze({});
+
+function attributesOf(v: unknown, wanted: readonly string[] | undefined): Readonly<Record<string, readonly string[]>> {
+  if (!isRecord(v) || wanted?.length === 0) return NO_ATTRIBUTES;
   const out: Record<string, readonly string[]> = {};
-  if (!isRecord(v)) return out;
   for (const [name, values] of Object.entries(v)) {
+    if (wanted !== undefined && !wanted.includes(name)) continue;
     if (typeof values === "string") out[name] = [values];
-    else if (Array.isArray(values)) out[name] = values.filter((x): x is string => typeof x === "string");
+    // slice(): filter() leaves spare capacity, which a cached user would keep.
+    else if (Array.isArray(values)) out[name] = values.filter((x): x is string => typeof x === "string").slice();
   }
   return out;
 }

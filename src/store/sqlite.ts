@@ -10,6 +10,7 @@ import Database from "better-sqlite3";
 import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from "node:fs";
 import { isCatchAll, isValidAddress, isValidDomain, normalize } from "../rules/address.js";
 import { WalVersion } from "./wal-version.js";
+import { detach } from "../strings.js";
 
 type DB = Database.Database;
 
@@ -351,7 +352,7 @@ export class Store {
     const r = query(this.#st);
     this.#queries++;
     if (this.#memo.size >= MEMO_MAX) this.#memo.clear();
-    this.#memo.set(key, r === undefined ? ABSENT : r);
+    this.#memo.set(detach(key), r === undefined ? ABSENT : r);
     return r;
   }
 
@@ -407,8 +408,9 @@ export class Store {
   }
 }
 
-function addressRows(st: Statements, addr: string, base: string | null, domain: string): AddressRows {
-  const r = st.recipient.get({ domain, addr, base });
+function addressRows(st: Statements, addr: string, base: string | null, requestDomain: string): AddressRows {
+  const r = st.recipient.get({ domain: requestDomain, addr, base });
+  const domain = detach(requestDomain); // kept in the memo
   const dom = r?.dom ?? null;
   const target = (v: string | null | undefined): AliasTarget | undefined => {
     if (v === null || v === undefined) return undefined;
