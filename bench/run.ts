@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import { FakeKeycloak } from "../test/fake-keycloak.js";
-import { ctlOk, have, tempDir } from "../test/helpers/daemon.js";
+import { ctlOk, have, shippedNodeArgs, tempDir } from "../test/helpers/daemon.js";
 import { AdminStore } from "../src/store/sqlite.js";
 import { instanceId, median, policyRequest, round, type RequestSource, type RunResult, type RunSpec, type WireProtocol } from "./common.js";
 import { BenchDaemon, benchConfig, type DaemonPaths } from "./daemon.js";
@@ -48,8 +48,12 @@ const SMTP_SESSIONS = 40;
 const SMTP_MESSAGES = Number(process.argv.find((a) => a.startsWith("--smtp-messages="))?.split("=")[1] ?? (QUICK ? 1000 : 2000));
 /** (a) is run again with the info-level decision log at these C. */
 const INFO_CS = [1, 50] as const;
-/** Extra node flags for the daemon, e.g. --daemon-node-args="--max-old-space-size=96". */
-const DAEMON_NODE_ARGS = (process.argv.find((a) => a.startsWith("--daemon-node-args="))?.slice("--daemon-node-args=".length) ?? "").split(/\s+/).filter((x) => x !== "");
+/**
+ * Node flags for the daemon: by default those configs/mailcloak.service sets
+ * in NODE_OPTIONS (the daemon as shipped); --daemon-node-args="..." replaces
+ * them (--daemon-node-args= for Node's defaults).
+ */
+const DAEMON_NODE_ARGS = process.argv.find((a) => a.startsWith("--daemon-node-args="))?.slice("--daemon-node-args=".length).split(/\s+/).filter((x) => x !== "") ?? shippedNodeArgs();
 const DOMAIN = "d1.test";
 
 const say = (line = ""): void => {
@@ -393,7 +397,7 @@ async function benchmark(): Promise<void> {
   say(`        ${REPS} repetitions per cell (${MISS_REPS} for cache misses), interleaved with the bare responder; figures are medians over repetitions.`);
   say(`daemon: log.level warn — the info-level per-request decision log is OFF (row "(a) same, log.level info" shows its cost); cache.max_entries ${MAX_ENTRIES};`);
   say(`        Keycloak = test/fake-keycloak.ts (${KNOWN_USERS} named users) + bench/keycloak-front.ts (${BULK_USERS} indexed bulk users); token lifetime ${TOKEN_LIFETIME_S} s.`);
-  if (DAEMON_NODE_ARGS.length > 0) say(`        daemon node flags: ${DAEMON_NODE_ARGS.join(" ")}`);
+  say(`        daemon node flags: ${DAEMON_NODE_ARGS.length > 0 ? DAEMON_NODE_ARGS.join(" ") : "(Node defaults)"}${process.argv.some((a) => a.startsWith("--daemon-node-args=")) ? "" : " (NODE_OPTIONS of configs/mailcloak.service)"}`);
   say("");
 
   const env = await setup({ bare: true });

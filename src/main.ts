@@ -9,6 +9,7 @@ import { ConfigError, DEFAULT_CONFIG_PATH, describeAddress, loadConfig } from ".
 import type { Config } from "./config/types.js";
 import { createLogger } from "./log.js";
 import { startDaemon, type Daemon } from "./start.js";
+import { heapFit } from "./system/heap.js";
 import { lookupUser } from "./system/accounts.js";
 import { Metrics, serveMetrics } from "./metrics.js";
 import { StoreError } from "./store/sqlite.js";
@@ -103,6 +104,13 @@ async function run(path: string): Promise<void> {
     log.info({ user: dropTo.name, uid: dropTo.uid, gid: dropTo.gid }, "dropped privileges");
   } else if (isRoot) {
     log.warn("running as root (daemon.allow_root is true)");
+  }
+
+  const heap = heapFit(cfg.cache.maxEntries);
+  if (!heap.fits) {
+    log.warn({ maxEntries: cfg.cache.maxEntries, neededMb: heap.neededMb, heapLimitMb: heap.limitMb },
+      `cache.max_entries ${cfg.cache.maxEntries} needs about ${heap.neededMb} MB of heap when full but the V8 heap limit is ${heap.limitMb} MB: ` +
+      `raise --max-old-space-size in NODE_OPTIONS (service file) or lower cache.max_entries`);
   }
 
   log.info({

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
-import { Client, ctl, DaemonProcess, policyQuery, socketmapQuery } from "./helpers/daemon.js";
+import { Client, ctl, DaemonProcess, policyQuery, shippedNodeArgs, socketmapQuery } from "./helpers/daemon.js";
 import { freePort, keycloakIdp, mean, mergeTree, metric, rssKiB, scrape, startStack } from "./helpers/faults.js";
 import { FakeKeycloak } from "./fake-keycloak.js";
 import { ACTIONS } from "../src/handlers/policy.js";
@@ -125,7 +125,7 @@ before(async () => {
     aliases: [["sales@d1.test", "alice"]],
     quiet: true,
     // As deployed: configs/mailcloak.service and openrc-mailcloak cap the heap.
-    nodeArgs: ["--max-old-space-size=128"],
+    nodeArgs: shippedNodeArgs(),
     // The product's default Keycloak timeout: the fake shares this busy test
     // process, so a tighter one would add outages the model doesn't know of.
     config: mergeTree(keycloakIdp(kc, { timeout_ms: 2000, cache_ttl_seconds: 1 }), {

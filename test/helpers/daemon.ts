@@ -2,7 +2,7 @@
 // temp config and DB, and talks to it over its real sockets.
 
 import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { mkdtempSync, existsSync, writeFileSync, rmSync } from "node:fs";
+import { mkdtempSync, existsSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -322,4 +322,20 @@ export function requireTool(t: { skip: (msg: string) => void }, cmd: string): bo
   if (process.env.CI === "true") throw new Error(`${cmd} is not installed; CI must install it (see .ci/run)`);
   t.skip(`${cmd} not installed`);
   return false;
+}
+
+/**
+ * The node flags the shipped service files put in NODE_OPTIONS (systemd
+ * unit and OpenRC script must agree), so tests and the benchmark run the
+ * daemon as deployed.
+ */
+export function shippedNodeArgs(): string[] {
+  const unit = readFileSync(join(ROOT, "configs", "mailcloak.service"), "utf8");
+  const openrc = readFileSync(join(ROOT, "configs", "openrc-mailcloak"), "utf8");
+  const fromUnit = /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(unit)?.[1];
+  const fromOpenrc = /^export NODE_OPTIONS="([^"\n]*)"$/m.exec(openrc)?.[1];
+  if (fromUnit === undefined || fromUnit !== fromOpenrc) {
+    throw new Error(`configs/mailcloak.service and configs/openrc-mailcloak must set the same NODE_OPTIONS (got ${JSON.stringify(fromUnit)} and ${JSON.stringify(fromOpenrc)})`);
+  }
+  return fromUnit.split(/\s+/).filter((x) => x !== "");
 }
