@@ -11,7 +11,7 @@ import { createLogger } from "./log.js";
 import { startDaemon, type Daemon } from "./start.js";
 import { heapFit } from "./system/heap.js";
 import { lookupUser } from "./system/accounts.js";
-import { Metrics, serveMetrics } from "./metrics.js";
+import type { Metrics } from "./metrics.js";
 import { StoreError } from "./store/sqlite.js";
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -66,7 +66,9 @@ async function run(path: string): Promise<void> {
     }
   }
 
-  const metrics = cfg.metrics.listen ? new Metrics() : undefined;
+  // prom-client is loaded only when metrics are on (it adds ~10 MB of RSS).
+  const metricsModule = cfg.metrics.listen ? await import("./metrics.js") : null;
+  const metrics: Metrics | undefined = metricsModule ? new metricsModule.Metrics() : undefined;
   let daemon: Daemon;
   try {
     daemon = await startDaemon(cfg, log, metrics);
@@ -76,9 +78,9 @@ async function run(path: string): Promise<void> {
     fail(err instanceof StoreError || err instanceof Error ? msg : String(err), 1);
   }
   let httpServer: Server | null = null;
-  if (metrics && cfg.metrics.listen) {
+  if (metricsModule && metrics && cfg.metrics.listen) {
     try {
-      httpServer = await serveMetrics(metrics, cfg.metrics.listen.host, cfg.metrics.listen.port, async () => {
+      httpServer = await metricsModule.serveMetrics(metrics, cfg.metrics.listen.host, cfg.metrics.listen.port, async () => {
         if (daemon.store.problem) return daemon.store.problem;
         return daemon.cache.source.health?.(cfg.cache.staleSeconds * 1000) ?? null;
       });

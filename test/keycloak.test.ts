@@ -95,6 +95,11 @@ describe("lookups", () => {
     h.fake.addUser({ username: "ben", email: "ben@x.test", attributes: { quota: ["1G"] } });
     assert.deepEqual(assertFound(await h.source.userByEmail("ann@x.test")).attributes, { mailSendAllowed: ["false"] });
     assert.deepEqual(assertFound(await h.source.userByUsername("ben")).attributes, {});
+    h.fake.addUser({ username: "dee", email: "dee@x.test", attributes: { mailSendAllowed: ["false"], quota: ["9G"] } });
+    const ann = assertFound(await h.source.userByUsername("ann"));
+    const dee = assertFound(await h.source.userByUsername("dee"));
+    assert.equal(ann.attributes, dee.attributes, "equal attribute sets are one shared (frozen) object, not a copy per cached user");
+    assert.ok(Object.isFrozen(ann.attributes) && Object.isFrozen(ann.attributes.mailSendAllowed));
     const none = await harness({}, { attributes: [] });
     none.fake.addUser({ username: "cy", attributes: { mailSendAllowed: ["true"] } });
     assert.deepEqual(assertFound(await none.source.userByUsername("cy")).attributes, {});

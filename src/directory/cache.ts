@@ -125,8 +125,11 @@ export class DirectoryCache {
     const ttl = (lookup.kind === "found" ? s.ttlSeconds : s.negativeTtlSeconds) * 1000;
     if (ttl > 0) {
       // The LRU keeps the entry past its freshness for the stale window only.
+      // The key outlives the request it came from: a detached copy, or the
+      // user's own email string when that is the key (one string, not two).
+      const k = lookup.kind === "found" && lookup.value.email === key ? lookup.value.email : detach(key);
       const hit: CachedLookup = Object.freeze({ lookup, cache: "hit" as const });
-      this.#lru.set(detach(key), { hit, freshUntil: now + ttl }, { ttl: ttl + s.staleSeconds * 1000 });
+      this.#lru.set(k, { hit, freshUntil: now + ttl }, { ttl: ttl + s.staleSeconds * 1000 });
     } else this.#lru.delete(key);
     this.#events.onLookup?.("miss");
     return { lookup, cache: "miss" };

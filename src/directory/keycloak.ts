@@ -390,17 +390,29 @@ function lower(v: unknown): string | null {
 }
 
 const NO_ATTRIBUTES: Readonly<Record<string, readonly string[]>> = Object.freeze({});
+/** Distinct attribute sets seen (most users share one, e.g. {mailSendAllowed: ["true"]}); bounded. */
+const ATTRIBUTE_SETS = new Map<string, Readonly<Record<string, readonly string[]>>>();
+const MAX_ATTRIBUTE_SETS = 1024;
 
 function attributesOf(v: unknown, wanted: readonly string[] | undefined): Readonly<Record<string, readonly string[]>> {
   if (!isRecord(v) || wanted?.length === 0) return NO_ATTRIBUTES;
   const out: Record<string, readonly string[]> = {};
+  let n = 0;
   for (const [name, values] of Object.entries(v)) {
     if (wanted !== undefined && !wanted.includes(name)) continue;
     if (typeof values === "string") out[name] = [values];
-    // slice(): filter() leaves spare capacity, which a cached user would keep.
-    else if (Array.isArray(values)) out[name] = values.filter((x): x is string => typeof x === "string").slice();
+    else if (Array.isArray(values)) out[name] = values.filter((x): x is string => typeof x === "string");
+    else continue;
+    n++;
   }
-  return out;
+  if (n === 0) return NO_ATTRIBUTES;
+  // Cached users share equal attribute sets instead of holding a copy each.
+  const key = JSON.stringify(out);
+  const shared = ATTRIBUTE_SETS.get(key);
+  if (shared) return shared;
+  const frozen = Object.freeze(Object.fromEntries(Object.entries(out).map(([k, vs]) => [k, Object.freeze([...vs])])));
+  if (ATTRIBUTE_SETS.size < MAX_ATTRIBUTE_SETS) ATTRIBUTE_SETS.set(key, frozen);
+  return frozen;
 }
 
 /** RFC 6749 2.3.1: client id and secret are form-urlencoded before Basic encoding. */
