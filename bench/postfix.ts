@@ -88,8 +88,10 @@ export interface PostmapResult {
   readonly reps: number;
   readonly socketmapMs: number;
   readonly sqliteMs: number;
-  /** The same key list against the bare responder (fixed reply, no lookup): any socketmap server's floor. */
+  /** The same key list against the bare responder (Node, fixed reply, no lookup). */
   readonly bareMs: number | null;
+  /** Against bench/floor.c (C, fixed reply, no lookup): the Unix-socket round trip alone; null without a C compiler. */
+  readonly floorMs: number | null;
   /** socketmap time / sqlite time. */
   readonly ratio: number;
   readonly socketmapFound: number;
@@ -110,11 +112,37 @@ export async function comparePostmap(o: { dir: string; db: string; socketmapSock
     "",
   ].join("\n"));
   const input = o.keys.join("\n") + "\n";
+  const floor = await startFloor(o.dir);
   const tables: Record<string, string> = {
     socketmap: `socketmap:unix:${o.socketmapSocket}:alias`,
     sqlite: `sqlite:${cf}`,
     ...(o.bareSocket ? { bare: `socketmap:unix:${o.bareSocket}:alias` } : {}),
+    ...(floor ? { floor: `socketmap:unix:${floor.socket}:alias` } : {}),
   };
+  try {
+    return await timeTables(o, conf, tables, input);
+  } finally {
+    floor?.child.kill("SIGTERM");
+  }
+}
+
+/** bench/floor.c, compiled into the run's directory; null when there is no C compiler. */
+async function startFloor(dir: string): Promise<{ child: ReturnType<typeof spawn>; socket: string } | null> {
+  if (!have("cc")) return null;
+  const bin = join(dir, "floor");
+  const src = new URL("../../bench/floor.c", import.meta.url).pathname;
+  const built = await timed("cc", ["-O2", "-o", bin, src]);
+  if (built.code !== 0) throw new Error(`cc bench/floor.c: ${built.stderr.slice(0, 300)}`);
+  const socket = join(dir, "floor.sock");
+  const child = spawn(bin, [socket], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise<void>((resolve, reject) => {
+    child.once("error", reject);
+    child.stdout!.once("data", () => resolve());
+  });
+  return { child, socket };
+}
+
+async function timeTables(o: { keys: readonly string[]; reps: number }, conf: string, tables: Record<string, string>, input: string): Promise<PostmapResult> {
   const names = Object.keys(tables);
   const runs: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, [] as number[]]));
   const outputs: Record<string, string> = {};
@@ -141,6 +169,7 @@ export async function comparePostmap(o: { dir: string; db: string; socketmapSock
     socketmapMs: round(socketmapMs, 1),
     sqliteMs: round(sqliteMs, 1),
     bareMs: runs.bare ? round(median(runs.bare), 1) : null,
+    floorMs: runs.floor ? round(median(runs.floor), 1) : null,
     ratio: round(socketmapMs / sqliteMs, 2),
     socketmapFound: count(outputs.socketmap),
     sqliteFound: count(outputs.sqlite),
