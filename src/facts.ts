@@ -7,7 +7,6 @@ import type { Config, FailureMode } from "./config/types.js";
 import type { CachedLookup, DirectoryCache } from "./directory/cache.js";
 import type { AliasTarget, Store } from "./store/sqlite.js";
 import { isValidAddress, stripExtension, type Extension } from "./rules/address.js";
-import { NOT_FOUND } from "./directory/lookup.js";
 
 export interface RuleSettings {
   readonly failureMode: FailureMode;
@@ -25,7 +24,10 @@ export function ruleSettings(cfg: Config): RuleSettings {
   };
 }
 
-const SKIPPED: CachedLookup = Object.freeze({ lookup: NOT_FOUND, cache: "hit" as const });
+/** Usernames that could be a Keycloak login; others never reach the IdP. */
+function plausibleUsername(username: string): boolean {
+  return username !== "" && username.length <= 255 && !/[\s\x00-\x1f]/.test(username);
+}
 
 export class Facts {
   readonly store: Store;
@@ -58,13 +60,11 @@ export class Facts {
 
   /** A user by primary email; syntactically impossible addresses never reach the IdP. */
   userByEmail(addr: string): CachedLookup | Promise<CachedLookup> {
-    if (!isValidAddress(addr)) return SKIPPED;
-    return this.cache.byEmail(addr);
+    return this.cache.byEmail(addr, isValidAddress);
   }
 
   userByUsername(username: string): CachedLookup | Promise<CachedLookup> {
-    if (username === "" || username.length > 255 || /[\s\x00-\x1f]/.test(username)) return SKIPPED;
-    return this.cache.byUsername(username);
+    return this.cache.byUsername(username, plausibleUsername);
   }
 
   /** Is sending disabled for this user by the configured attribute? */

@@ -74,6 +74,16 @@ describe("store memo", () => {
     store.close();
   });
 
+  test("an address asked with another base (recipient_delimiter changed by SIGHUP) is asked again", async () => {
+    const { admin, store } = fresh();
+    await turn();
+    assert.equal(store.addressRows("sales-x@d1.test", "sales@d1.test", "d1.test").base?.targetUser, "alice", "delimiter '-'");
+    assert.equal(store.addressRows("sales-x@d1.test", null, "d1.test").base, undefined, "no delimiter: no base");
+    assert.equal(store.addressRows("sales-x@d1.test", "sales@d1.test", "d1.test").base?.targetUser, "alice");
+    admin.close();
+    store.close();
+  });
+
   test("a rolled-back transaction changes nothing; a committed one changes the answer", async () => {
     const { admin, store } = fresh();
     assert.equal(store.domainEnabled("d1.test"), true);

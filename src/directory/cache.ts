@@ -5,7 +5,7 @@
 // is served stale for at most `staleSeconds` past its TTL.
 
 import { LRUCache } from "lru-cache";
-import type { DirectoryUser, IdentitySource, Lookup } from "./lookup.js";
+import { NOT_FOUND, type DirectoryUser, type IdentitySource, type Lookup } from "./lookup.js";
 import { detach } from "../strings.js";
 
 export interface CacheSettings {
@@ -27,6 +27,9 @@ interface Entry {
   readonly hit: CachedLookup;
   readonly freshUntil: number;
 }
+
+/** The answer for a key its screen refused. */
+const NOT_ASKED: CachedLookup = Object.freeze({ lookup: NOT_FOUND, cache: "hit" as const });
 
 /** Username keys carry a prefix no address has; addresses are their own keys. */
 const USERNAME = "\u0001";
@@ -74,30 +77,36 @@ export class DirectoryCache {
     this.#lru.clear();
   }
 
-  byUsername(username: string): CachedLookup | Promise<CachedLookup> {
-    return this.#get(USERNAME + username, () => this.#source.userByUsername(username));
+  /**
+   * `admit` screens keys before they reach the source (a key that fails it
+   * is "not found", never asked); only admitted keys are ever cached, so a
+   * hit needs no screening.
+   */
+  byUsername(username: string, admit?: (username: string) => boolean): CachedLookup | Promise<CachedLookup> {
+    return this.#get(USERNAME + username, username, "userByUsername", admit);
   }
 
-  /** `email` is a valid address (Facts checks), so it cannot look like a username key. */
-  byEmail(email: string): CachedLookup | Promise<CachedLookup> {
-    return this.#get(email, () => this.#source.userByEmail(email));
+  /** Address keys are screened (Facts: a valid address), so they cannot look like a username key. */
+  byEmail(email: string, admit?: (email: string) => boolean): CachedLookup | Promise<CachedLookup> {
+    return this.#get(email, email, "userByEmail", admit);
   }
 
   /** Synchronous on a fresh hit (no promise, no allocation beyond the result). */
-  #get(key: string, fetch: () => Promise<Lookup<DirectoryUser>>): CachedLookup | Promise<CachedLookup> {
+  #get(key: string, arg: string, op: "userByUsername" | "userByEmail", admit?: (arg: string) => boolean): CachedLookup | Promise<CachedLookup> {
     const now = Date.now();
     const entry = this.#lru.get(key);
     if (entry && now < entry.freshUntil) {
       this.#events.onLookup?.("hit");
       return entry.hit;
     }
+    if (!entry && admit && !admit(arg)) return NOT_ASKED;
     const pending = this.#inflight.get(key);
     if (pending) {
       this.#events.onLookup?.("coalesced");
       return pending.then((r) => ({ lookup: r.lookup, cache: "coalesced" as const }));
     }
     const gen = this.#generation;
-    const p = fetch().then(
+    const p = this.#source[op](arg).then(
       (lookup) => this.#settle(key, lookup, gen),
       (err: unknown) => this.#settle(key, { kind: "unavailable", reason: err instanceof Error ? err.message : String(err) }, gen),
     );

@@ -84,11 +84,15 @@ export class PolicyHandler {
     this.#events = events;
   }
 
-  /** Decide one request; never throws or rejects. Synchronous when every lookup is answered from memory. */
+  /**
+   * Decide one request; never throws or rejects. Synchronous when every
+   * lookup is answered from memory. Timing and the cache trace are kept only
+   * when metrics or the info log will use them.
+   */
   decide(req: PolicyRequest): Maybe<Decision> {
     const timed = this.#events.onDecision !== undefined || this.#log.isLevelEnabled("info");
     const started = timed ? performance.now() : 0;
-    const trace = new Trace();
+    const trace = timed ? new Trace() : null;
     let d: Maybe<Decision>;
     try {
       d = this.#decide(req, trace);
@@ -105,7 +109,7 @@ export class PolicyHandler {
     return sqlite ? D.dbError : D.internalError;
   }
 
-  #report(req: PolicyRequest, d: Decision, trace: Trace, started: number): Decision {
+  #report(req: PolicyRequest, d: Decision, trace: Trace | null, started: number): Decision {
     const seconds = (performance.now() - started) / 1000;
     if (this.#events.onDecision) {
       const sp = d.action.indexOf(" ");
@@ -113,12 +117,12 @@ export class PolicyHandler {
     }
     if (this.#log.isLevelEnabled("info")) this.#log.info({
       state: req.protocol_state, login: req.sasl_username || undefined, sender: req.sender, recipient: req.recipient || undefined,
-      context: req.policy_context || undefined, action: d.action, reason: d.reason, cache: trace.cache, ms: Math.round(seconds * 10000) / 10,
+      context: req.policy_context || undefined, action: d.action, reason: d.reason, cache: trace?.cache ?? "none", ms: Math.round(seconds * 10000) / 10,
     }, "policy decision");
     return d;
   }
 
-  #decide(req: PolicyRequest, trace: Trace): Maybe<Decision> {
+  #decide(req: PolicyRequest, trace: Trace | null): Maybe<Decision> {
     const state = req.protocol_state.toUpperCase();
     if (req.request !== "smtpd_access_policy" || (state !== "RCPT" && state !== "MAIL")) return D.stateNotChecked;
     const ctx = req.policy_context.trim().toLowerCase();
@@ -135,16 +139,16 @@ export class PolicyHandler {
   }
 
   /** The user behind a lookup; an outage is thrown (or rejected) as Outage. */
-  #user(lookup: Maybe<CachedLookup>, trace: Trace): Maybe<CachedLookup["lookup"]> {
+  #user(lookup: Maybe<CachedLookup>, trace: Trace | null): Maybe<CachedLookup["lookup"]> {
     return then(lookup, (c) => {
-      trace.note(c);
+      trace?.note(c);
       if (c.lookup.kind === "unavailable") throw new Outage(c.lookup.reason);
       return c.lookup;
     });
   }
 
   /** A rejection, or null when the sender may be used. */
-  #checkSender(req: PolicyRequest, trace: Trace): Maybe<Verdict> {
+  #checkSender(req: PolicyRequest, trace: Trace | null): Maybe<Verdict> {
     const f = this.#facts;
     const sender = normalize(req.sender);
     const login = req.sasl_username.trim();
@@ -167,7 +171,7 @@ export class PolicyHandler {
     });
   }
 
-  #checkRecipient(req: PolicyRequest, trace: Trace): Maybe<Decision> {
+  #checkRecipient(req: PolicyRequest, trace: Trace | null): Maybe<Decision> {
     const f = this.#facts;
     const rcpt = normalize(req.recipient);
     const domain = domainOf(rcpt);

@@ -232,6 +232,7 @@ const WATCH_MS = 1000;
 /** Memoised query results kept between commits (all dropped when full). */
 export const MEMO_MAX = 20_000;
 const ABSENT = Symbol("absent");
+const MISS = Symbol("miss");
 
 /**
  * The daemon's read side. An open SQLite handle keeps working on a file that
@@ -250,7 +251,16 @@ export class Store {
   readonly #timer: NodeJS.Timeout;
   readonly #events: StoreEvents;
   readonly #version: WalVersion;
-  readonly #memo = new Map<string, unknown>();
+  /** Memoised answers, one map per question, keyed by its argument (no key building on the hot path). */
+  readonly #memo = {
+    domain: new Map<string, unknown>(),
+    alias: new Map<string, unknown>(),
+    rows: new Map<string, unknown>(),
+    app: new Map<string, unknown>(),
+    appAllows: new Map<string, unknown>(),
+    appsForSender: new Map<string, unknown>(),
+  };
+  #memoEntries = 0;
   #queries = 0;
   /** The WAL-index header was looked at during this event-loop turn. */
   #looked = false;
@@ -281,7 +291,7 @@ export class Store {
 
   /** Memoised answers held now (at most MEMO_MAX). */
   get memoSize(): number {
-    return this.#memo.size;
+    return this.#memoEntries;
   }
 
   /** null when serving, else why not. */
@@ -313,7 +323,7 @@ export class Store {
         this.#st = prepare(db);
         this.#ino = ino;
         this.#version.close();
-        this.#memo.clear();
+        this.#forget();
         if (old.open) old.close();
       } catch (err) {
         reason = `database file ${this.path} cannot be opened: ${(err as Error).message}`;
@@ -335,41 +345,50 @@ export class Store {
     if (this.#db.open) this.#db.close();
   }
 
+  #forget(): void {
+    for (const m of Object.values(this.#memo)) m.clear();
+    this.#memoEntries = 0;
+  }
+
   /**
-   * The answer to one question (`key` names the query and its arguments):
-   * from the memo while no commit happened since it was read, else queried.
-   * Results are shared, so callers never modify them.
+   * The memoised answer for `key`, or MISS. Throws while the DB is down. The
+   * memo holds while no commit happened since its answers were read; results
+   * are shared, so callers never modify them.
    */
-  #read<R>(key: string, query: (st: Statements) => R): R {
+  #recall(memo: Map<string, unknown>, key: string): unknown {
     if (this.#down !== null) throw new DatabaseUnavailableError(this.#down);
     if (!this.#looked) {
-      if (this.#version.changed()) this.#memo.clear();
+      if (this.#version.changed()) this.#forget();
       this.#looked = true;
       setImmediate(this.#endTurn);
     }
-    const hit = this.#memo.get(key);
-    if (hit !== undefined) return (hit === ABSENT ? undefined : hit) as R;
-    const r = query(this.#st);
+    const hit = memo.get(key);
+    return hit === undefined ? MISS : hit === ABSENT ? undefined : hit;
+  }
+
+  /** Remember a freshly queried answer; returns it. */
+  #keep<R>(memo: Map<string, unknown>, key: string, value: R): R {
     this.#queries++;
-    if (this.#memo.size >= MEMO_MAX) this.#memo.clear();
-    this.#memo.set(detach(key), r === undefined ? ABSENT : r);
-    return r;
+    if (this.#memoEntries >= MEMO_MAX) this.#forget();
+    if (!memo.has(key)) this.#memoEntries++;
+    memo.set(detach(key), value === undefined ? ABSENT : value);
+    return value;
   }
 
   /** true: enabled; false: present but disabled; undefined: absent. */
   domainEnabled(domain: string): boolean | undefined {
-    return this.#read(`d\0${domain}`, (st) => {
-      const r = st.domainEnabled.get(domain);
-      return r === undefined ? undefined : b(r.enabled);
-    });
+    const hit = this.#recall(this.#memo.domain, domain);
+    if (hit !== MISS) return hit as boolean | undefined;
+    const r = this.#st.domainEnabled.get(domain);
+    return this.#keep(this.#memo.domain, domain, r === undefined ? undefined : b(r.enabled));
   }
 
   alias(aliasEmail: string): AliasTarget | undefined {
-    return this.#read(`a\0${aliasEmail}`, (st) => {
-      const r = st.alias.get(aliasEmail);
-      if (r === undefined) return undefined;
-      return { targetUser: r.target_user, domain: r.alias_domain_name, active: b(r.enabled) && r.domain_enabled === 1 };
-    });
+    const hit = this.#recall(this.#memo.alias, aliasEmail);
+    if (hit !== MISS) return hit as AliasTarget | undefined;
+    const r = this.#st.alias.get(aliasEmail);
+    return this.#keep(this.#memo.alias, aliasEmail, r === undefined ? undefined
+      : { targetUser: r.target_user, domain: r.alias_domain_name, active: b(r.enabled) && r.domain_enabled === 1 });
   }
 
   /**
@@ -378,7 +397,11 @@ export class Store {
    * (a trigger guarantees it), so their domain state is `domainEnabled`.
    */
   addressRows(addr: string, base: string | null, domain: string): AddressRows {
-    return this.#read(`r\0${addr}\0${base ?? ""}\0${domain}`, (st) => addressRows(st, addr, base, domain));
+    // Keyed by the address; `base` depends on the reloadable delimiter, so it is checked too.
+    const hit = this.#recall(this.#memo.rows, addr) as { readonly base: string | null; readonly rows: AddressRows } | typeof MISS;
+    if (hit !== MISS && hit.base === base) return hit.rows;
+    const rows = addressRows(this.#st, addr, base, domain);
+    return this.#keep(this.#memo.rows, addr, { base: base === null ? null : detach(base), rows }).rows;
   }
 
   /** Is `aliasEmail` an enabled alias (in an enabled domain) of `username`? */
@@ -389,22 +412,25 @@ export class Store {
 
   /** true: enabled app; false: disabled app; undefined: not an app id. */
   appEnabled(appId: string): boolean | undefined {
-    return this.#read(`p\0${appId}`, (st) => {
-      const r = st.app.get(appId);
-      return r === undefined ? undefined : b(r.enabled);
-    });
+    const hit = this.#recall(this.#memo.app, appId);
+    if (hit !== MISS) return hit as boolean | undefined;
+    const r = this.#st.app.get(appId);
+    return this.#keep(this.#memo.app, appId, r === undefined ? undefined : b(r.enabled));
   }
 
   appAllowsSender(appId: string, fromAddr: string): boolean {
-    return this.#read(`f\0${appId}\0${fromAddr}`, (st) => {
-      const r = st.appAllows.get(appId, fromAddr);
-      return r !== undefined && b(r.enabled);
-    });
+    const key = `${appId.length}:${appId}${fromAddr}`; // length-prefixed: unambiguous
+    const hit = this.#recall(this.#memo.appAllows, key);
+    if (hit !== MISS) return hit as boolean;
+    const r = this.#st.appAllows.get(appId, fromAddr);
+    return this.#keep(this.#memo.appAllows, key, r !== undefined && b(r.enabled));
   }
 
   /** Enabled apps allowed to send as `fromAddr`. */
   appsForSender(fromAddr: string): readonly string[] {
-    return this.#read(`s\0${fromAddr}`, (st) => Object.freeze(st.appsForSender.all(fromAddr).map((r) => r.app_id)));
+    const hit = this.#recall(this.#memo.appsForSender, fromAddr);
+    if (hit !== MISS) return hit as readonly string[];
+    return this.#keep(this.#memo.appsForSender, fromAddr, Object.freeze(this.#st.appsForSender.all(fromAddr).map((r) => r.app_id)));
   }
 }
 
