@@ -93,7 +93,7 @@ class Connection<T> {
     if (this.#closing) return;
     const wasMid = this.#framing.midRequest;
     const { items, error } = this.#framing.push(chunk);
-    for (const it of items) this.#queue.push(it);
+    for (let i = 0; i < items.length; i++) this.#queue.push(items[i]!);
     if (error) {
       this.#owner.limit(error === "SIZE" ? "max_request_bytes" : "malformed");
       this.#owner.logger.warn({ conn: this.info.id, server: this.#owner.protocol.name, error }, error === "SIZE" ? "request too large, closing connection" : "malformed request, closing connection");
