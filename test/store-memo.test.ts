@@ -118,6 +118,18 @@ describe("store memo", () => {
     store.close();
   });
 
+  test("while the daemon is connected no one can take the database out of WAL mode (the memo relies on it)", async (t) => {
+    if (!requireTool(t, "sqlite3")) return;
+    const { path, admin, store } = fresh();
+    admin.close();
+    assert.equal(store.domainEnabled("d1.test"), true);
+    assert.throws(() => execFileSync("sqlite3", [path, "PRAGMA journal_mode=DELETE; UPDATE domains SET enabled = 0;"], { stdio: "pipe" }), /database is locked/);
+    assert.equal(execFileSync("sqlite3", [path, "PRAGMA journal_mode;"], { encoding: "utf8" }).trim(), "wal");
+    await turn();
+    assert.equal(store.domainEnabled("d1.test"), true, "and the refused write changed nothing");
+    store.close();
+  });
+
   test("the memo is bounded", async () => {
     const { admin, store } = fresh();
     await turn();
