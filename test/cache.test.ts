@@ -113,6 +113,15 @@ describe("DirectoryCache over StaticSource", () => {
     assert.equal((await cache.byEmail("y@d")).lookup.kind, "found");
   });
 
+  test("a cached username is never the answer to an email lookup, whatever the email text", async () => {
+    const u: DirectoryUser = { username: "alice@d1.test", email: "other@d1.test", enabled: true, attributes: {} };
+    const cache = new DirectoryCache(new StaticSource([u]), SETTINGS);
+    assert.equal((await cache.byUsername("alice@d1.test")).lookup.kind, "found");
+    // A key that starts like the internal username key of the same text.
+    assert.deepEqual(await cache.byEmail("\u0001alice@d1.test"), { lookup: NOT_FOUND, cache: "hit" });
+    assert.equal((await cache.byEmail("alice@d1.test")).lookup.kind, "notfound");
+  });
+
   test("clear() empties the cache", async () => {
     const cache = new DirectoryCache(new StaticSource([alice, bob]), SETTINGS);
     await cache.byUsername("alice");

@@ -86,8 +86,9 @@ export class DirectoryCache {
     return this.#get(USERNAME + username, username, "userByUsername", admit);
   }
 
-  /** Address keys are screened (Facts: a valid address), so they cannot look like a username key. */
+  /** Addresses are their own keys; one starting like a username key is refused before the LRU is asked. */
   byEmail(email: string, admit?: (email: string) => boolean): CachedLookup | Promise<CachedLookup> {
+    if (email.startsWith(USERNAME)) return NOT_ASKED;
     return this.#get(email, email, "userByEmail", admit);
   }
 
