@@ -61,9 +61,10 @@ export class PolicyDecoder {
   readonly #max: number;
   /** Unconsumed bytes: at most one partial line. */
   #buf: Buffer = Buffer.alloc(0);
-  /** Scan state of that partial line: bytes already scanned, its "=", a non-ASCII byte seen. */
+  /** Scan state of that partial line: bytes already scanned, its "=" and known name, a non-ASCII value byte seen. */
   #scanFrom = 0;
   #eq = -1;
+  #name: keyof PolicyRequest | null = null;
   #high = false;
   #current: PolicyRequest | null = null;
   #currentBytes = 0;
@@ -82,46 +83,76 @@ export class PolicyDecoder {
     if (this.#error) return { requests: [], error: this.#error };
     this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
     const buf = this.#buf;
+    const n = buf.length;
     const out: PolicyRequest[] = [];
-    // One byte loop in JS (a Buffer.indexOf per line and per "=" is a native
-    // call each, ~60 per request); ASCII values are cut from one latin1
-    // decoding of the buffer, non-ASCII ones decoded as UTF-8.
+    // Byte loops in JS (a Buffer.indexOf per line and per "=" is a native call
+    // each, ~60 per request): a line's name is scanned up to "=", its value
+    // up to LF, and only a known attribute's value is looked at closely.
+    // ASCII values are cut from one latin1 decoding of the buffer, non-ASCII
+    // ones decoded as UTF-8. State is kept across pushes for a partial line.
     let text: string | null = null;
     let lineStart = 0;
+    let i = this.#scanFrom;
     let eq = this.#eq;
+    let name = this.#name;
     let high = this.#high;
-    for (let i = this.#scanFrom; i < buf.length; i++) {
-      const c = buf[i]!;
-      if (c !== LF) {
+    while (i < n) {
+      if (eq < 0) {
+        let c = buf[i]!;
+        while (c !== EQ && c !== LF) {
+          if (++i === n) break;
+          c = buf[i]!;
+        }
+        if (i === n) break;
         if (c === EQ) {
-          if (eq < 0) eq = i;
-        } else if (c >= 0x80) high = true;
-        continue;
-      }
-      let end = i;
-      if (end > lineStart && buf[end - 1] === CR) end--; // tolerate CRLF from hand-typed tests
-      this.#currentBytes += i + 1 - lineStart;
-      if (this.#currentBytes > this.#max) return this.#fail("SIZE", out);
-      if (end === lineStart) {
-        // Empty line: end of request (a stray empty line before any attribute is ignored).
+          eq = i;
+          name = eq === lineStart ? null : knownName(buf, lineStart, eq);
+          i++;
+          continue;
+        }
+        // LF before any "=": the empty line that ends a request (CRLF
+        // tolerated for hand-typed tests), or a line that is no attribute.
+        this.#currentBytes += i + 1 - lineStart;
+        if (this.#currentBytes > this.#max) return this.#fail("SIZE", out);
+        const end = i > lineStart && buf[i - 1] === CR ? i - 1 : i;
+        if (end !== lineStart) return this.#fail("FORMAT", out);
+        // A stray empty line before any attribute is ignored.
         if (this.#current) out.push(this.#current);
         this.#current = null;
         this.#currentBytes = 0;
-      } else {
-        if (eq < 0 || eq === lineStart) return this.#fail("FORMAT", out);
-        const req = (this.#current ??= emptyPolicyRequest());
-        const name = knownName(buf, lineStart, eq);
-        if (name !== null) req[name] = high ? buf.toString("utf8", eq + 1, end) : (text ??= buf.toString("latin1")).slice(eq + 1, end);
+        lineStart = ++i;
+        continue;
       }
-      lineStart = i + 1;
+      if (name === null) {
+        while (i < n && buf[i] !== LF) i++;
+      } else {
+        while (i < n) {
+          const c = buf[i]!;
+          if (c === LF) break;
+          if (c >= 0x80) high = true;
+          i++;
+        }
+      }
+      if (i === n) break;
+      this.#currentBytes += i + 1 - lineStart;
+      if (this.#currentBytes > this.#max) return this.#fail("SIZE", out);
+      if (eq === lineStart) return this.#fail("FORMAT", out); // "=value": no name
+      const req = (this.#current ??= emptyPolicyRequest());
+      if (name !== null) {
+        const end = buf[i - 1] === CR && i - 1 > eq ? i - 1 : i;
+        req[name] = high ? buf.toString("utf8", eq + 1, end) : (text ??= buf.toString("latin1")).slice(eq + 1, end);
+      }
+      lineStart = ++i;
       eq = -1;
+      name = null;
       high = false;
     }
-    const rest = buf.length - lineStart;
+    const rest = n - lineStart;
     if (this.#currentBytes + rest > this.#max) return this.#fail("SIZE", out);
     this.#buf = rest === 0 ? Buffer.alloc(0) : buf.subarray(lineStart);
     this.#scanFrom = rest;
     this.#eq = eq < 0 ? -1 : eq - lineStart;
+    this.#name = name;
     this.#high = high;
     return { requests: out, error: null };
   }
