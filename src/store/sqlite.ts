@@ -436,20 +436,24 @@ export class Store {
 
 function addressRows(st: Statements, addr: string, base: string | null, requestDomain: string): AddressRows {
   const r = st.recipient.get({ domain: requestDomain, addr, base });
-  const domain = detach(requestDomain); // kept in the memo
   const dom = r?.dom ?? null;
-  const target = (v: string | null | undefined): AliasTarget | undefined => {
-    if (v === null || v === undefined) return undefined;
+  const domainEnabled = dom === null ? undefined : dom === 1;
+  // Most addresses match no alias: those share one answer per domain state (the memo keeps many).
+  if (!r || (r.exact === null && r.base === null && r.catchall === null)) {
+    return NO_ALIASES[domainEnabled === undefined ? "absent" : domainEnabled ? "enabled" : "disabled"];
+  }
+  const domain = detach(requestDomain); // kept in the memo
+  const target = (v: string | null): AliasTarget | undefined => {
+    if (v === null) return undefined;
     const tab = v.lastIndexOf("\t");
     return { targetUser: v.slice(0, tab), domain, active: v.slice(tab + 1) === "1" && dom === 1 };
   };
-  return {
-    domainEnabled: dom === null ? undefined : dom === 1,
-    exact: target(r?.exact),
-    base: target(r?.base),
-    catchAll: target(r?.catchall),
-  };
+  return { domainEnabled, exact: target(r.exact), base: target(r.base), catchAll: target(r.catchall) };
 }
+
+const noAliases = (domainEnabled: boolean | undefined): AddressRows =>
+  Object.freeze({ domainEnabled, exact: undefined, base: undefined, catchAll: undefined });
+const NO_ALIASES = { absent: noAliases(undefined), enabled: noAliases(true), disabled: noAliases(false) } as const;
 
 function openChecked(path: string, busyTimeoutMs: number): DB {
   const db = openDb(path, { busyTimeoutMs });
