@@ -1,12 +1,12 @@
 // The daemon's store answers repeated questions from a memo and still reads
 // live: a commit by any SQLite client (another connection here, the sqlite3
 // command-line tool in another process, WAL checkpoints and restarts in
-// between) is seen by the first read in a later event-loop turn, which is
-// where a request sent after the commit is read.
+// between) is seen by the next request: within() looks at the WAL index once
+// per request, and reads outside a request look every time.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -127,6 +127,38 @@ describe("store memo", () => {
     assert.equal(execFileSync("sqlite3", [path, "PRAGMA journal_mode;"], { encoding: "utf8" }).trim(), "wal");
     await turn();
     assert.equal(store.domainEnabled("d1.test"), true, "and the refused write changed nothing");
+    store.close();
+  });
+
+  test("within(): one look per request; a commit during it is seen by the next request", () => {
+    const { admin, store } = fresh();
+    store.within(() => {
+      assert.equal(store.domainEnabled("d1.test"), true);
+      admin.setDomainEnabled("d1.test", false);
+      assert.equal(store.domainEnabled("d1.test"), true, "the request's own view: it arrived before the commit");
+    });
+    assert.equal(store.within(() => store.domainEnabled("d1.test")), false, "the next request sees the commit");
+    admin.setDomainEnabled("d1.test", true);
+    assert.equal(store.domainEnabled("d1.test"), true, "outside a request every read looks");
+    admin.close();
+    store.close();
+  });
+
+  test("a symlinked database path: the -shm next to the real file is watched, not a stale one next to the link", () => {
+    const dir = mkdtempSync(join(root, "link-"));
+    const real = join(dir, "real.db");
+    const { store: admin } = AdminStore.init(real);
+    admin.addDomain("d1.test");
+    const link = join(dir, "link.db");
+    symlinkSync(real, link);
+    // A leftover -shm beside the link (from when the DB was a plain file there) with a valid header.
+    writeFileSync(`${link}-shm`, readFileSync(`${real}-shm`));
+    const store = Store.open(link, 1000);
+    for (let i = 0; i < 5; i++) {
+      admin.setDomainEnabled("d1.test", i % 2 === 1);
+      assert.equal(store.within(() => store.domainEnabled("d1.test")), i % 2 === 1, `commit ${i}`);
+    }
+    admin.close();
     store.close();
   });
 

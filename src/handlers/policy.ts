@@ -95,7 +95,7 @@ export class PolicyHandler {
     const trace = timed ? new Trace() : null;
     let d: Maybe<Decision>;
     try {
-      d = this.#decide(req, trace);
+      d = this.#facts.store.within(() => this.#decide(req, trace));
     } catch (err) {
       d = this.#failed(err);
     }

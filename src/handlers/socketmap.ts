@@ -46,7 +46,7 @@ export class SocketmapHandler {
     const started = timed ? performance.now() : 0;
     let result: Answer;
     try {
-      result = this.#dispatch(map, normalize(rawKey));
+      result = this.#facts.store.within(() => this.#dispatch(map, normalize(rawKey)));
     } catch (err) {
       result = this.#failed(err);
     }

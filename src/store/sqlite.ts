@@ -3,8 +3,7 @@
 // Reads are live: a change committed by mailcloakctl (or any SQLite client)
 // is seen by every request that arrives after the commit. Query results are
 // memoised while the WAL-index header shows no commit since they were read;
-// the header is looked at once per event-loop turn (requests that arrive
-// together share the look).
+// the header is looked at once per request (a pread), before its first read.
 
 import Database from "better-sqlite3";
 import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from "node:fs";
@@ -262,11 +261,9 @@ export class Store {
   };
   #memoEntries = 0;
   #queries = 0;
-  /** The WAL-index header was looked at during this event-loop turn. */
+  /** Inside within(): the WAL-index header was already looked at for this request. */
+  #inRequest = false;
   #looked = false;
-  readonly #endTurn = (): void => {
-    this.#looked = false;
-  };
 
   private constructor(db: DB, path: string, busyTimeoutMs: number, events: StoreEvents) {
     this.#db = db;
@@ -275,7 +272,7 @@ export class Store {
     this.#events = events;
     this.#st = prepare(db);
     this.#ino = statSync(path).ino;
-    this.#version = new WalVersion(path);
+    this.#version = new WalVersion(path, isWal(db));
     this.#timer = setInterval(() => this.check(), WATCH_MS);
     this.#timer.unref();
   }
@@ -323,6 +320,7 @@ export class Store {
         this.#st = prepare(db);
         this.#ino = ino;
         this.#version.close();
+        this.#version.wal = isWal(db);
         this.#forget();
         if (old.open) old.close();
       } catch (err) {
@@ -345,6 +343,22 @@ export class Store {
     if (this.#db.open) this.#db.close();
   }
 
+  /**
+   * Run the synchronous part of one request's handling: the WAL-index header
+   * is looked at once for all its reads (outside, at every read). A request
+   * thus sees every commit that completed before it was read.
+   */
+  within<T>(run: () => T): T {
+    const outer = this.#inRequest;
+    this.#inRequest = true;
+    this.#looked = false;
+    try {
+      return run();
+    } finally {
+      this.#inRequest = outer;
+    }
+  }
+
   #forget(): void {
     for (const m of Object.values(this.#memo)) m.clear();
     this.#memoEntries = 0;
@@ -357,10 +371,9 @@ export class Store {
    */
   #recall(memo: Map<string, unknown>, key: string): unknown {
     if (this.#down !== null) throw new DatabaseUnavailableError(this.#down);
-    if (!this.#looked) {
+    if (!this.#inRequest || !this.#looked) {
       if (this.#version.changed()) this.#forget();
       this.#looked = true;
-      setImmediate(this.#endTurn);
     }
     const hit = memo.get(key);
     return hit === undefined ? MISS : hit === ABSENT ? undefined : hit;
@@ -454,6 +467,11 @@ function addressRows(st: Statements, addr: string, base: string | null, requestD
 const noAliases = (domainEnabled: boolean | undefined): AddressRows =>
   Object.freeze({ domainEnabled, exact: undefined, base: undefined, catchAll: undefined });
 const NO_ALIASES = { absent: noAliases(undefined), enabled: noAliases(true), disabled: noAliases(false) } as const;
+
+/** The memo relies on the WAL index; any other journal mode means no memo. */
+function isWal(db: DB): boolean {
+  return String(db.pragma("journal_mode", { simple: true })).toLowerCase() === "wal";
+}
 
 function openChecked(path: string, busyTimeoutMs: number): DB {
   const db = openDb(path, { busyTimeoutMs });

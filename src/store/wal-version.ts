@@ -6,7 +6,7 @@
 // doubt (no -shm file, short read, header not initialised) counts as
 // "changed", which only costs a query.
 
-import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from "node:fs";
 
 /** The first copy of the wal-index header (walformat.html, WalIndexHdr). */
 const HEADER_BYTES = 48;
@@ -14,19 +14,29 @@ const HEADER_BYTES = 48;
 const IS_INIT = 12;
 
 export class WalVersion {
-  readonly #path: string;
+  readonly #dbPath: string;
+  #path: string | null = null;
+  /** The database is in WAL mode (else there is no WAL index to trust: always "changed"). */
+  wal: boolean;
   #fd: number | null = null;
   #ino = -1;
   readonly #seen = Buffer.alloc(HEADER_BYTES);
   readonly #now = Buffer.alloc(HEADER_BYTES);
   #valid = false;
 
-  constructor(dbPath: string) {
-    this.#path = `${dbPath}-shm`;
+  constructor(dbPath: string, wal = true) {
+    this.#dbPath = dbPath;
+    this.wal = wal;
+  }
+
+  /** SQLite keeps the -shm next to the real file when the path is a symlink. */
+  #shmPath(): string {
+    return `${realpathSync(this.#dbPath)}-shm`;
   }
 
   /** True unless the database is certainly unchanged since the previous call. */
   changed(): boolean {
+    if (!this.wal) return true;
     if (this.#fd === null && !this.#open()) return true;
     let n: number;
     try {
@@ -53,7 +63,8 @@ export class WalVersion {
   revalidate(): void {
     if (this.#fd === null) return;
     try {
-      if (fstatSync(this.#fd).nlink > 0 && statSync(this.#path).ino === this.#ino) return;
+      const path = this.#shmPath(); // the symlink may have been retargeted
+      if (path === this.#path && fstatSync(this.#fd).nlink > 0 && statSync(path).ino === this.#ino) return;
     } catch {
       /* gone: reopen below */
     }
@@ -74,6 +85,7 @@ export class WalVersion {
 
   #open(): boolean {
     try {
+      this.#path = this.#shmPath();
       this.#fd = openSync(this.#path, "r");
       this.#ino = fstatSync(this.#fd).ino;
       this.#valid = false;
