@@ -48,6 +48,9 @@ export interface ListenerOptions<T> {
   readonly events?: ListenerEvents;
 }
 
+/** Window of the per-message rate limit on limit warnings. */
+const WARN_WINDOW_MS = 10_000;
+
 /** Unanswered requests a client may queue (pipelining) before we stop reading. */
 const MAX_QUEUED = 32;
 
@@ -96,7 +99,7 @@ class Connection<T> {
     for (let i = 0; i < items.length; i++) this.#queue.push(items[i]!);
     if (error) {
       this.#owner.limit(error === "SIZE" ? "max_request_bytes" : "malformed");
-      this.#owner.logger.warn({ conn: this.info.id, server: this.#owner.protocol.name, error }, error === "SIZE" ? "request too large, closing connection" : "malformed request, closing connection");
+      this.#owner.warnLimited({ conn: this.info.id, server: this.#owner.protocol.name, error }, error === "SIZE" ? "request too large, closing connection" : "malformed request, closing connection");
       this.#abort(this.#owner.protocol.errorReply?.(error) ?? null);
       return;
     }
@@ -113,7 +116,7 @@ class Connection<T> {
     this.#clearReadTimer();
     this.#readTimer = setTimeout(() => {
       this.#owner.limit("read_timeout");
-      this.#owner.logger.warn({ conn: this.info.id, server: this.#owner.protocol.name }, "request not completed within the read timeout, closing connection");
+      this.#owner.warnLimited({ conn: this.info.id, server: this.#owner.protocol.name }, "request not completed within the read timeout, closing connection");
       this.#abort(null);
     }, this.#owner.limits().readTimeoutSeconds * 1000);
     this.#readTimer.unref();
@@ -264,7 +267,7 @@ export class Listener<T> {
   #accept(socket: net.Socket): void {
     if (this.#closed || this.#conns.size >= this.limits().maxConnections) {
       this.#events.onRefused?.(this.protocol.name, "max_connections");
-      if (!this.#closed) this.logger.warn({ server: this.protocol.name, max: this.limits().maxConnections }, "connection refused: max_connections reached");
+      if (!this.#closed) this.warnLimited({ server: this.protocol.name, max: this.limits().maxConnections }, "connection refused: max_connections reached");
       socket.destroy();
       return;
     }
@@ -275,6 +278,31 @@ export class Listener<T> {
 
   forget(c: Connection<T>): void {
     if (this.#conns.delete(c)) this.#events.onClose?.(this.protocol.name);
+  }
+
+  readonly #warned = new Map<string, { until: number; suppressed: number }>();
+
+  /**
+   * A warning about one connection hitting a limit. A flood (slow-loris,
+   * garbage) must not flood the log or stall the loop writing it: per
+   * message, the first in a 10 s window is logged and the rest are counted,
+   * then reported in one line when the window ends (metrics count them all).
+   */
+  warnLimited(fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    const w = this.#warned.get(msg);
+    if (w && now < w.until) {
+      if (w.suppressed++ === 0) {
+        const t = setTimeout(() => {
+          this.logger.warn({ server: this.protocol.name, count: w.suppressed, seconds: WARN_WINDOW_MS / 1000 }, `${msg} (more in the same window)`);
+          w.suppressed = 0;
+        }, w.until - now);
+        t.unref();
+      }
+      return;
+    }
+    this.#warned.set(msg, { until: now + WARN_WINDOW_MS, suppressed: 0 });
+    this.logger.warn(fields, msg);
   }
 
   limit(reason: "idle_timeout" | "read_timeout" | "max_request_bytes" | "malformed"): void {
