@@ -9,23 +9,10 @@
 
 import { spawn } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { freePort, have } from "../test/helpers/daemon.js";
-import { lookupGroup, lookupUser } from "../src/system/accounts.js";
-
-function postfixUser(): { uid: number } {
-  const u = lookupUser("postfix");
-  if (!u) throw new Error("no postfix user");
-  return u;
-}
-
-function postfixGroup(): number {
-  const g = lookupGroup("postfix");
-  if (g === null) throw new Error("no postfix group");
-  return g;
-}
+import { canConnect, gid, MASTER_BASE, pidAlive, uid } from "../test/helpers/mailstack.js";
 import { median, round } from "./common.js";
 
 export interface Timed {
@@ -210,28 +197,8 @@ export interface SmtpResult {
   readonly delivered: number;
 }
 
-const MASTER_CF = (port: number): string => `# private benchmark instance; every service unchained (chroot n)
-127.0.0.1:${port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-`;
+/** The test stack's standard services (chroot n) plus a loopback smtpd. */
+const MASTER_CF = (port: number): string => `127.0.0.1:${port} inet n - n - - smtpd\n${MASTER_BASE}`;
 
 function restrictions(variant: SmtpVariant, policySocket: string): string {
   switch (variant) {
@@ -278,16 +245,6 @@ function mainCf(dir: string, variant: SmtpVariant, policySocket: string): string
   ].join("\n");
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: "127.0.0.1", port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
 function queuedFiles(spool: string): number {
   let n = 0;
   for (const q of ["incoming", "active", "deferred", "maildrop", "hold"]) {
@@ -325,7 +282,7 @@ export async function compareSmtp(o: {
   const data = join(dir, "data");
   for (const d of [conf, spool, data]) mkdirSync(d, { recursive: true });
   chmodSync(dir, 0o755);
-  chownSync(data, postfixUser().uid, postfixGroup());
+  chownSync(data, uid("postfix"), gid("postfix"));
   const logFile = join(dir, "postfix.log");
   let port = await freePort();
   const writeConfig = (variant: SmtpVariant): void => {
@@ -404,16 +361,7 @@ export async function compareSmtp(o: {
   } finally {
     await timed("postfix", ["-c", conf, "stop"], "", 20_000);
     const deadline = Date.now() + 10_000;
-    while (masterPid > 0 && alive(masterPid) && Date.now() < deadline) await sleep(50);
-    if (masterPid > 0 && alive(masterPid)) process.kill(masterPid, "SIGKILL");
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    while (masterPid > 0 && pidAlive(masterPid) && Date.now() < deadline) await sleep(50);
+    if (masterPid > 0 && pidAlive(masterPid)) process.kill(masterPid, "SIGKILL");
   }
 }

@@ -313,6 +313,14 @@ function socketOf(env: Env, s: Scenario): string {
   return s.protocol === "policy" ? env.paths.policySocket : env.paths.socketmapSocket;
 }
 
+/** postmap -q - over every alias key: mailcloak, Postfix's sqlite: table, the bare responder, the C floor. */
+function postmapAliases(env: Env): Promise<PostmapResult> {
+  return comparePostmap({
+    dir: env.dir, db: env.paths.db, socketmapSocket: env.paths.socketmapSocket, bareSocket: env.bare?.socketmap ?? null,
+    keys: range(ALIASES).map((i) => `alias${i}@${DOMAIN}`), reps: QUICK ? 1 : 5,
+  });
+}
+
 async function runCell(env: Env, s: Scenario, c: number, o: { warmupMs?: number; measureMs?: number; limit?: number; keep?: boolean } = {}): Promise<RunResult & { cpuUsPerReq: number }> {
   const pid = s.target === "bare" ? env.bare!.child.pid! : env.daemon.pid;
   const cpu0 = cpuNs(pid);
@@ -464,10 +472,7 @@ async function benchmark(): Promise<void> {
     if (postfixSkip === null) {
       say(`${stamp()} postmap -q -: mailcloak socketmap vs Postfix sqlite: vs bare responder, ${ALIASES} keys`);
       try {
-        postmapResult = await comparePostmap({
-          dir: env.dir, db: env.paths.db, socketmapSocket: env.paths.socketmapSocket, bareSocket: env.bare?.socketmap ?? null,
-          keys: range(ALIASES).map((i) => `alias${i}@${DOMAIN}`), reps: QUICK ? 1 : 5,
-        });
+        postmapResult = await postmapAliases(env);
       } catch (err) {
         problems.push(`postmap: ${(err as Error).message}`);
       }
@@ -728,10 +733,7 @@ async function hotOnly(): Promise<void> {
     const b = rows.find((r) => r.scenario === S.b20.id);
     if (b) say(`(b) with Keycloak at ${KC_LATENCY_MS} ms, C=50: ${b.rps} req/s = ${((b.rps / (50 * (1000 / KC_LATENCY_MS))) * 100).toFixed(0)}% of C/${KC_LATENCY_MS}ms`);
     if (postfixMissing() === null && process.getuid?.() === 0) {
-      const p = await comparePostmap({
-        dir: env.dir, db: env.paths.db, socketmapSocket: env.paths.socketmapSocket, bareSocket: env.bare?.socketmap ?? null,
-        keys: range(ALIASES).map((i) => `alias${i}@${DOMAIN}`), reps: QUICK ? 1 : 5,
-      });
+      const p = await postmapAliases(env);
       say(`postmap -q - over ${p.keys} keys: mailcloak ${p.socketmapMs} ms, sqlite: ${p.sqliteMs} ms -> ${p.ratio}x; bare ${p.bareMs ?? "-"} ms; C floor ${p.floorMs ?? "-"} ms; identical output: ${p.identicalOutput}`);
     }
   } finally {

@@ -122,7 +122,7 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
   }
 }
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -233,8 +233,8 @@ export interface MailStackOptions {
   failureMode?: FailureMode;
 }
 
-/** Standard Postfix services (test base; chroot n everywhere). The SMTP listeners come from configs/postfix-master.cf. */
-const MASTER_BASE = `# test-only base: Postfix's standard internal services, not chrooted
+/** Standard Postfix services (test base; chroot n everywhere). The SMTP listeners come from configs/postfix-master.cf (the benchmark adds its own). */
+export const MASTER_BASE = `# test-only base: Postfix's standard internal services, not chrooted
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -681,7 +681,7 @@ export class MailStack {
   }
 }
 
-function canConnect(port: number): Promise<boolean> {
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host: "127.0.0.1", port }, () => {
       s.destroy();
@@ -695,13 +695,13 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-function uid(user: string): number {
+export function uid(user: string): number {
   const u = lookupUser(user);
   if (!u) throw new Error(`no such user: ${user}`);
   return u.uid;
 }
 
-function gid(group: string): number {
+export function gid(group: string): number {
   const g = lookupGroup(group);
   if (g === null) throw new Error(`no such group: ${group}`);
   return g;
