@@ -50,17 +50,18 @@ export class SocketmapHandler {
     } catch (err) {
       result = this.#failed(err);
     }
-    const done = (r: SocketmapReply): SocketmapReply => {
-      const seconds = (performance.now() - started) / 1000;
-      this.#events.onRequest?.(map, r.status, seconds);
-      if (this.#log.isLevelEnabled("debug")) this.#log.debug({ map, key: rawKey, status: r.status, ms: seconds * 1000 }, "socketmap lookup");
-      return r;
-    };
     if (result instanceof Promise) {
       const settled = result.catch((err: unknown) => this.#failed(err));
-      return timed ? settled.then(done) : settled;
+      return timed ? settled.then((r) => this.#report(map, rawKey, r, started)) : settled;
     }
-    return timed ? done(result) : result;
+    return timed ? this.#report(map, rawKey, result, started) : result;
+  }
+
+  #report(map: string, rawKey: string, r: SocketmapReply, started: number): SocketmapReply {
+    const seconds = (performance.now() - started) / 1000;
+    this.#events.onRequest?.(map, r.status, seconds);
+    if (this.#log.isLevelEnabled("debug")) this.#log.debug({ map, key: rawKey, status: r.status, ms: seconds * 1000 }, "socketmap lookup");
+    return r;
   }
 
   #failed(err: unknown): SocketmapReply {
