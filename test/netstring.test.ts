@@ -5,28 +5,12 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { NetstringDecoder, encodeNetstring } from "../src/protocol/netstring.js";
 import type { NetstringError } from "../src/protocol/netstring.js";
+import { feedNetstring, oneByOne } from "./helpers/codecs.js";
 
 const b = (s: string): Buffer => Buffer.from(s, "latin1");
 const texts = (frames: readonly Buffer[]): string[] => frames.map((f) => f.toString("utf8"));
 
-/** Feed `chunks` in order; collect every frame and the first error. */
-function feed(max: number, chunks: readonly Buffer[]): { frames: string[]; error: NetstringError | null } {
-  const d = new NetstringDecoder(max);
-  const frames: string[] = [];
-  let error: NetstringError | null = null;
-  for (const c of chunks) {
-    const r = d.push(c);
-    frames.push(...texts(r.frames));
-    if (r.error && !error) error = r.error;
-  }
-  return { frames, error };
-}
 
-function bytesOneByOne(buf: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < buf.length; i++) out.push(buf.subarray(i, i + 1));
-  return out;
-}
 
 describe("encodeNetstring", () => {
   const cases: Array<{ payload: string; want: Buffer }> = [
@@ -73,12 +57,12 @@ describe("NetstringDecoder: whole and split input", () => {
 
   test("many frames in one chunk, in order", () => {
     const input = b("3:abc,0:,1:x,11:alias a@b.c,5:hello,");
-    const got = feed(100, [input]);
+    const got = feedNetstring(100, [input]);
     assert.deepEqual(got, { frames: ["abc", "", "x", "alias a@b.c", "hello"], error: null });
   });
 
   test("an encoded UTF-8 payload decodes back", () => {
-    const got = feed(100, [encodeNetstring("OK jürgen@ex.com"), encodeNetstring("é")]);
+    const got = feedNetstring(100, [encodeNetstring("OK jürgen@ex.com"), encodeNetstring("é")]);
     assert.deepEqual(got, { frames: ["OK jürgen@ex.com", "é"], error: null });
   });
 
@@ -92,7 +76,7 @@ describe("NetstringDecoder: whole and split input", () => {
 
   test("split into two at every byte boundary gives the same frames", () => {
     for (let cut = 0; cut <= stream.length; cut++) {
-      const got = feed(100, [stream.subarray(0, cut), stream.subarray(cut)]);
+      const got = feedNetstring(100, [stream.subarray(0, cut), stream.subarray(cut)]);
       assert.deepEqual(got, { frames: want, error: null }, `cut at ${cut}`);
     }
   });
@@ -100,14 +84,14 @@ describe("NetstringDecoder: whole and split input", () => {
   test("split into three at every pair of boundaries gives the same frames", () => {
     for (let i = 0; i <= stream.length; i += 3) {
       for (let j = i; j <= stream.length; j++) {
-        const got = feed(100, [stream.subarray(0, i), stream.subarray(i, j), stream.subarray(j)]);
+        const got = feedNetstring(100, [stream.subarray(0, i), stream.subarray(i, j), stream.subarray(j)]);
         assert.deepEqual(got, { frames: want, error: null }, `cuts at ${i}, ${j}`);
       }
     }
   });
 
   test("fed one byte at a time gives the same frames", () => {
-    assert.deepEqual(feed(100, bytesOneByOne(stream)), { frames: want, error: null });
+    assert.deepEqual(feedNetstring(100, oneByOne(stream)), { frames: want, error: null });
   });
 
   test("a frame is emitted only once its comma has arrived", () => {
@@ -128,12 +112,12 @@ describe("NetstringDecoder: whole and split input", () => {
   });
 
   test("a payload of exactly the cap is accepted", () => {
-    const got = feed(5, [b("5:abcde,")]);
+    const got = feedNetstring(5, [b("5:abcde,")]);
     assert.deepEqual(got, { frames: ["abcde"], error: null });
   });
 
   test("a 10-digit prefix is still a prefix (leading zeros)", () => {
-    const got = feed(100, [b("0000000003:abc,")]);
+    const got = feedNetstring(100, [b("0000000003:abc,")]);
     assert.deepEqual(got, { frames: ["abc"], error: null });
   });
 });
@@ -156,10 +140,10 @@ describe("NetstringDecoder: errors", () => {
   ];
   for (const { name, max, input, want } of cases) {
     test(`${name}: ${JSON.stringify(input)} -> ${want.error}`, () => {
-      assert.deepEqual(feed(max, [b(input)]), want);
+      assert.deepEqual(feedNetstring(max, [b(input)]), want);
     });
     test(`${name}: same result fed byte by byte`, () => {
-      assert.deepEqual(feed(max, bytesOneByOne(b(input))), want);
+      assert.deepEqual(feedNetstring(max, oneByOne(b(input))), want);
     });
   }
 

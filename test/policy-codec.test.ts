@@ -5,27 +5,10 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { PolicyDecoder, emptyPolicyRequest, formatPolicyReply } from "../src/protocol/policy.js";
 import type { PolicyDecodeError, PolicyRequest } from "../src/protocol/policy.js";
+import { feedPolicy, oneByOne } from "./helpers/codecs.js";
 
 const b = (s: string): Buffer => Buffer.from(s, "utf8");
 const req = (fields: Partial<PolicyRequest>): PolicyRequest => ({ ...emptyPolicyRequest(), ...fields });
-
-function feed(max: number, chunks: readonly Buffer[]): { requests: PolicyRequest[]; error: PolicyDecodeError | null } {
-  const d = new PolicyDecoder(max);
-  const requests: PolicyRequest[] = [];
-  let error: PolicyDecodeError | null = null;
-  for (const c of chunks) {
-    const r = d.push(c);
-    requests.push(...r.requests);
-    if (r.error && !error) error = r.error;
-  }
-  return { requests, error };
-}
-
-function oneByOne(buf: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < buf.length; i++) out.push(buf.subarray(i, i + 1));
-  return out;
-}
 
 const RCPT = [
   "request=smtpd_access_policy",
@@ -118,10 +101,10 @@ describe("PolicyDecoder: parsing", () => {
   ];
   for (const { name, input, want } of cases) {
     test(name, () => {
-      assert.deepEqual(feed(65_536, [b(input)]), { requests: want, error: null });
+      assert.deepEqual(feedPolicy(65_536, [b(input)]), { requests: want, error: null });
     });
     test(`${name} (byte by byte)`, () => {
-      assert.deepEqual(feed(65_536, oneByOne(b(input))), { requests: want, error: null });
+      assert.deepEqual(feedPolicy(65_536, oneByOne(b(input))), { requests: want, error: null });
     });
   }
 
@@ -129,7 +112,7 @@ describe("PolicyDecoder: parsing", () => {
     const input = b(`${RCPT}recipient=é@d\r\n\r\n`);
     const want = [RCPT_WANT, req({ recipient: "é@d" })];
     for (let cut = 0; cut <= input.length; cut++) {
-      assert.deepEqual(feed(65_536, [input.subarray(0, cut), input.subarray(cut)]), { requests: want, error: null }, `cut at ${cut}`);
+      assert.deepEqual(feedPolicy(65_536, [input.subarray(0, cut), input.subarray(cut)]), { requests: want, error: null }, `cut at ${cut}`);
     }
   });
 
@@ -144,7 +127,7 @@ describe("PolicyDecoder: parsing", () => {
 
   test("non-UTF-8 bytes in a name do not throw (unknown attribute)", () => {
     const input = Buffer.concat([Buffer.from([0xff, 0x80]), b("=x\nrecipient=a@d\n\n")]);
-    assert.deepEqual(feed(1000, [input]), { requests: [req({ recipient: "a@d" })], error: null });
+    assert.deepEqual(feedPolicy(1000, [input]), { requests: [req({ recipient: "a@d" })], error: null });
   });
 
   test("a value that begins with U+FEFF keeps it", () => {
@@ -176,24 +159,24 @@ describe("PolicyDecoder: errors", () => {
   ];
   for (const { name, max, input, want } of cases) {
     test(`${name} -> ${want.error}`, () => {
-      assert.deepEqual(feed(max, [b(input)]), want);
+      assert.deepEqual(feedPolicy(max, [b(input)]), want);
     });
     test(`${name} -> ${want.error} (byte by byte)`, () => {
-      assert.deepEqual(feed(max, oneByOne(b(input))), want);
+      assert.deepEqual(feedPolicy(max, oneByOne(b(input))), want);
     });
   }
 
   test("the cap counts each request on its own, not the connection", () => {
     const one = "recipient=abcdefgh@d\n\n"; // 22 bytes
-    assert.deepEqual(feed(40, [b(one.repeat(20))]).error, null);
-    assert.equal(feed(40, [b(one.repeat(20))]).requests.length, 20);
+    assert.deepEqual(feedPolicy(40, [b(one.repeat(20))]).error, null);
+    assert.equal(feedPolicy(40, [b(one.repeat(20))]).requests.length, 20);
   });
 
   test("a request of exactly the cap is accepted; one byte more is SIZE", () => {
     const exact = `recipient=${"x".repeat(27)}\n\n`; // 10 + 27 + 2 = 39 bytes
     assert.equal(Buffer.byteLength(exact), 39);
-    assert.equal(feed(39, [b(exact)]).error, null);
-    assert.equal(feed(38, [b(exact)]).error, "SIZE");
+    assert.equal(feedPolicy(39, [b(exact)]).error, null);
+    assert.equal(feedPolicy(38, [b(exact)]).error, "SIZE");
   });
 
   test("an oversize request without a newline is reported before the rest arrives", () => {

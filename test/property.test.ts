@@ -8,10 +8,10 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { NetstringDecoder, encodeNetstring } from "../src/protocol/netstring.js";
-import type { NetstringError } from "../src/protocol/netstring.js";
 import { PolicyDecoder, emptyPolicyRequest } from "../src/protocol/policy.js";
-import type { PolicyDecodeError, PolicyRequest } from "../src/protocol/policy.js";
+import type { PolicyRequest } from "../src/protocol/policy.js";
 import { parseSocketmapRequest } from "../src/protocol/socketmap.js";
+import { feedNetstring, feedPolicy, type NetstringFeed, type PolicyFeed } from "./helpers/codecs.js";
 
 /** numRuns per property; each codec's row sums to >= 100,000. */
 const RUNS = {
@@ -44,45 +44,8 @@ const cutsArb = fc.array(fc.nat(), { maxLength: 12 });
 const concat = (parts: readonly Uint8Array[]): Uint8Array => Buffer.concat(parts);
 const ascii = (s: string): Uint8Array => Buffer.from(s, "latin1");
 
-interface NsResult {
-  frames: string[]; // hex, so results compare by content
-  error: NetstringError | null;
-}
 
-function netstringFeed(max: number, chunks: readonly Buffer[]): NsResult {
-  const d = new NetstringDecoder(max);
-  const frames: string[] = [];
-  let error: NetstringError | null = null;
-  for (const c of chunks) {
-    const r = d.push(c);
-    for (const f of r.frames) frames.push(f.toString("hex"));
-    if (r.error) {
-      if (error === null) error = r.error;
-      else assert.equal(r.frames.length, 0, "a dead decoder returns no frames");
-    }
-  }
-  return { frames, error };
-}
 
-interface PolicyResult {
-  requests: PolicyRequest[];
-  error: PolicyDecodeError | null;
-}
-
-function policyFeed(max: number, chunks: readonly Buffer[]): PolicyResult {
-  const d = new PolicyDecoder(max);
-  const requests: PolicyRequest[] = [];
-  let error: PolicyDecodeError | null = null;
-  for (const c of chunks) {
-    const r = d.push(c);
-    requests.push(...r.requests);
-    if (r.error) {
-      if (error === null) error = r.error;
-      else assert.equal(r.requests.length, 0, "a dead decoder returns no requests");
-    }
-  }
-  return { requests, error };
-}
 
 // ---------- netstring ----------
 
@@ -105,7 +68,7 @@ describe("netstring properties", () => {
   test("arbitrary, truncated and binary input never throws; results are well-formed", () => {
     fc.assert(
       fc.property(fc.oneof(netstringStreamArb, fc.uint8Array({ maxLength: 64 })), netstringMaxArb, cutsArb, (input, max, cuts) => {
-        const r = netstringFeed(max, chunk(input, cuts));
+        const r = feedNetstring(max, chunk(input, cuts), "hex");
         for (const f of r.frames) assert.ok(f.length / 2 <= max, "no frame over the cap");
         assert.ok(r.error === null || r.error === "FORMAT" || r.error === "SIZE");
       }),
@@ -116,8 +79,8 @@ describe("netstring properties", () => {
   test("re-chunking the same bytes gives the same frames and the same error", () => {
     fc.assert(
       fc.property(netstringStreamArb, netstringMaxArb, cutsArb, (input, max, cuts) => {
-        const whole = netstringFeed(max, [Buffer.from(input)]);
-        assert.deepEqual(netstringFeed(max, chunk(input, cuts)), whole);
+        const whole = feedNetstring(max, [Buffer.from(input)], "hex");
+        assert.deepEqual(feedNetstring(max, chunk(input, cuts), "hex"), whole);
       }),
       { numRuns: RUNS.netstring.rechunk },
     );
@@ -147,8 +110,8 @@ describe("netstring properties", () => {
         const stream = concat(payloads.map((p) => concat([ascii(`${p.length}:`), p, ascii(",")])));
         const firstOver = payloads.findIndex((p) => p.length > max);
         const kept = firstOver < 0 ? payloads : payloads.slice(0, firstOver);
-        const want: NsResult = { frames: kept.map((p) => Buffer.from(p).toString("hex")), error: firstOver < 0 ? null : "SIZE" };
-        assert.deepEqual(netstringFeed(max, chunk(stream, cuts)), want);
+        const want: NetstringFeed = { frames: kept.map((p) => Buffer.from(p).toString("hex")), error: firstOver < 0 ? null : "SIZE" };
+        assert.deepEqual(feedNetstring(max, chunk(stream, cuts), "hex"), want);
       }),
       { numRuns: RUNS.netstring.binaryFrames },
     );
@@ -210,8 +173,8 @@ describe("policy properties", () => {
   test("re-chunking the same bytes gives the same requests and the same error", () => {
     fc.assert(
       fc.property(policyBytesArb, policyMaxArb, cutsArb, (input, max, cuts) => {
-        const whole = policyFeed(max, [Buffer.from(input)]);
-        assert.deepEqual(policyFeed(max, chunk(input, cuts)), whole);
+        const whole = feedPolicy(max, [Buffer.from(input)]);
+        assert.deepEqual(feedPolicy(max, chunk(input, cuts)), whole);
       }),
       { numRuns: RUNS.policy.rechunk },
     );
@@ -239,8 +202,8 @@ describe("policy properties", () => {
     fc.assert(
       fc.property(attrsArb, fc.integer({ min: 1, max: 400 }), cutsArb, (attrs, max, cuts) => {
         const bytes = Buffer.from(encodeRequest(attrs, false), "utf8");
-        const got = policyFeed(max, chunk(bytes, cuts));
-        const want: PolicyResult = bytes.length > max ? { requests: [], error: "SIZE" } : { requests: [expectedRequest(attrs)], error: null };
+        const got = feedPolicy(max, chunk(bytes, cuts));
+        const want: PolicyFeed = bytes.length > max ? { requests: [], error: "SIZE" } : { requests: [expectedRequest(attrs)], error: null };
         assert.deepEqual(got, want);
       }),
       { numRuns: RUNS.policy.sizeCap },
