@@ -32,7 +32,7 @@ const ARGS = new Set(process.argv.slice(2));
 const QUICK = ARGS.has("--quick");
 
 const CS = [1, 10, 50] as const;
-const REPS = QUICK ? 1 : 3;
+const REPS = Number(process.argv.find((a) => a.startsWith("--reps="))?.split("=")[1] ?? (QUICK ? 1 : 3));
 const MISS_REPS = QUICK ? 1 : 2;
 const WARMUP_MS = 250;
 const MEASURE_MS = QUICK ? 500 : 1000;
@@ -682,6 +682,11 @@ async function profileOne(s: Scenario, seconds: number, tool: "cpuprof" | "perf"
   return `(profile kept: ${join(profDir, file)})\n${formatProfile(s.label, summary)}\nPROFILE_JSON ${JSON.stringify({ scenario: s.id, ...summary })}`;
 }
 
+/** --scenarios=a,d: the scenario ids to run (--hot, --profile, --perf), or null for all. */
+function onlyScenarios(): string[] | null {
+  return process.argv.find((a) => a.startsWith("--scenarios="))?.slice("--scenarios=".length).split(",") ?? null;
+}
+
 async function profile(tool: "cpuprof" | "perf"): Promise<void> {
   const seconds = 8;
   if (tool === "perf" && !have("perf")) throw new Error("perf is not installed (Debian package linux-perf)");
@@ -689,7 +694,7 @@ async function profile(tool: "cpuprof" | "perf"): Promise<void> {
     ? `perf profiles of the daemon (perf record -e cpu-clock, node --perf-basic-prof), ${seconds} s at C=50 each, log.level warn`
     : `CPU profiles of the daemon (node --cpu-prof), ${seconds} s at C=50 each, log.level warn; % = share of the daemon's busy samples`);
   // (b) is not asked for by the brief but shows where a cache miss's time goes.
-  const only = process.argv.find((a) => a.startsWith("--scenarios="))?.slice("--scenarios=".length).split(",");
+  const only = onlyScenarios();
   for (const s of [S.a, S.d, S.b0].filter((x) => !only || only.includes(x.id))) {
     say(await profileOne(s, seconds, tool));
     say("");
@@ -717,13 +722,17 @@ async function memoryOnly(): Promise<void> {
 /** Only the hot paths and (b) with Keycloak at 20 ms at C=50 against the ceiling, and postmap when Postfix is here: a quick check while optimising. */
 async function hotOnly(): Promise<void> {
   const env = await setup({ bare: true });
+  const only = onlyScenarios();
+  const pick = (xs: Scenario[]): Scenario[] => xs.filter((x) => x.target === "bare" || !only || only.includes(x.id));
+  const policy = pick([S.a, S.cUser, S.cApp]);
+  const socketmap = pick([S.d, S.e]);
   try {
-    for (const s of [S.ceilP, S.ceilS, S.a, S.cUser, S.cApp, S.d, S.e]) await runCell(env, s, 10, { warmupMs: 0, measureMs: 800, keep: false });
+    for (const s of [S.ceilP, S.ceilS, ...policy, ...socketmap]) await runCell(env, s, 10, { warmupMs: 0, measureMs: 800, keep: false });
     for (let rep = 0; rep < REPS; rep++) {
-      for (const s of [S.ceilP, S.a, S.cUser, S.cApp]) await runCell(env, s, 50);
-      for (const s of [S.ceilS, S.d, S.e]) await runCell(env, s, 50);
+      if (policy.length > 0) for (const s of [S.ceilP, ...policy]) await runCell(env, s, 50);
+      if (socketmap.length > 0) for (const s of [S.ceilS, ...socketmap]) await runCell(env, s, 50);
     }
-    for (let rep = 0; rep < MISS_REPS; rep++) {
+    for (let rep = 0; rep < (pick([S.b20]).length > 0 ? MISS_REPS : 0); rep++) {
       env.fake.latencyMs = KC_LATENCY_MS;
       await runCell(env, S.b20, 50);
       env.fake.latencyMs = 0;
@@ -732,7 +741,7 @@ async function hotOnly(): Promise<void> {
     say(fmtTable(rows));
     const b = rows.find((r) => r.scenario === S.b20.id);
     if (b) say(`(b) with Keycloak at ${KC_LATENCY_MS} ms, C=50: ${b.rps} req/s = ${((b.rps / (50 * (1000 / KC_LATENCY_MS))) * 100).toFixed(0)}% of C/${KC_LATENCY_MS}ms`);
-    if (postfixMissing() === null && process.getuid?.() === 0) {
+    if ((!only || only.includes("postmap")) && postfixMissing() === null && process.getuid?.() === 0) {
       const p = await postmapAliases(env);
       say(`postmap -q - over ${p.keys} keys: mailcloak ${p.socketmapMs} ms, sqlite: ${p.sqliteMs} ms -> ${p.ratio}x; bare ${p.bareMs ?? "-"} ms; C floor ${p.floorMs ?? "-"} ms; identical output: ${p.identicalOutput}`);
     }

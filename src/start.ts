@@ -12,6 +12,7 @@ import { Facts, ruleSettings } from "./facts.js";
 import { SocketmapHandler, socketmapProtocol } from "./handlers/socketmap.js";
 import { PolicyHandler, policyProtocol } from "./handlers/policy.js";
 import { Listener } from "./server/listener.js";
+import { Turn } from "./server/turn.js";
 import { lookupGroup, lookupUser } from "./system/accounts.js";
 import type { Limits } from "./config/types.js";
 import type { Metrics } from "./metrics.js";
@@ -83,7 +84,9 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): 
   const smHandler = new SocketmapHandler(facts, log.child({ server: "socketmap" }), metrics?.socketmapEvents);
   const policyHandler = new PolicyHandler(facts, log.child({ server: "policy" }), metrics?.policyEvents);
 
-  const common = { limits, uid: owner.uid, gid: owner.gid, mode: cfg.sockets.mode, ...(metrics ? { events: metrics.listenerEvents } : {}) };
+  // One batch per event-loop turn for both servers: one look at the DB for all the requests read in it.
+  const turn = new Turn((run) => store.within(run), (err) => log.error({ err: err instanceof Error ? err.message : String(err) }, "internal error handling requests"));
+  const common = { turn, limits, uid: owner.uid, gid: owner.gid, mode: cfg.sockets.mode, ...(metrics ? { events: metrics.listenerEvents } : {}) };
   let socketmap: Listener<Buffer> | null = null;
   let policy: Listener<unknown> | null = null;
   try {

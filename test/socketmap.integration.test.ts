@@ -4,6 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
+import { AdminStore } from "../src/store/sqlite.js";
 import { Client, ctlOk, DaemonProcess, netstring, netstringLength, socketmapQuery, tempDir } from "./helpers/daemon.js";
 
 let d: DaemonProcess;
@@ -87,6 +88,47 @@ test("a change made with mailcloakctl is seen at the next lookup", async () => {
   assert.equal(await socketmapQuery(c, "alias", "new@d1.test"), "OK bob@d1.test");
   await ctlOk(d.db, "aliases", "del", "new@d1.test");
   assert.equal(await socketmapQuery(c, "alias", "new@d1.test"), "NOTFOUND ");
+});
+
+test("requests handled together see every commit made before they were sent (30 connections, 400 commits)", async () => {
+  // Requests read in one event-loop turn are answered in one batch with one
+  // look at the database (server/turn.ts). Commits and sends happen on this
+  // one thread, so each request's state at sending is known exactly.
+  await ctlOk(d.db, "domains", "add", "flip.test");
+  const admin = AdminStore.open(d.db);
+  const clients = await Promise.all(Array.from({ length: 30 }, () => Client.connect(d.socketmapSocket)));
+  let enabled = true;
+  let commits = 0;
+  let checked = 0;
+  const wrong: string[] = [];
+  let running = true;
+  const loops = clients.map(async (cl, i) => {
+    while (running) {
+      const want = enabled ? "OK flip.test" : "NOTFOUND ";
+      const commitsAtSend = commits;
+      cl.write(netstring("domain flip.test"));
+      const r = (await cl.read(netstringLength)).toString("utf8");
+      const got = r.slice(r.indexOf(":") + 1, -1);
+      if (commits !== commitsAtSend) continue; // a commit raced the reply: either answer is right
+      checked++;
+      if (got !== want) wrong.push(`client ${i}: ${JSON.stringify(got)} after commit ${commitsAtSend}, want ${JSON.stringify(want)}`);
+    }
+  });
+  try {
+    for (let k = 0; k < 400; k++) {
+      enabled = !enabled;
+      admin.setDomainEnabled("flip.test", enabled);
+      commits++;
+      await new Promise((r) => setTimeout(r, k % 4)); // let a few requests through, sometimes none
+    }
+  } finally {
+    running = false;
+    await Promise.all(loops);
+    for (const cl of clients) cl.destroy();
+    admin.close();
+  }
+  assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} stale answers of ${checked}`);
+  assert.ok(checked >= 1000, `only ${checked} answers were checked`);
 });
 
 test("a request without a key gets PERM and the connection stays usable", async () => {

@@ -8,6 +8,7 @@ import { chmodSync, chownSync, lstatSync, unlinkSync } from "node:fs";
 import type { Logger } from "pino";
 import type { ListenAddress, Limits } from "../config/types.js";
 import { describeAddress } from "../config/load.js";
+import { Turn } from "./turn.js";
 
 export interface Framing<T> {
   push(chunk: Buffer): { items: T[]; error: string | null };
@@ -46,6 +47,8 @@ export interface ListenerOptions<T> {
   readonly gid?: number;
   readonly mode?: number;
   readonly events?: ListenerEvents;
+  /** Where request handling is batched (shared by the daemon's listeners); default: a turn of its own. */
+  readonly turn?: Turn;
 }
 
 /** Window of the per-message rate limit on limit warnings. */
@@ -64,6 +67,8 @@ class Connection<T> {
   readonly #queue: T[] = [];
   #busy = false;
   #closing = false;
+  /** A pump is waiting in this turn's batch. */
+  #scheduled = false;
   #readTimer: NodeJS.Timeout | null = null;
 
   constructor(socket: net.Socket, owner: Listener<T>) {
@@ -109,8 +114,18 @@ class Connection<T> {
       if (!wasMid || items.length > 0 || this.#readTimer === null) this.#armReadTimer();
     } else this.#clearReadTimer();
     if (this.#queue.length > MAX_QUEUED) this.#socket.pause();
-    this.#pump();
+    if (!this.#scheduled && this.#queue.length > 0) {
+      this.#scheduled = true;
+      this.#owner.turn.defer(this.#deferredPump);
+    }
   }
+
+  /** Requests read in this turn are handled after the poll phase, in one batch (server/turn.ts). */
+  readonly #deferredPump = (): void => {
+    this.#scheduled = false;
+    if (this.#socket.destroyed) this.#queue.length = 0;
+    else this.#pump();
+  };
 
   #armReadTimer(): void {
     this.#clearReadTimer();
@@ -207,6 +222,7 @@ export class Listener<T> {
   readonly logger: Logger;
   readonly limits: () => Limits;
   readonly address: ListenAddress;
+  readonly turn: Turn;
   readonly #server: net.Server;
   readonly #conns = new Set<Connection<T>>();
   readonly #events: ListenerEvents;
@@ -218,6 +234,7 @@ export class Listener<T> {
     this.limits = opts.limits;
     this.address = opts.address;
     this.#events = opts.events ?? {};
+    this.turn = opts.turn ?? new Turn();
     this.#server = server;
     server.on("connection", (socket) => this.#accept(socket));
     server.on("error", (err) => this.logger.error({ server: this.protocol.name, err: err.message }, "listener error"));

@@ -344,18 +344,21 @@ export class Store {
   }
 
   /**
-   * Run the synchronous part of one request's handling: the WAL-index header
-   * is looked at once for all its reads (outside, at every read). A request
-   * thus sees every commit that completed before it was read.
+   * Run synchronous request handling: the WAL-index header is looked at once,
+   * at the first read, for all reads in `run` (outside, at every read). Only
+   * requests read before that look may be handled in `run` (one request, or
+   * a batch of requests already read: see server/turn.ts); each then sees
+   * every commit that completed before it was read. Nested calls join the
+   * outer one.
    */
   within<T>(run: () => T): T {
-    const outer = this.#inRequest;
+    if (this.#inRequest) return run();
     this.#inRequest = true;
     this.#looked = false;
     try {
       return run();
     } finally {
-      this.#inRequest = outer;
+      this.#inRequest = false;
     }
   }
 

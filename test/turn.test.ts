@@ -1,0 +1,55 @@
+// The per-turn batch (src/server/turn.ts): what is deferred in one turn runs
+// after it, in order, inside one call of `around`; a failing task costs the
+// others nothing; work deferred by a task waits for the next batch.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { Turn } from "../src/server/turn.js";
+
+test("tasks deferred in one turn run later, in order, in one batch", async () => {
+  const log: string[] = [];
+  const turn = new Turn((run) => {
+    log.push("(");
+    run();
+    log.push(")");
+  });
+  turn.defer(() => log.push("a"));
+  turn.defer(() => log.push("b"));
+  log.push("sync");
+  await nextTurn();
+  turn.defer(() => log.push("c"));
+  await nextTurn();
+  assert.deepEqual(log, ["sync", "(", "a", "b", ")", "(", "c", ")"]);
+});
+
+test("a task that throws is reported and the rest of the batch still runs", async () => {
+  const errors: unknown[] = [];
+  const ran: string[] = [];
+  const turn = new Turn(undefined, (err) => errors.push(err));
+  turn.defer(() => ran.push("a"));
+  turn.defer(() => {
+    throw new Error("boom");
+  });
+  turn.defer(() => ran.push("c"));
+  await nextTurn();
+  assert.deepEqual(ran, ["a", "c"]);
+  assert.equal(errors.length, 1);
+  assert.equal((errors[0] as Error).message, "boom");
+});
+
+test("work deferred by a task runs in a later batch, not in the running one", async () => {
+  let batches = 0;
+  const seen: number[] = [];
+  const turn = new Turn((run) => {
+    batches++;
+    run();
+  });
+  turn.defer(() => {
+    seen.push(batches);
+    turn.defer(() => seen.push(batches));
+  });
+  await nextTurn();
+  await nextTurn();
+  assert.deepEqual(seen, [1, 2]);
+});
