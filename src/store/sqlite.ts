@@ -3,7 +3,8 @@
 // Reads are live: a change committed by mailcloakctl (or any SQLite client)
 // is seen by every request that arrives after the commit. Query results are
 // memoised while the WAL-index header shows no commit since they were read;
-// the header is looked at once per request (a pread), before its first read.
+// the header is looked at (a pread) once per batch of requests already read
+// (server/turn.ts), or per read outside one.
 
 import Database from "better-sqlite3";
 import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from "node:fs";
@@ -261,8 +262,9 @@ export class Store {
   };
   #memoEntries = 0;
   #queries = 0;
-  /** Inside within(): the WAL-index header was already looked at for this request. */
+  /** Inside within(). */
   #inRequest = false;
+  /** Inside within(): the WAL-index header was already looked at for this batch. */
   #looked = false;
 
   private constructor(db: DB, path: string, busyTimeoutMs: number, events: StoreEvents) {
