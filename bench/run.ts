@@ -577,11 +577,18 @@ async function benchmark(): Promise<void> {
       const r = cell(s, 50);
       const ceil = cell(s.protocol === "policy" ? S.ceilP : S.ceilS, 50);
       if (!r) continue;
+      // Two targets: throughput against the ceiling, and p99 (which the ceiling itself may miss).
       targets.push({
-        name: `hot path ${s.id} at C=50`,
-        value: `${((r.ratioCeiling ?? 0) * 100).toFixed(0)}% of ceiling (by CPU/request: ${((r.cpuRatioCeiling ?? 0) * 100).toFixed(0)}%), p99 ${r.p99Ms.toFixed(3)} ms (ceiling's own p99 ${ceil?.p99Ms.toFixed(3) ?? "?"} ms)`,
-        target: ">= 60% of ceiling and p99 < 2 ms",
-        pass: (r.ratioCeiling ?? 0) >= 0.6 && r.p99Ms < 2,
+        name: `hot path ${s.id} at C=50, throughput`,
+        value: `${((r.ratioCeiling ?? 0) * 100).toFixed(0)}% of ceiling (by CPU/request: ${((r.cpuRatioCeiling ?? 0) * 100).toFixed(0)}%)`,
+        target: ">= 60% of ceiling",
+        pass: (r.ratioCeiling ?? 0) >= 0.6,
+      });
+      targets.push({
+        name: `hot path ${s.id} at C=50, p99`,
+        value: `${r.p99Ms.toFixed(3)} ms (the ceiling's own p99: ${ceil?.p99Ms.toFixed(3) ?? "?"} ms)`,
+        target: "< 2 ms",
+        pass: r.p99Ms < 2,
       });
     }
     for (const c of CS) {
