@@ -117,6 +117,17 @@ test("one RCPT asked twice (same service in two restriction lists) is decided on
   x.destroy();
 });
 
+test("one RCPT asked twice with a commit in between is decided again", async () => {
+  const x = await Client.connect(d.policySocket);
+  const attrs = { ...RCPT({ recipient: "late@d1.test" }), instance: "def.456" };
+  assert.equal(await policyQuery(x, attrs), ACTIONS.noSuchUser);
+  await ctlOk(d.db, "aliases", "add", "late@d1.test", "bob");
+  assert.equal(await policyQuery(x, attrs), ACTIONS.dunno, "the second ask sees the alias");
+  await ctlOk(d.db, "aliases", "del", "late@d1.test");
+  assert.equal(await policyQuery(x, attrs), ACTIONS.noSuchUser);
+  x.destroy();
+});
+
 test("each decision is logged once with state, login, sender, recipient, action, reason, cache, duration", async () => {
   await policyQuery(c, AUTH("alice", "bob@d1.test", "x@ext.test"));
   await new Promise((r) => setTimeout(r, 200));

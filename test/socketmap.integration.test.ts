@@ -4,6 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { AdminStore } from "../src/store/sqlite.js";
 import { Client, ctlOk, DaemonProcess, netstring, netstringLength, socketmapQuery, tempDir } from "./helpers/daemon.js";
 
@@ -129,6 +130,26 @@ test("requests handled together see every commit made before they were sent (30 
   }
   assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} stale answers of ${checked}`);
   assert.ok(checked >= 1000, `only ${checked} answers were checked`);
+});
+
+test("a client that half-closes after its requests gets every reply, then the close", async () => {
+  // 1 request, and 1,024 pipelined 64-byte requests: 65,536 bytes, so the
+  // last read fills libuv's 64 KiB buffer and end-of-stream comes in the
+  // same turn as the data.
+  const key = `${"x".repeat(46)}@d1.test`;
+  const one = netstring(`alias ${key}`);
+  assert.equal(one.length, 64);
+  for (const n of [1, 1024]) {
+    const replies = await new Promise<string>((resolve, reject) => {
+      const s = net.connect({ path: d.socketmapSocket, allowHalfOpen: true });
+      let got = "";
+      s.on("data", (b: Buffer) => (got += b.toString("latin1")));
+      s.on("close", () => resolve(got));
+      s.on("error", reject);
+      s.end(one.repeat(n));
+    });
+    assert.equal(replies, netstring("NOTFOUND ").repeat(n), `${n} request(s)`);
+  }
 });
 
 test("a request without a key gets PERM and the connection stays usable", async () => {

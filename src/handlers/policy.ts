@@ -103,6 +103,15 @@ export class PolicyHandler {
     return timed ? this.#report(req, d, trace, started) : d;
   }
 
+  /** For a memo of decisions: the store's state they were made on (Store.generation). */
+  get storeGeneration(): number {
+    return this.#facts.store.generation;
+  }
+
+  storeUnchangedSince(generation: number): boolean {
+    return this.#facts.store.unchangedSince(generation);
+  }
+
   #failed(err: unknown): Decision {
     const sqlite = err instanceof Database.SqliteError || err instanceof StoreError;
     this.#log.error({ err: err instanceof Error ? err.message : String(err) }, sqlite ? "database error during policy decision" : "internal error during policy decision");
@@ -197,6 +206,8 @@ export class PolicyHandler {
 interface Memo {
   req: PolicyRequest;
   reply: string;
+  /** The store's generation after the decision's synchronous reads. */
+  generation: number;
 }
 
 /** The same question, as a duplicate request from the same SMTP transaction asks it. */
@@ -237,14 +248,20 @@ export function policyProtocol(handler: PolicyHandler): Protocol<PolicyRequest> 
     },
     handle(req: PolicyRequest, conn: ConnectionInfo) {
       const memo = conn.memo as Memo | undefined;
-      if (memo !== undefined && req.instance !== "" && sameQuestion(memo.req, req)) return memo.reply;
+      // A commit since the first answer (even between the two requests) means deciding again.
+      if (memo !== undefined && req.instance !== "" && sameQuestion(memo.req, req) && handler.storeUnchangedSince(memo.generation)) return memo.reply;
+      let generation = 0;
       const remember = (d: Decision): string => {
         const reply = encode(d.action);
         // Temporary failures are not remembered: a retry should ask again.
-        conn.memo = d.action.startsWith("4") ? undefined : ({ req, reply } satisfies Memo);
+        conn.memo = d.action.startsWith("4") ? undefined : ({ req, reply, generation } satisfies Memo);
         return reply;
       };
       const d = handler.decide(req);
+      // Read after the synchronous part, which looked at the store: what the
+      // decision was made on (a later commit seen by an async part bumps it,
+      // so the memo then never matches).
+      generation = handler.storeGeneration;
       return d instanceof Promise ? d.then(remember) : remember(d);
     },
   };

@@ -80,6 +80,7 @@ class Connection<T> {
     socket.setTimeout(limits.idleTimeoutSeconds * 1000);
     socket.on("timeout", () => this.#onIdle());
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("end", () => this.#onEnd());
     socket.on("error", (err) => owner.logger.debug({ conn: this.info.id, err: err.message }, "connection error"));
     socket.on("close", () => {
       this.#clearReadTimer();
@@ -123,9 +124,27 @@ class Connection<T> {
   /** Requests read in this turn are handled after the poll phase, in one batch (server/turn.ts). */
   readonly #deferredPump = (): void => {
     this.#scheduled = false;
-    if (this.#socket.destroyed) this.#queue.length = 0;
-    else this.#pump();
+    if (this.#socket.destroyed) {
+      this.#queue.length = 0;
+      return;
+    }
+    try {
+      this.#pump();
+    } catch (err) {
+      this.#internalError(err); // never leave the connection busy for good
+    }
   };
+
+  /**
+   * The client half-closed (a script's `nc -U`, `socat`; Postfix never does):
+   * what it sent is still answered, then the connection is closed. The
+   * server allows half-open sockets, so replies can still be written.
+   */
+  #onEnd(): void {
+    this.#closing = true;
+    this.#clearReadTimer();
+    this.#pump();
+  }
 
   #armReadTimer(): void {
     this.#clearReadTimer();
@@ -250,7 +269,8 @@ export class Listener<T> {
 
   /** Bind, set ownership and mode, and start accepting. */
   static async open<T>(opts: ListenerOptions<T>): Promise<Listener<T>> {
-    const server = net.createServer({ pauseOnConnect: false });
+    // Half-open: a client that shuts down its write side still gets its replies (#onEnd).
+    const server = net.createServer({ pauseOnConnect: false, allowHalfOpen: true });
     const a = opts.address;
     if (a.kind === "unix") {
       await removeStaleSocket(a.path);

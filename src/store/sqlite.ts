@@ -351,7 +351,9 @@ export class Store {
    * requests read before that look may be handled in `run` (one request, or
    * a batch of requests already read: see server/turn.ts); each then sees
    * every commit that completed before it was read. Nested calls join the
-   * outer one.
+   * outer one. So `run` must not read from sockets, and nothing may wrap
+   * work that outlives the current call in within(): both would let a
+   * request reuse a look taken before it was read.
    */
   within<T>(run: () => T): T {
     if (this.#inRequest) return run();
@@ -367,6 +369,32 @@ export class Store {
   #forget(): void {
     for (const m of Object.values(this.#memo)) m.clear();
     this.#memoEntries = 0;
+    this.#generation++;
+  }
+
+  #generation = 0;
+
+  /** Bumped whenever remembered answers are dropped (a commit was seen, a reopen, the bound). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /**
+   * Nothing may have changed since `generation` was read: for memos of
+   * answers built on this store (the policy server's repeated-request memo).
+   * Looks at the WAL index as a read does.
+   */
+  unchangedSince(generation: number): boolean {
+    if (this.#down !== null) return false;
+    this.#look();
+    return generation === this.#generation;
+  }
+
+  #look(): void {
+    if (!this.#inRequest || !this.#looked) {
+      if (this.#version.changed()) this.#forget();
+      this.#looked = true;
+    }
   }
 
   /**
@@ -376,10 +404,7 @@ export class Store {
    */
   #recall(memo: Map<string, unknown>, key: string): unknown {
     if (this.#down !== null) throw new DatabaseUnavailableError(this.#down);
-    if (!this.#inRequest || !this.#looked) {
-      if (this.#version.changed()) this.#forget();
-      this.#looked = true;
-    }
+    this.#look();
     const hit = memo.get(key);
     return hit === undefined ? MISS : hit === ABSENT ? undefined : hit;
   }
