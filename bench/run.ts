@@ -378,9 +378,9 @@ function fmtTable(rows: CellSummary[]): string {
     `${r.rpsMin}-${r.rpsMax}`,
     r.p50Ms.toFixed(3),
     r.p99Ms.toFixed(3),
-    r.ratioCeiling === null ? "(ceiling)" : `${(r.ratioCeiling * 100).toFixed(0)}%`,
+    r.ratioCeiling !== null ? `${(r.ratioCeiling * 100).toFixed(0)}%` : r.label.startsWith("ceiling") ? "(ceiling)" : "-",
     r.cpuUsPerReq.toFixed(1),
-    r.cpuRatioCeiling === null ? "" : `${(r.cpuRatioCeiling * 100).toFixed(0)}%`,
+    r.cpuRatioCeiling === null || !Number.isFinite(r.cpuRatioCeiling) ? "" : `${(r.cpuRatioCeiling * 100).toFixed(0)}%`,
     r.ratioExpectedCeiling !== undefined ? `${(r.ratioExpectedCeiling * 100).toFixed(0)}% of C/${KC_LATENCY_MS}ms = ${r.c * (1000 / KC_LATENCY_MS)}/s` : "",
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
