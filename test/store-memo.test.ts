@@ -2,7 +2,7 @@
 // live: a commit by any SQLite client (another connection here, the sqlite3
 // command-line tool in another process, WAL checkpoints and restarts in
 // between) is seen by the next request: within() looks at the WAL index once
-// per request, and reads outside a request look every time.
+// for the request (or batch of requests) it runs, and reads outside look every time.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";

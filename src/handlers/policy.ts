@@ -232,6 +232,12 @@ export function policyProtocol(handler: PolicyHandler): Protocol<PolicyRequest> 
     }
     return r;
   };
+  const reply = (conn: ConnectionInfo, req: PolicyRequest, generation: number, d: Decision): string => {
+    const text = encode(d.action);
+    // Temporary failures are not remembered: a retry should ask again.
+    conn.memo = d.action.startsWith("4") ? undefined : ({ req, reply: text, generation } satisfies Memo);
+    return text;
+  };
   return {
     name: "policy",
     newFraming(max: number): Framing<PolicyRequest> {
@@ -250,19 +256,12 @@ export function policyProtocol(handler: PolicyHandler): Protocol<PolicyRequest> 
       const memo = conn.memo as Memo | undefined;
       // A commit since the first answer (even between the two requests) means deciding again.
       if (memo !== undefined && req.instance !== "" && sameQuestion(memo.req, req) && handler.storeUnchangedSince(memo.generation)) return memo.reply;
-      let generation = 0;
-      const remember = (d: Decision): string => {
-        const reply = encode(d.action);
-        // Temporary failures are not remembered: a retry should ask again.
-        conn.memo = d.action.startsWith("4") ? undefined : ({ req, reply, generation } satisfies Memo);
-        return reply;
-      };
       const d = handler.decide(req);
       // Read after the synchronous part, which looked at the store: what the
       // decision was made on (a later commit seen by an async part bumps it,
       // so the memo then never matches).
-      generation = handler.storeGeneration;
-      return d instanceof Promise ? d.then(remember) : remember(d);
+      const generation = handler.storeGeneration;
+      return d instanceof Promise ? d.then((x) => reply(conn, req, generation, x)) : reply(conn, req, generation, d);
     },
   };
 }

@@ -80,7 +80,10 @@ class Connection<T> {
     socket.setTimeout(limits.idleTimeoutSeconds * 1000);
     socket.on("timeout", () => this.#onIdle());
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
-    socket.on("end", () => this.#onEnd());
+    // The client half-closed (a script's `nc -U`, `socat`; Postfix never
+    // does): what it sent is still answered, then the connection is closed.
+    // The server allows half-open sockets, so replies can still be written.
+    socket.on("end", () => this.shutdown());
     socket.on("error", (err) => owner.logger.debug({ conn: this.info.id, err: err.message }, "connection error"));
     socket.on("close", () => {
       this.#clearReadTimer();
@@ -134,17 +137,6 @@ class Connection<T> {
       this.#internalError(err); // never leave the connection busy for good
     }
   };
-
-  /**
-   * The client half-closed (a script's `nc -U`, `socat`; Postfix never does):
-   * what it sent is still answered, then the connection is closed. The
-   * server allows half-open sockets, so replies can still be written.
-   */
-  #onEnd(): void {
-    this.#closing = true;
-    this.#clearReadTimer();
-    this.#pump();
-  }
 
   #armReadTimer(): void {
     this.#clearReadTimer();
@@ -223,7 +215,7 @@ class Connection<T> {
     this.#socket.destroy();
   }
 
-  /** Graceful stop: finish what is in flight, then close. */
+  /** Graceful stop (or the client's end of stream): finish what is queued or in flight, then close. */
   shutdown(): void {
     this.#closing = true;
     this.#clearReadTimer();
@@ -269,7 +261,7 @@ export class Listener<T> {
 
   /** Bind, set ownership and mode, and start accepting. */
   static async open<T>(opts: ListenerOptions<T>): Promise<Listener<T>> {
-    // Half-open: a client that shuts down its write side still gets its replies (#onEnd).
+    // Half-open: a client that shuts down its write side still gets its replies (the "end" handler).
     const server = net.createServer({ pauseOnConnect: false, allowHalfOpen: true });
     const a = opts.address;
     if (a.kind === "unix") {

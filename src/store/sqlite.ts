@@ -261,6 +261,8 @@ export class Store {
     appsForSender: new Map<string, unknown>(),
   };
   #memoEntries = 0;
+  /** See `generation`. */
+  #generation = 0;
   #queries = 0;
   /** Inside within(). */
   #inRequest = false;
@@ -371,8 +373,6 @@ export class Store {
     this.#memoEntries = 0;
     this.#generation++;
   }
-
-  #generation = 0;
 
   /** Bumped whenever remembered answers are dropped (a commit was seen, a reopen, the bound). */
   get generation(): number {
