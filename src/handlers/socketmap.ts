@@ -28,7 +28,6 @@ export interface SocketmapEvents {
 const IDP_TEMP = temp("identity provider lookup failed");
 const DB_TEMP = temp("temporary internal error");
 
-
 export class SocketmapHandler {
   readonly #facts: Facts;
   readonly #log: Logger;
