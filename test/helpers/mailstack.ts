@@ -231,6 +231,8 @@ export async function smtp(o: SmtpOptions): Promise<SmtpResult> {
 
 export interface MailStackOptions {
   failureMode?: FailureMode;
+  /** mailcloak's idp section, replacing the one for the fake Keycloak (e.g. a real Keycloak). */
+  idp?: ConfigTree;
 }
 
 /** Standard Postfix services (test base; chroot n everywhere). The SMTP listeners come from configs/postfix-master.cf (the benchmark adds its own). */
@@ -282,6 +284,7 @@ export class MailStack {
   fake!: FakeKeycloak;
   daemon!: DaemonProcess;
   failureMode: FailureMode;
+  readonly idp: ConfigTree | null;
   #dovecot: ChildProcess | null = null;
   #dovecotExited: Promise<void> | null = null;
   #dovecotOutput = "";
@@ -300,6 +303,7 @@ export class MailStack {
     this.postfixLogPath = join(this.dir, "postfix.log");
     this.dovecotLogPath = join(this.dovecotDir, "dovecot.log");
     this.failureMode = opts.failureMode ?? "tempfail";
+    this.idp = opts.idp ?? null;
   }
 
   /** Start everything; on failure, stop what was started and rethrow. */
@@ -399,7 +403,7 @@ export class MailStack {
   /** mailcloak's config: Keycloak (the fake), sockets where postfix-main.cf expects them. */
   daemonConfig(): ConfigTree {
     return {
-      idp: {
+      idp: this.idp ?? {
         provider: "keycloak",
         keycloak: {
           base_url: this.fake.url,
