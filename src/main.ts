@@ -6,7 +6,7 @@ import type { Server } from "node:http";
 import { Command, CommanderError } from "commander";
 import { stringify } from "yaml";
 import { ConfigError, DEFAULT_CONFIG_PATH, describeAddress, loadConfig } from "./config/load.js";
-import type { Config } from "./config/types.js";
+import { DEFAULTS, type Config } from "./config/types.js";
 import { createLogger } from "./log.js";
 import { startDaemon, type Daemon } from "./start.js";
 import { heapFit } from "./system/heap.js";
@@ -30,11 +30,12 @@ function load(path: string): Config {
   }
 }
 
-/** The effective config with secrets replaced. */
+/** The effective config with secrets replaced (its warnings are printed apart). */
 export function redacted(cfg: Config): unknown {
   const kc = cfg.idp.keycloak;
+  const { warnings: _warnings, ...rest } = cfg;
   return {
-    ...cfg,
+    ...rest,
     idp: { ...cfg.idp, keycloak: kc ? { ...kc, clientSecret: kc.clientSecret ? "[redacted]" : "" } : null },
     sockets: {
       ...cfg.sockets,
@@ -47,24 +48,43 @@ export function redacted(cfg: Config): unknown {
 
 function checkConfig(path: string): void {
   const cfg = load(path);
+  // Warnings do not fail the check: the service runs it before every start.
+  for (const w of cfg.warnings) process.stderr.write(`mailcloak: warning: ${w}\n`);
   process.stdout.write(`# ${path}: valid\n` + stringify(redacted(cfg)));
+}
+
+type Privileges =
+  | { readonly kind: "keep" }
+  | { readonly kind: "drop"; readonly to: { uid: number; gid: number; name: string } }
+  | { readonly kind: "root"; readonly why: string };
+
+/**
+ * What to run as, decided before anything is bound. As the Go release: an
+ * unset daemon.user means "mailcloak", and daemon.user: root runs as root
+ * (here with one warning). daemon.allow_root: true with daemon.user unset
+ * stays root instead of looking for "mailcloak". Not started as root:
+ * nothing changes.
+ */
+function privileges(cfg: Config): Privileges {
+  if (process.getuid?.() !== 0) return { kind: "keep" };
+  const name = cfg.daemon.user ?? (cfg.daemon.allowRoot ? null : DEFAULTS.daemonUser);
+  if (name === null) return { kind: "root", why: "daemon.allow_root is true and daemon.user is unset" };
+  const u = lookupUser(name);
+  if (!u) {
+    if (cfg.daemon.user === null) {
+      fail(`${cfg.file}: daemon.user: not set, and there is no user ${JSON.stringify(DEFAULTS.daemonUser)} (the Go mailcloak's default); create that user, set daemon.user, or set daemon.user: root to run as root`, 2);
+    }
+    fail(`${cfg.file}: daemon.user: no such user ${JSON.stringify(name)}`, 2);
+  }
+  if (u.uid === 0) return { kind: "root", why: `daemon.user is ${JSON.stringify(name)}` };
+  return { kind: "drop", to: u };
 }
 
 async function run(path: string): Promise<void> {
   const cfg = load(path);
   const log = createLogger(cfg.log.level);
-  const isRoot = process.getuid?.() === 0;
-  let dropTo: { uid: number; gid: number; name: string } | null = null;
-  if (isRoot) {
-    if (cfg.daemon.user) {
-      const u = lookupUser(cfg.daemon.user);
-      if (!u) fail(`${cfg.file}: daemon.user: no such user ${JSON.stringify(cfg.daemon.user)}`, 2);
-      if (u.uid !== 0) dropTo = u;
-    }
-    if (!dropTo && !cfg.daemon.allowRoot) {
-      fail(`${cfg.file}: daemon.user: refusing to keep running as root; set daemon.user to an unprivileged account (or daemon.allow_root: true)`, 2);
-    }
-  }
+  for (const w of cfg.warnings) log.warn(w);
+  const priv = privileges(cfg);
 
   // prom-client is loaded only when metrics are on (it adds ~10 MB of RSS).
   const metricsModule = cfg.metrics.listen ? await import("./metrics.js") : null;
@@ -98,14 +118,17 @@ async function run(path: string): Promise<void> {
     }
   }
 
-  if (dropTo) {
-    // Sockets are bound and the DB is open: give up root for good.
-    process.setgroups?.([]);
-    process.setgid?.(dropTo.gid);
-    process.setuid?.(dropTo.uid);
-    log.info({ user: dropTo.name, uid: dropTo.uid, gid: dropTo.gid }, "dropped privileges");
-  } else if (isRoot) {
-    log.warn("running as root (daemon.allow_root is true)");
+  if (priv.kind === "drop") {
+    // Sockets are bound and the DB is open: give up root for good. The
+    // user's supplementary groups are kept, as the Go release sets them
+    // (e.g. a group that may read the database's directory).
+    const to = priv.to;
+    (process as NodeJS.Process & { initgroups?: (user: string, extraGroup: number) => void }).initgroups?.(to.name, to.gid);
+    process.setgid?.(to.gid);
+    process.setuid?.(to.uid);
+    log.info({ user: to.name, uid: to.uid, gid: to.gid, groups: process.getgroups?.() }, "dropped privileges");
+  } else if (priv.kind === "root") {
+    log.warn(`running as root (${priv.why}); set daemon.user to an unprivileged account unless that is intended`);
   }
 
   const heap = heapFit(cfg.cache.maxEntries);
@@ -158,6 +181,7 @@ async function run(path: string): Promise<void> {
       log.error({ err: err instanceof Error ? err.message : String(err) }, "reload refused: the new config is invalid; keeping the running one");
       return;
     }
+    for (const w of next.warnings) log.warn(w);
     daemon.reload(next).then((changed) => {
       current = next;
       log.info({ changed }, "config reloaded (SIGHUP)");

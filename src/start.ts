@@ -1,6 +1,8 @@
 // The one place that wires the daemon: config → store → identity source →
 // cache → handlers → listeners. Returns handles to reload, flush and stop.
 
+import { statSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "./config/types.js";
 import { Store } from "./store/sqlite.js";
@@ -13,6 +15,7 @@ import { SocketmapHandler, socketmapProtocol } from "./handlers/socketmap.js";
 import { PolicyHandler, policyProtocol } from "./handlers/policy.js";
 import { Listener } from "./server/listener.js";
 import { Turn } from "./server/turn.js";
+import { exposedToOthers } from "./server/socket-reach.js";
 import { lookupGroup, lookupUser } from "./system/accounts.js";
 import type { Limits } from "./config/types.js";
 import type { Metrics } from "./metrics.js";
@@ -69,6 +72,25 @@ export function socketOwnership(cfg: Config): { uid?: number; gid?: number } {
   return out;
 }
 
+/** One warning line for the world-writable Unix sockets whose directory lets other users reach them. */
+function warnExposedSockets(cfg: Config, log: Logger): void {
+  const exposed: string[] = [];
+  for (const a of [cfg.sockets.policy, cfg.sockets.socketmap]) {
+    if (a.kind !== "unix") continue;
+    try {
+      const dir = statSync(dirname(a.path));
+      if (exposedToOthers(cfg.sockets.mode, statSync(a.path).gid, { mode: dir.mode, gid: dir.gid })) exposed.push(a.path);
+    } catch {
+      /* gone already: nothing to warn about */
+    }
+  }
+  if (exposed.length === 0) return;
+  const mode = cfg.sockets.mode.toString(8).padStart(4, "0");
+  log.warn({ sockets: exposed, mode },
+    `sockets.socket_mode ${mode} lets any local user connect to ${exposed.join(" and ")}: the directory is searchable by other users. ` +
+    "Put the sockets in a directory only Postfix can enter (as Postfix's private/, mode 0700) or use socket_mode 0660");
+}
+
 export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): Promise<Daemon> {
   const owner = socketOwnership(cfg);
   const store = Store.open(cfg.sqlite.path, cfg.sqlite.busyTimeoutMs, {
@@ -99,6 +121,7 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): 
     throw err;
   }
 
+  warnExposedSockets(cfg, log);
   const listeners = { policy, socketmap: socketmap as Listener<unknown> };
   let stopping: Promise<void> | null = null;
 

@@ -484,11 +484,21 @@ describe("mailcloakctl", { concurrency: true }, () => {
       assert.deepEqual(ok(await run(["--config", config, "--db", other, "domains", "list"])).map((l) => l.split("\t")[0]), ["d1.test", "d2.test"]);
     });
 
+    test("a key nobody reads: one warning line, and the command runs (as the Go release ignores such keys)", async () => {
+      const dir = freshDir("config-unknown");
+      const db = join(dir, "x.db");
+      const config = writeConfig(dir, `sqlite: {path: ${db}, pathh: typo}\n`);
+      const r = await run(["--config", config, "init"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /^mailcloakctl: warning: [^\n]*sqlite\.pathh: unknown key[^\n]*\n$/);
+      assert.ok(existsSync(db));
+    });
+
     test("an invalid or missing config file: exit 2 with one line naming the problem", async () => {
       const dir = freshDir("config-bad");
-      const config = writeConfig(dir, `sqlite: {path: ${join(dir, "x.db")}, pathh: typo}\n`);
-      fails(await run(["--config", config, "domains", "list"]), 2, /sqlite\.pathh: unknown key/);
-      fails(await run(["--config", config, "init"]), 2, /sqlite\.pathh/);
+      const config = writeConfig(dir, `sqlite: {path: ${join(dir, "x.db")}, busy_timeout_ms: soon}\n`);
+      fails(await run(["--config", config, "domains", "list"]), 2, /sqlite\.busy_timeout_ms: must be a whole number/);
+      fails(await run(["--config", config, "init"]), 2, /sqlite\.busy_timeout_ms/);
       assert.equal(existsSync(join(dir, "x.db")), false);
       fails(await run(["--config", join(dir, "absent.yaml"), "domains", "list"]), 2, /cannot read config file/);
       const yaml = join(dir, "broken.yaml");

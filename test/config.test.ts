@@ -87,6 +87,7 @@ const LIMIT_DEFAULTS = { maxConnections: 1024, idleTimeoutSeconds: 330, readTime
 
 const GO_MODEL: Config = {
   file: FILE,
+  warnings: [],
   idp: {
     provider: "keycloak",
     keycloak: { baseUrl: "https://sso.example.com", realm: "mail", clientId: "mailcloak", clientSecret: SECRET, timeoutMs: 2000 },
@@ -303,11 +304,15 @@ describe("parseConfig: secrets", () => {
     assert.equal(parse(obj, env).idp.keycloak?.clientSecret, "from-env");
   });
 
-  test("the environment alone satisfies a missing client_secret; an empty variable does not", () => {
+  test("the environment alone satisfies a missing client_secret; an empty variable does not (a warning, as for no secret at all)", () => {
     const obj = base();
     delete kc(obj).client_secret;
-    assert.equal(parse(obj, { MAILCLOAK_KEYCLOAK_CLIENT_SECRET: "env-only" }).idp.keycloak?.clientSecret, "env-only");
-    assertConfigError(() => parse(obj, { MAILCLOAK_KEYCLOAK_CLIENT_SECRET: "" }), "idp.keycloak.client_secret");
+    const fromEnv = parse(obj, { MAILCLOAK_KEYCLOAK_CLIENT_SECRET: "env-only" });
+    assert.equal(fromEnv.idp.keycloak?.clientSecret, "env-only");
+    assert.deepEqual(fromEnv.warnings, []);
+    const empty = parse(obj, { MAILCLOAK_KEYCLOAK_CLIENT_SECRET: "" });
+    assert.equal(empty.idp.keycloak?.clientSecret, "");
+    assertWarnings(empty, ["idp.keycloak.client_secret: is not set"]);
   });
 
   test("parseConfig does not read process.env unless it is passed", () => {
@@ -321,6 +326,16 @@ describe("parseConfig: secrets", () => {
     }
   });
 });
+
+/** The config's warnings are exactly these, in order: one line each, naming the file, each containing its text. */
+function assertWarnings(cfg: Config, want: readonly string[]): void {
+  assert.equal(cfg.warnings.length, want.length, `warnings: ${JSON.stringify(cfg.warnings)}`);
+  cfg.warnings.forEach((w, i) => {
+    assert.ok(!w.includes("\n"), `one line: ${JSON.stringify(w)}`);
+    assert.ok(w.startsWith(`${FILE}: `), `names the file: ${w}`);
+    assert.ok(w.includes(want[i]!), `warning ${i} ${JSON.stringify(w)} should contain ${JSON.stringify(want[i])}`);
+  });
+}
 
 function assertConfigError(fn: () => unknown, key: string): ConfigError {
   let caught: unknown;
@@ -339,32 +354,24 @@ function assertConfigError(fn: () => unknown, key: string): ConfigError {
 
 describe("parseConfig: errors are one line naming file and key", () => {
   const cases: Array<{ name: string; make: () => unknown; key: string }> = [
-    { name: "unknown top-level key", make: () => ({ ...base(), frobnicate: { a: 1 } }), key: "frobnicate" },
-    { name: "unknown nested key (typo sqlite.pth)", make: () => ({ ...base(), sqlite: { pth: "/tmp/x.db" } }), key: "sqlite.pth" },
-    { name: "unknown key under idp.keycloak", make: () => { const o = base(); kc(o).relam = "x"; return o; }, key: "idp.keycloak.relam" },
     { name: "wrong type: cache_ttl_seconds: abc", make: () => { const o = base(); kc(o).cache_ttl_seconds = "abc"; return o; }, key: "idp.keycloak.cache_ttl_seconds" },
     { name: "wrong type: policy.cache_ttl_seconds: abc (older layout)", make: () => staticOnly({ policy: { cache_ttl_seconds: "abc" } }), key: "policy.cache_ttl_seconds" },
     { name: "out of range: cache.max_entries: 1", make: () => staticOnly({ cache: { max_entries: 1 } }), key: "cache.max_entries" },
     { name: "wrong type: daemon.allow_root: yes-please", make: () => staticOnly({ daemon: { allow_root: "yes-please" } }), key: "daemon.allow_root" },
-    { name: "bad failure mode", make: () => ({ ...base(), policy: { idp_failure_mode: "reject" } }), key: "policy.idp_failure_mode" },
-    { name: "bad failure mode (older name)", make: () => ({ ...base(), policy: { keycloak_failure_mode: "open" } }), key: "policy.keycloak_failure_mode" },
-    { name: "both failure-mode names", make: () => ({ ...base(), policy: { keycloak_failure_mode: "dunno", idp_failure_mode: "dunno" } }), key: "policy.keycloak_failure_mode" },
     { name: "missing idp.keycloak.realm", make: () => { const o = base(); delete kc(o).realm; return o; }, key: "idp.keycloak.realm" },
     { name: "missing idp.keycloak.base_url", make: () => { const o = base(); delete kc(o).base_url; return o; }, key: "idp.keycloak.base_url" },
-    { name: "base_url that is not http(s)", make: () => { const o = base(); kc(o).base_url = "ftp://sso"; return o; }, key: "idp.keycloak.base_url" },
-    { name: "missing client_secret", make: () => { const o = base(); delete kc(o).client_secret; return o; }, key: "idp.keycloak.client_secret" },
     { name: "both client_secret and client_secret_file", make: () => { const o = base(); kc(o).client_secret_file = "/etc/mailcloak/secret"; return o; }, key: "idp.keycloak.client_secret" },
-    { name: "world-writable socket_mode 0666", make: () => ({ ...base(), sockets: { socket_mode: "0666" } }), key: "sockets.socket_mode" },
-    { name: "world-writable socket_mode 0662", make: () => ({ ...base(), sockets: { socket_mode: "0662" } }), key: "sockets.socket_mode" },
     { name: "socket_mode not octal", make: () => ({ ...base(), sockets: { socket_mode: "0680" } }), key: "sockets.socket_mode" },
-    { name: "relative socket path", make: () => ({ ...base(), sockets: { policy_socket: "var/p.sock" } }), key: "sockets.policy_socket" },
+    { name: "socket_mode as a decimal number (438)", make: () => ({ ...base(), sockets: { socket_mode: 438 } }), key: "sockets.socket_mode" },
+    { name: "socket_mode empty after 0o", make: () => ({ ...base(), sockets: { socket_mode: "0o" } }), key: "sockets.socket_mode" },
+    { name: "a socket address with a colon that is not HOST:PORT", make: () => ({ ...base(), sockets: { policy_socket: "127.0.0.1:0" } }), key: "sockets.policy_socket" },
+    { name: "cache_ttl_seconds quoted (yaml.v3 refuses a string for an int)", make: () => { const o = base(); kc(o).cache_ttl_seconds = "90"; return o; }, key: "idp.keycloak.cache_ttl_seconds" },
     { name: "both sockets on one address", make: () => ({ ...base(), sockets: { policy_socket: "127.0.0.1:1", socketmap_socket: "inet:127.0.0.1:1" } }), key: "sockets.socketmap_socket" },
     { name: "provider authentik", make: () => ({ ...base(), idp: { provider: "authentik", authentik: { base_url: "https://a", api_token: "t" } } }), key: "idp.provider" },
     { name: "unknown provider", make: () => ({ ...base(), idp: { provider: "ldap" } }), key: "idp.provider" },
     { name: "static provider without users", make: () => ({ idp: { provider: "static" } }), key: "idp.static.users" },
     { name: "static user with a bad email", make: () => ({ idp: { provider: "static", static: { users: [{ username: "a", email: "not-an-email" }] } } }), key: "idp.static.users[0].email" },
     { name: "static user without username", make: () => ({ idp: { provider: "static", static: { users: [{ username: "a" }, { email: "b@d" }] } } }), key: "idp.static.users[1].username" },
-    { name: "older top-level keycloak together with idp", make: () => ({ ...base(), keycloak: kc(base()) }), key: "keycloak" },
     { name: "a section that is not a mapping", make: () => ({ ...base(), sqlite: ["a"] }), key: "sqlite" },
     { name: "delimiter with whitespace", make: () => ({ ...base(), policy: { recipient_delimiter: "+ " } }), key: "policy.recipient_delimiter" },
     { name: "bad metrics.listen", make: () => ({ ...base(), metrics: { listen: "9464" } }), key: "metrics.listen" },
@@ -405,6 +412,153 @@ describe("parseConfig: errors are one line naming file and key", () => {
     });
 });
 
+const FIXTURES = fileURLToPath(new URL("../../test/fixtures/", import.meta.url));
+const fixture = (name: string): string => readFileSync(join(FIXTURES, name), "utf8");
+
+describe("parseConfig: every config the Go release accepts is accepted (drop-in)", () => {
+  test("the Go sample's layout (fixture go-sample.yaml) loads; its placeholder base_url is the one warning", () => {
+    const got = parseConfig(fixture("go-sample.yaml"), FILE);
+    assert.equal(got.idp.provider, "keycloak");
+    assert.deepEqual(got.idp.keycloak, { baseUrl: "<Keycloak URL>", realm: "<Keycloak Realm>", clientId: "<Client ID>", clientSecret: "<Client Secret>", timeoutMs: 2000 });
+    assert.deepEqual(got.policy.localDomains, ["<email domain-name>"]);
+    assert.equal(got.cache.ttlSeconds, 120);
+    assert.equal(got.daemon.user, "mailcloak");
+    assert.equal(got.sockets.mode, 0o660);
+    assertWarnings(got, ["keycloak.base_url: should be an http:// or https:// URL"]);
+  });
+
+  test("the Go end-to-end suite's layout (0666 sockets, daemon.user root) loads without a warning", () => {
+    const got = parseConfig(fixture("go-e2e.yaml"), FILE);
+    assert.equal(got.sockets.mode, 0o666);
+    assert.equal(got.daemon.user, "root");
+    assert.deepEqual([got.sockets.ownerUser, got.sockets.ownerGroup], ["root", "root"]);
+    assert.equal(got.cache.ttlSeconds, 1);
+    assert.equal(got.policy.failureMode, "tempfail");
+    assertWarnings(got, []);
+  });
+
+  test("the file the Go setup writes (empty idp.authentik block, TTL 0 in it) loads without a warning", () => {
+    const got = parseConfig(fixture("go-setup-written.yaml"), FILE);
+    assert.deepEqual(got, { ...GO_MODEL, idp: { ...GO_MODEL.idp, keycloak: { ...GO_MODEL.idp.keycloak!, clientSecret: "kc-setup-secret" } },
+      cache: { ...GO_MODEL.cache, ttlSeconds: 120 }, policy: { ...GO_MODEL.policy, failureMode: "tempfail" } });
+  });
+
+  test("keys nobody reads are ignored with one warning each, as yaml.v3 ignores them", () => {
+    const o = base();
+    kc(o).relam = "x";
+    const got = parse({ ...o, frobnicate: { a: 1 }, sqlite: { path: "/tmp/state.db", pth: "/tmp/x.db" }, cache: { max_entrie: 5 } });
+    assert.equal(got.sqlite.path, "/tmp/state.db");
+    assert.equal(got.idp.keycloak?.realm, "mail");
+    assertWarnings(got, ["idp.keycloak.relam: unknown key, ignored", "sqlite.pth: unknown key", "cache.max_entrie: unknown key", "frobnicate: unknown key"]);
+  });
+
+  test("top-level keycloak together with idp.keycloak: idp.keycloak wins, the older section fills in what is empty", () => {
+    const o = base();
+    delete kc(o).client_secret;
+    kc(o).client_id = "";
+    const got = parse({ ...o, keycloak: { base_url: "https://old.example.com", client_id: "old-client", client_secret: "old-secret", cache_ttl_seconds: 60 } });
+    assert.deepEqual(got.idp.keycloak, { baseUrl: "https://sso.example.com", realm: "mail", clientId: "old-client", clientSecret: "old-secret", timeoutMs: 2000 });
+    assert.equal(got.cache.ttlSeconds, 60);
+    assertWarnings(got, ["keycloak: the older top-level section is set together with idp.keycloak"]);
+    const same = parse({ ...base(), keycloak: kc(base()) });
+    assertWarnings(same, []);
+    const noIdpKc = parse({ idp: { provider: "keycloak" }, keycloak: kc(base()) });
+    assert.equal(noIdpKc.idp.keycloak?.clientSecret, SECRET);
+  });
+
+  test("both failure-mode names: idp_failure_mode wins (a warning when they differ)", () => {
+    const same = parse({ ...base(), policy: { keycloak_failure_mode: "dunno", idp_failure_mode: "dunno" } });
+    assert.equal(same.policy.failureMode, "dunno");
+    assertWarnings(same, []);
+    const differ = parse({ ...base(), policy: { keycloak_failure_mode: "dunno", idp_failure_mode: "tempfail" } });
+    assert.equal(differ.policy.failureMode, "tempfail");
+    assertWarnings(differ, ["policy.keycloak_failure_mode: is the older name"]);
+  });
+
+  test("a failure mode other than tempfail or dunno means tempfail, as in the Go release", () => {
+    const current = parse({ ...base(), policy: { idp_failure_mode: "reject" } });
+    assert.equal(current.policy.failureMode, "tempfail");
+    assertWarnings(current, ["policy.idp_failure_mode: \"reject\" is not tempfail or dunno"]);
+    const older = parse({ ...base(), policy: { keycloak_failure_mode: "open" } });
+    assert.equal(older.policy.failureMode, "tempfail");
+    assertWarnings(older, ["policy.keycloak_failure_mode"]);
+    assert.equal(parse({ ...base(), policy: { idp_failure_mode: "DUNNO" } }).policy.failureMode, "dunno");
+  });
+
+  const ttls: Array<{ name: string; value: number; want: number; warn: string[] }> = [
+    { name: "0 means the default 120", value: 0, want: 120, warn: [] },
+    { name: "a negative value means the default 120", value: -5, want: 120, warn: [] },
+    { name: "a fraction is truncated", value: 90.7, want: 90, warn: [] },
+    { name: "a week is kept", value: 604_800, want: 604_800, warn: [] },
+    { name: "beyond 2^31-1 s is clamped", value: 1e12, want: 2_147_483_647, warn: ["idp.keycloak.cache_ttl_seconds: 1000000000000 is more than"] },
+  ];
+  for (const { name, value, want, warn } of ttls) {
+    test(`idp.keycloak.cache_ttl_seconds ${value}: ${name}`, () => {
+      const o = base();
+      kc(o).cache_ttl_seconds = value;
+      const got = parse(o);
+      assert.equal(got.cache.ttlSeconds, want);
+      assertWarnings(got, warn);
+    });
+  }
+
+  test("policy.cache_ttl_seconds 0 (older layout) means the default; with idp.keycloak's TTL set too, that one wins", () => {
+    assert.equal(parse(staticOnly({ policy: { cache_ttl_seconds: 0 } })).cache.ttlSeconds, 120);
+    const o = base();
+    kc(o).cache_ttl_seconds = 30;
+    const got = parse({ ...o, policy: { cache_ttl_seconds: 90 } });
+    assert.equal(got.cache.ttlSeconds, 30);
+    assertWarnings(got, ["policy.cache_ttl_seconds: is the older name of idp.keycloak.cache_ttl_seconds"]);
+  });
+
+  test("no client_id, no client_secret, a base_url without a scheme: accepted, one warning each", () => {
+    const o = base();
+    delete kc(o).client_id;
+    delete kc(o).client_secret;
+    kc(o).base_url = "sso.example.com";
+    const got = parse(o);
+    assert.deepEqual(got.idp.keycloak, { baseUrl: "sso.example.com", realm: "mail", clientId: "", clientSecret: "", timeoutMs: 2000 });
+    assertWarnings(got, ["idp.keycloak.base_url", "idp.keycloak.client_id: is not set", "idp.keycloak.client_secret: is not set"]);
+  });
+
+  test("string settings written as numbers keep the text as written (client_secret: 0123)", () => {
+    const text = "keycloak:\n  base_url: https://sso\n  realm: 2024\n  client_id: 007\n  client_secret: 0123\ndaemon:\n  user: 1000\n";
+    const got = parseConfig(text, FILE);
+    assert.deepEqual([got.idp.keycloak?.realm, got.idp.keycloak?.clientId, got.idp.keycloak?.clientSecret, got.daemon.user], ["2024", "007", "0123", "1000"]);
+  });
+
+  const goModes: Array<[string, string, number, string[]]> = [
+    ["quoted 0666 (Postfix's own private/ sockets)", "\"0666\"", 0o666, []],
+    ["unquoted 0666", "0666", 0o666, []],
+    ["unquoted 0o666 (a YAML 1.2 octal number)", "0o666", 0o666, []],
+    ["quoted 0o660", "\"0o660\"", 0o660, []],
+    ["666 without a leading zero", "666", 0o666, []],
+    ["leading zeros 00660", "\"00660\"", 0o660, []],
+    ["0777", "\"0777\"", 0o777, []],
+    ["setuid bits only the permission bits apply", "\"4755\"", 0o755, ["sockets.socket_mode: 4755: only the permission bits (0755)"]],
+  ];
+  for (const [name, yaml, want, warn] of goModes) {
+    test(`socket_mode ${yaml}: ${name}`, () => {
+      const got = parseConfig(`idp:\n  provider: static\n  static:\n    users: []\nsockets:\n  socket_mode: ${yaml}\n`, FILE);
+      assert.equal(got.sockets.mode, want);
+      assertWarnings(got, warn);
+    });
+  }
+
+  test("relative socket paths are accepted (relative to the working directory), as in the Go release", () => {
+    const got = parse(staticOnly({ sockets: { policy_socket: "var/p.sock", socketmap_socket: "socketmap.sock" } }));
+    assert.deepEqual(got.sockets.policy, { kind: "unix", path: "var/p.sock" });
+    assert.deepEqual(got.sockets.socketmap, { kind: "unix", path: "socketmap.sock" });
+  });
+
+  test("YAML merge keys are read as yaml.v3 reads them", () => {
+    const text = "defaults: &kc\n  base_url: https://sso\n  realm: mail\n  client_id: c\n  client_secret: s\nkeycloak:\n  <<: *kc\n  realm: other\n";
+    const got = parseConfig(text, FILE);
+    assert.deepEqual([got.idp.keycloak?.baseUrl, got.idp.keycloak?.realm, got.idp.keycloak?.clientSecret], ["https://sso", "other", "s"]);
+    assertWarnings(got, ["defaults: unknown key"]);
+  });
+});
+
 describe("mailcloak CLI", () => {
   const root = fileURLToPath(new URL("../../", import.meta.url));
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
@@ -428,14 +582,23 @@ describe("mailcloak CLI", () => {
     assert.ok(r.stdout.includes("0660"), r.stdout);
   });
 
+  test("check-config with a key nobody reads: exit 0, one warning line on stderr naming the key", () => {
+    const file = join(tmp, "unknown-key.yaml");
+    writeFileSync(file, GO_CURRENT.replace("  path:", "  pth: /tmp/typo.db\n  path:"));
+    const r = run(["check-config", file]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /: valid\n/);
+    assert.match(r.stderr, /^mailcloak: warning: [^\n]*sqlite\.pth: unknown key[^\n]*\n$/, JSON.stringify(r.stderr));
+  });
+
   test("check-config on an invalid config: exit 2, one line on stderr naming the key", () => {
     const file = join(tmp, "invalid.yaml");
-    writeFileSync(file, GO_CURRENT.replace("  path:", "  pth:"));
+    writeFileSync(file, GO_CURRENT.replace('socket_mode: "0660"', 'socket_mode: "0680"'));
     const r = run(["check-config", file]);
     assert.equal(r.status, 2, r.stderr);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, /^mailcloak: [^\n]*\n$/, JSON.stringify(r.stderr));
-    assert.ok(r.stderr.includes("sqlite.pth"), r.stderr);
+    assert.ok(r.stderr.includes("sockets.socket_mode"), r.stderr);
     assert.ok(r.stderr.includes(file), r.stderr);
     assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
   });

@@ -3,7 +3,8 @@
 
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { chownSync, existsSync, readFileSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, chownSync, existsSync, readFileSync, statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Client, ctl, ctlOk, DaemonProcess, freePort, policyQuery, tempDir, type ConfigTree } from "./helpers/daemon.js";
 import { FakeKeycloak } from "./fake-keycloak.js";
@@ -47,7 +48,7 @@ describe("sockets and privileges", () => {
     await d.cleanup();
   });
 
-  test("as root: binds, opens the DB, then runs as daemon.user with no supplementary groups", rootOnly, async () => {
+  test("as root: binds, opens the DB, then runs as daemon.user with that user's groups (as the Go release sets them)", rootOnly, async () => {
     const nobody = lookupUser("nobody")!;
     const d = await startWith({ daemon: { user: "nobody", allow_root: false } }, async (x) => {
       chownSync(x.dir, nobody.uid, nobody.gid);
@@ -57,7 +58,8 @@ describe("sockets and privileges", () => {
     const field = (name: string) => (new RegExp(`^${name}:[ \\t]*(.*)$`, "m").exec(status)?.[1] ?? "").trim().split(/\s+/);
     assert.deepEqual(field("Uid"), Array(4).fill(String(nobody.uid)));
     assert.deepEqual(field("Gid"), Array(4).fill(String(nobody.gid)));
-    assert.deepEqual(field("Groups").filter(Boolean), []);
+    const groups = execFileSync("id", ["-G", "nobody"], { encoding: "utf8" }).trim().split(/\s+/).sort();
+    assert.deepEqual(field("Groups").filter(Boolean).sort(), groups);
     assert.match(d.output, /dropped privileges/);
     // Still serving, and able to read the DB as that user.
     const c = await Client.connect(d.policySocket);
@@ -71,12 +73,48 @@ describe("sockets and privileges", () => {
     await d.cleanup();
   });
 
-  test("as root without daemon.user: refuses to run", rootOnly, async () => {
+  const noMailcloakUser = { skip: !isRoot ? "needs root (CI runs as root)" : lookupUser("mailcloak") ? "this machine has a user mailcloak" : false };
+  test("as root without daemon.user: looks for the Go default user mailcloak, and refuses to run when there is none", noMailcloakUser, async () => {
     const d = new DaemonProcess(tempDir());
     await ctlOk(d.db, "init");
     d.writeConfig({ daemon: { allow_root: false } });
-    await assert.rejects(d.spawn(), /refusing to keep running as root/);
+    await assert.rejects(d.spawn(), /daemon\.user: not set, and there is no user "mailcloak" \(the Go mailcloak's default\)/);
     assert.equal(d.exitCode, 2);
+    assert.equal(existsSync(d.policySocket), false, "nothing bound");
+    await d.cleanup();
+  });
+
+  test("daemon.user: root runs as root (as the Go release), with exactly one WARN line", rootOnly, async () => {
+    const d = await startWith({ daemon: { user: "root", allow_root: false } });
+    const status = readFileSync(`/proc/${d.child!.pid}/status`, "utf8");
+    assert.match(status, /^Uid:\s+0\s+0\s+0\s+0$/m);
+    const warns = d.records().filter((r) => r.level === 40);
+    assert.equal(warns.length, 1, JSON.stringify(warns));
+    assert.match(String(warns[0]!.msg), /running as root \(daemon\.user is "root"\)/);
+    const c = await Client.connect(d.policySocket);
+    assert.equal(await policyQuery(c, RCPT("nobody@d1.test")), ACTIONS.noSuchUser);
+    c.destroy();
+    await d.cleanup();
+  });
+
+  test("socket_mode 0666 in a 0700 directory (as Postfix's private/): accepted, no warning", async () => {
+    const d = await startWith({ sockets: { socket_mode: "0666" } });
+    for (const p of [d.policySocket, d.socketmapSocket]) assert.equal(statSync(p).mode & 0o777, 0o666, p);
+    assert.equal(statSync(d.dir).mode & 0o777, 0o700);
+    assert.deepEqual(d.records().filter((r) => r.level === 40 && String(r.msg).includes("socket_mode")), []);
+    await d.cleanup();
+  });
+
+  test("socket_mode 0666 in a directory other users can enter: one WARN line naming both sockets", async () => {
+    const d = new DaemonProcess(tempDir());
+    await ctlOk(d.db, "init");
+    chmodSync(d.dir, 0o711);
+    d.writeConfig({ sockets: { socket_mode: "0666" } });
+    await d.spawn();
+    const warns = d.records().filter((r) => r.level === 40 && String(r.msg).includes("socket_mode"));
+    assert.equal(warns.length, 1, JSON.stringify(warns));
+    assert.deepEqual(warns[0]!.sockets, [d.policySocket, d.socketmapSocket]);
+    assert.match(String(warns[0]!.msg), /sockets\.socket_mode 0666 lets any local user connect/);
     await d.cleanup();
   });
 });

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { NOTFOUND, formatSocketmapReply, ok, parseSocketmapRequest, perm, temp } from "../src/protocol/socketmap.js";
+import { NOTFOUND, formatSocketmapReply, isBlankRequest, ok, parseSocketmapRequest, perm, temp } from "../src/protocol/socketmap.js";
 import type { SocketmapReply, SocketmapRequest } from "../src/protocol/socketmap.js";
 
 const b = (s: string): Buffer => Buffer.from(s, "utf8");
@@ -23,7 +23,9 @@ describe("parseSocketmapRequest", () => {
     { input: "", want: null },
     { input: "alias", want: null }, // no space
     { input: "alias ", want: null }, // empty key
-    { input: " alias x", want: null }, // empty map name (leading space)
+    { input: " alias x", want: { map: "alias", key: "x" } }, // leading whitespace trimmed, as the Go version
+    { input: " \talias x", want: { map: "alias", key: "x" } },
+    { input: "alias\tx", want: null }, // split at a space only
     { input: " ", want: null },
   ];
   for (const { input, want } of cases) {
@@ -52,18 +54,26 @@ describe("parseSocketmapRequest", () => {
   });
 });
 
+describe("isBlankRequest (answered NOTFOUND, as the Go version; other non-requests get TEMP)", () => {
+  const cases: Array<[string, boolean]> = [["", true], [" ", true], [" \t\r\n", true], ["alias", false], ["alias ", false], [" x", false]];
+  for (const [input, want] of cases) {
+    test(`${JSON.stringify(input)} -> ${want}`, () => assert.equal(isBlankRequest(b(input)), want));
+  }
+});
+
 describe("formatSocketmapReply", () => {
   const cases: Array<{ name: string; reply: SocketmapReply; want: string }> = [
     { name: "OK with data", reply: ok("admin@example.com"), want: "OK admin@example.com" },
     { name: "OK with spaces in the data", reply: ok("a@d, b@d"), want: "OK a@d, b@d" },
-    { name: "OK with empty data is NOTFOUND, never 'OK '", reply: ok(""), want: "NOTFOUND " },
-    { name: "NOTFOUND keeps its trailing space", reply: NOTFOUND, want: "NOTFOUND " },
-    { name: "NOTFOUND as a plain object", reply: { status: "NOTFOUND" }, want: "NOTFOUND " },
+    { name: "OK with empty data is NOTFOUND, never 'OK '", reply: ok(""), want: "NOTFOUND" },
+    { name: "NOTFOUND is bare, byte for byte the Go version's", reply: NOTFOUND, want: "NOTFOUND" },
+    { name: "NOTFOUND as a plain object", reply: { status: "NOTFOUND" }, want: "NOTFOUND" },
     { name: "TEMP with a reason", reply: temp("keycloak unavailable"), want: "TEMP keycloak unavailable" },
     { name: "PERM with a reason", reply: perm("unknown map foo"), want: "PERM unknown map foo" },
     { name: "control characters become '?'", reply: temp("a\nb\rc\td\x00e\x7f"), want: "TEMP a?b?c?d?e?" },
     { name: "surrounding whitespace is trimmed", reply: temp("  busy  "), want: "TEMP busy" },
-    { name: "an empty reason becomes 'error'", reply: temp(""), want: "TEMP error" },
+    { name: "an empty reason is a bare TEMP (the Go version's DB-error reply)", reply: temp(""), want: "TEMP" },
+    { name: "an empty PERM reason is a bare PERM", reply: perm(""), want: "PERM" },
     { name: "a blank reason becomes 'error'", reply: perm("   "), want: "PERM error" },
     { name: "a reason of only a newline is one '?'", reply: temp("\n"), want: "TEMP ?" },
     { name: "reasons are cut to 200 characters", reply: temp("x".repeat(500)), want: `TEMP ${"x".repeat(200)}` },
@@ -83,8 +93,8 @@ describe("formatSocketmapReply", () => {
     }
   });
 
-  test("a TEMP/PERM reply is one line of at most 'PERM ' + 200 characters", () => {
-    for (const reason of ["", "\n".repeat(1000), "é".repeat(300), "a\r\nb".repeat(100)]) {
+  test("a TEMP/PERM reply with a reason is one line of at most 'PERM ' + 200 characters", () => {
+    for (const reason of [" ", "\n".repeat(1000), "é".repeat(300), "a\r\nb".repeat(100)]) {
       for (const make of [temp, perm]) {
         const got = formatSocketmapReply(make(reason));
         assert.match(got, /^(TEMP|PERM) /);

@@ -4,6 +4,7 @@
 import Database from "better-sqlite3";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
+import { DEFAULTS } from "../config/types.js";
 import { AdminStore } from "../store/sqlite.js";
 import type { Account } from "../system/accounts.js";
 import { lookupUser } from "../system/accounts.js";
@@ -18,9 +19,14 @@ export interface InitOptions {
   readonly owner: string | undefined;
 }
 
-/** The user the DB is given to: --owner, else the config's daemon.user. Checked before anything is created. */
+/**
+ * The user the DB is given to: --owner, else the config's daemon.user, else
+ * (a config without daemon.user or allow_root) the user the daemon then
+ * switches to, "mailcloak", when it exists. Checked before anything is created.
+ */
 function resolveOwner(s: Settings, opts: InitOptions): Account | null {
-  const name = opts.owner ?? s.config?.daemon.user ?? null;
+  const implied = s.config && !s.config.daemon.allowRoot && lookupUser(DEFAULTS.daemonUser) ? DEFAULTS.daemonUser : null;
+  const name = opts.owner ?? s.config?.daemon.user ?? implied;
   if (name === null) return null;
   const from = opts.owner !== undefined ? "--owner" : `daemon.user in ${s.config?.file ?? "the config"}`;
   if (name.trim() === "") throw new CliError(EXIT_CODES.refused, `${from}: the user name is empty; nothing created`);

@@ -44,6 +44,7 @@ export function resolveSettings(opts: GlobalOptions, warn: Warn): Settings {
       }
     }
   }
+  for (const w of config?.warnings ?? []) warn(`warning: ${w}`);
   return {
     dbPath: opts.db ?? config?.sqlite.path ?? DEFAULTS.sqlitePath,
     busyTimeoutMs: config?.sqlite.busyTimeoutMs ?? DEFAULTS.busyTimeoutMs,

@@ -1,10 +1,17 @@
 // Reads the YAML config (the Go mailcloak's current layout, or its older one)
 // into one validated Config. Nothing else in the program reads the file.
+//
+// Drop-in rule: every file the current Go release starts on is accepted here.
+// Where that release accepts something this port would have refused (keys it
+// ignores, both layouts at once, a TTL of 0, an unknown failure mode, a
+// missing client secret), the value is taken as Go takes it and a warning
+// says so; errors are kept for what the Go release refuses too, and for the
+// keys only this port reads.
 
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
-import { ConfigError, Section } from "./reader.js";
-import type { Config, ListenAddress, StaticUser } from "./types.js";
+import { ConfigError, scalarSources, Section, type SectionContext } from "./reader.js";
+import type { Config, FailureMode, ListenAddress, StaticUser } from "./types.js";
 import { DEFAULTS } from "./types.js";
 
 export { ConfigError } from "./reader.js";
@@ -23,22 +30,56 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
 }
 
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = {}): Config {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  // Merge keys (<<) as yaml.v3 reads them; duplicate keys are an error there too.
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const line = e.linePos?.[0]?.line;
     throw new ConfigError(`${file}:${line ?? "?"}: invalid YAML: ${e.message.split("\n")[0]}`);
   }
-  const top = new Section(file, "", doc.toJS());
-  return buildConfig(top, file, env);
+  const js: unknown = doc.toJS();
+  const ctx: SectionContext = { file, sources: scalarSources(doc.contents, js), warnings: [] };
+  const top = new Section(ctx, "", js);
+  return buildConfig(top, ctx, env);
 }
 
-function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config {
+/** Largest cache TTL: far beyond any sensible value, small enough for timer arithmetic. */
+const MAX_TTL_SECONDS = 2_147_483_647;
+
+/**
+ * A Go cache_ttl_seconds: a whole number; 0 or less means the default (120),
+ * as the Go release has it. A fraction is truncated as yaml.v3 does for an int.
+ */
+function goTtl(s: Section, name: string): number | undefined {
+  const v = s.raw(name);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v)) throw s.error(s.key(name), `must be a whole number of seconds, got ${JSON.stringify(v)}`);
+  const n = Math.trunc(v);
+  if (n <= 0) return undefined;
+  if (n > MAX_TTL_SECONDS) {
+    s.warn(s.key(name), `${n} is more than ${MAX_TTL_SECONDS}; using ${MAX_TTL_SECONDS}`);
+    return MAX_TTL_SECONDS;
+  }
+  return n;
+}
+
+/**
+ * The Go failure mode: anything but "dunno" means tempfail there. The case
+ * of the two names is ignored here; any other value is read as tempfail,
+ * with a warning.
+ */
+function failureModeOf(s: Section, name: string): FailureMode | undefined {
+  const text = s.optionalString(name)?.trim().toLowerCase();
+  if (text === undefined || text === "") return undefined;
+  if (text === "dunno" || text === "tempfail") return text;
+  s.warn(s.key(name), `${JSON.stringify(text)} is not tempfail or dunno; using tempfail (as the Go mailcloak does)`);
+  return "tempfail";
+}
+
+function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv): Config {
+  const file = ctx.file;
   const idp = top.maybeSection("idp");
   const legacyKc = top.maybeSection("keycloak");
-  if (idp && legacyKc) {
-    throw top.error("keycloak", "the older top-level keycloak section cannot be combined with idp; move its keys under idp.keycloak");
-  }
   const policy = top.section("policy");
 
   // Identity source.
@@ -50,9 +91,16 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
   }
   if (idp) idp.maybeSection("authentik"); // accepted for config compatibility, unused
 
-  const kcSection = idp ? idp.maybeSection("keycloak") : legacyKc;
+  // Both layouts at once: as the Go release, idp.keycloak keys win and the
+  // top-level keycloak section fills in the ones that are empty or absent.
+  const idpKc = idp?.maybeSection("keycloak");
+  const kcSection = idpKc && legacyKc ? idpKc.withFallback(legacyKc) : (idpKc ?? legacyKc);
+  if (idpKc && legacyKc && idpKc.conflictsWith(legacyKc)) {
+    top.warn("keycloak", "the older top-level section is set together with idp.keycloak; where both set a key, idp.keycloak's value is used");
+  }
   let keycloak: Config["idp"]["keycloak"] = null;
   let cacheTtl: number = DEFAULTS.cacheTtlSeconds;
+  let kcTtl: number | undefined;
   if (kcSection) {
     const secretKey = kcSection.key("client_secret");
     const inline = kcSection.optionalString("client_secret");
@@ -64,22 +112,28 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
     let clientSecret = inline ?? "";
     if (secretFile !== undefined) clientSecret = readSecretFile(kcSection, secretFile);
     if (fromEnv !== undefined && fromEnv !== "") clientSecret = fromEnv;
+    // The Go release requires base_url and realm only; what it starts on
+    // with the rest missing or malformed starts here too, with a warning
+    // (every Keycloak lookup then fails and the failure mode applies).
     const baseUrl = (provider === "keycloak" ? kcSection.nonEmpty("base_url") : kcSection.string("base_url", "")).replace(/\/+$/, "");
+    const failing = "every Keycloak lookup will fail (policy.idp_failure_mode applies) until it is";
     if (provider === "keycloak" && !/^https?:\/\/[^/\s]+/i.test(baseUrl)) {
-      throw kcSection.error(kcSection.key("base_url"), `must be an http:// or https:// URL, got ${JSON.stringify(baseUrl)}`);
+      kcSection.warn(kcSection.key("base_url"), `should be an http:// or https:// URL, got ${JSON.stringify(baseUrl)}; ${failing}`);
     }
+    const clientId = kcSection.string("client_id", "").trim();
+    if (provider === "keycloak" && clientId === "") kcSection.warn(kcSection.key("client_id"), `is not set; ${failing}`);
     keycloak = {
       baseUrl,
       realm: provider === "keycloak" ? kcSection.nonEmpty("realm") : kcSection.string("realm", ""),
-      clientId: provider === "keycloak" ? kcSection.nonEmpty("client_id") : kcSection.string("client_id", "").trim(),
+      clientId,
       clientSecret,
       timeoutMs: kcSection.int("timeout_ms", DEFAULTS.keycloakTimeoutMs, 50, 60_000),
     };
-    if (kcSection.has("cache_ttl_seconds")) cacheTtl = kcSection.int("cache_ttl_seconds", cacheTtl, 1, 86_400);
-    else kcSection.raw("cache_ttl_seconds");
+    kcTtl = goTtl(kcSection, "cache_ttl_seconds");
+    cacheTtl = kcTtl ?? cacheTtl;
     kcSection.finish();
     if (provider === "keycloak" && clientSecret === "") {
-      throw kcSection.error(secretKey, "is required (or client_secret_file, or MAILCLOAK_KEYCLOAK_CLIENT_SECRET in the environment)");
+      kcSection.warn(secretKey, `is not set (nor client_secret_file, nor MAILCLOAK_KEYCLOAK_CLIENT_SECRET in the environment); ${failing}`);
     }
   } else if (provider === "keycloak") {
     throw top.error(idp ? "idp.keycloak" : "idp", "is required: set idp.provider: static, or configure idp.keycloak");
@@ -99,19 +153,22 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
   }
   idp?.finish();
 
-  // Policy (current and older key names).
-  const modeKey = policy.has("keycloak_failure_mode") && !policy.has("idp_failure_mode") ? "keycloak_failure_mode" : "idp_failure_mode";
-  if (policy.has("keycloak_failure_mode") && policy.has("idp_failure_mode")) {
-    throw policy.error("policy.keycloak_failure_mode", "is the older name of policy.idp_failure_mode; set only one");
+  // Policy (current and older key names). As the Go release: the current
+  // name wins when both are set, the older one is used otherwise.
+  const currentMode = failureModeOf(policy, "idp_failure_mode");
+  const olderMode = failureModeOf(policy, "keycloak_failure_mode");
+  if (currentMode !== undefined && olderMode !== undefined && currentMode !== olderMode) {
+    policy.warn("policy.keycloak_failure_mode", `is the older name of policy.idp_failure_mode, which is also set; using idp_failure_mode: ${currentMode}`);
   }
-  const failureMode = policy.oneOf(modeKey, ["tempfail", "dunno"] as const, "tempfail");
-  policy.raw(modeKey === "idp_failure_mode" ? "keycloak_failure_mode" : "idp_failure_mode");
-  if (policy.has("cache_ttl_seconds")) {
-    if (kcSection?.has("cache_ttl_seconds") && idp) {
-      throw policy.error("policy.cache_ttl_seconds", "is the older name of idp.keycloak.cache_ttl_seconds; set only one");
-    }
-    cacheTtl = policy.int("cache_ttl_seconds", cacheTtl, 1, 86_400);
-  } else policy.raw("cache_ttl_seconds");
+  const failureMode: FailureMode = currentMode ?? olderMode ?? "tempfail";
+  // The older layout's TTL; the current Go release ignores it, so the
+  // Keycloak section's own TTL wins when both are set.
+  const olderTtl = goTtl(policy, "cache_ttl_seconds");
+  if (olderTtl !== undefined) {
+    if (kcTtl !== undefined) {
+      if (olderTtl !== kcTtl) policy.warn("policy.cache_ttl_seconds", `is the older name of ${kcSection === legacyKc ? "keycloak" : "idp.keycloak"}.cache_ttl_seconds, which is also set; using ${cacheTtl}`);
+    } else cacheTtl = olderTtl;
+  }
   const localDomains: string[] = [];
   const legacyDomain = policy.optionalString("domain");
   if (legacyDomain !== undefined) localDomains.push(legacyDomain.trim().toLowerCase());
@@ -132,17 +189,7 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
   const sockets = top.section("sockets");
   const policySocket = parseListen(sockets, "policy_socket", DEFAULTS.policySocket);
   const socketmapSocket = parseListen(sockets, "socketmap_socket", DEFAULTS.socketmapSocket);
-  // Unquoted 0660 reads as the number 660 in YAML 1.2; the Go version reads
-  // it as the string "0660". Both mean octal.
-  const rawMode = sockets.raw("socket_mode");
-  const modeText = typeof rawMode === "number" && Number.isInteger(rawMode) ? String(rawMode) : sockets.string("socket_mode", DEFAULTS.socketMode).trim();
-  if (!/^0?[0-7]{3}$/.test(modeText)) {
-    throw sockets.error("sockets.socket_mode", `must be an octal mode like "0660", got ${JSON.stringify(modeText)}`);
-  }
-  const socketMode = parseInt(modeText, 8);
-  if (socketMode & 0o002) {
-    throw sockets.error("sockets.socket_mode", "must not be world-writable (anyone could query and probe addresses); use 0660");
-  }
+  const socketMode = parseSocketMode(sockets);
   const socketOwnerUser = sockets.optionalString("socket_owner_user")?.trim();
   const socketOwnerGroup = sockets.optionalString("socket_owner_group")?.trim();
   sockets.finish();
@@ -193,6 +240,7 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
 
   return {
     file,
+    warnings: ctx.warnings,
     idp: { provider, keycloak, staticUsers },
     cache: { ttlSeconds: cacheTtl, negativeTtlSeconds: negativeTtl, maxEntries, staleSeconds },
     sqlite: { path: sqlitePath, busyTimeoutMs },
@@ -244,7 +292,32 @@ function parseStaticUser(s: Section, i: number, raw: unknown): StaticUser {
   return { username, email, enabled, attributes: attrs };
 }
 
-/** "inet:HOST:PORT", "HOST:PORT" or "unix:PATH" / a path. */
+/**
+ * The socket mode, as the Go release reads it: octal digits (ParseUint base
+ * 8), quoted or not. Unquoted 0660 is the number 660 in YAML 1.2 and 0o660
+ * is 432, so the text as written is read, not the number; "0o" is accepted
+ * too. Only the permission bits apply (Go's os.Chmod drops the rest).
+ * World-accessible modes are accepted: Postfix's own private/ sockets are
+ * 0666 in a 0700 directory; start.ts warns when the directory is open.
+ */
+function parseSocketMode(s: Section): number {
+  const raw = s.raw("socket_mode");
+  const text = (raw === undefined || raw === null || raw === "" ? DEFAULTS.socketMode : s.string("socket_mode")).trim();
+  const digits = /^0o/i.test(text) ? text.slice(2) : text;
+  if (!/^[0-7]{1,11}$/.test(digits)) {
+    throw s.error("sockets.socket_mode", `must be an octal mode like "0660", got ${JSON.stringify(text)}`);
+  }
+  const mode = parseInt(digits, 8);
+  if (mode > 0o777) s.warn("sockets.socket_mode", `${text}: only the permission bits (${(mode & 0o777).toString(8).padStart(4, "0")}) apply to a socket`);
+  return mode & 0o777;
+}
+
+/**
+ * "inet:HOST:PORT", "HOST:PORT", "unix:PATH", or a path. A path may be
+ * relative (to the daemon's working directory), as in the Go release; a
+ * text with a colon that is not HOST:PORT is refused rather than taken for
+ * a file name.
+ */
 export function parseListenAddress(text: string): ListenAddress | null {
   const t = text.trim();
   if (t === "") return null;
@@ -255,7 +328,8 @@ export function parseListenAddress(text: string): ListenAddress | null {
   if (t.startsWith("unix:")) return t.length > 5 ? { kind: "unix", path: t.slice(5) } : null;
   if (t.includes("/")) return { kind: "unix", path: t };
   const hp = parseHostPort(t);
-  return hp ? { kind: "tcp", ...hp } : null;
+  if (hp) return { kind: "tcp", ...hp };
+  return t.includes(":") ? null : { kind: "unix", path: t };
 }
 
 function parseHostPort(t: string): { host: string; port: number } | null {
@@ -270,10 +344,7 @@ function parseListen(s: Section, name: string, fallback: string): ListenAddress 
   const text = s.string(name, fallback);
   const a = parseListenAddress(text);
   if (!a) {
-    throw s.error(s.key(name), `must be an absolute socket path, unix:PATH, inet:HOST:PORT or HOST:PORT, got ${JSON.stringify(text)}`);
-  }
-  if (a.kind === "unix" && !a.path.startsWith("/") && !a.path.startsWith("./") && !a.path.startsWith("../")) {
-    throw s.error(s.key(name), `socket path must be absolute (or start with ./), got ${JSON.stringify(a.path)}`);
+    throw s.error(s.key(name), `must be a socket path, unix:PATH, inet:HOST:PORT or HOST:PORT, got ${JSON.stringify(text)}`);
   }
   return a;
 }

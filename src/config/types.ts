@@ -30,6 +30,8 @@ export interface Limits {
 
 export interface Config {
   readonly file: string;
+  /** One-line notices about the file (unknown keys, values read as the Go release reads them); logged at start. */
+  readonly warnings: readonly string[];
   readonly idp: {
     readonly provider: "keycloak" | "static";
     readonly keycloak: KeycloakSettings | null;
@@ -85,6 +87,8 @@ export const DEFAULTS = {
   policySocket: "/var/spool/postfix/private/mailcloak-policy",
   socketmapSocket: "/var/spool/postfix/private/mailcloak-socketmap",
   socketMode: "0660",
+  /** The Go release's daemon.user when the key is unset (used when started as root). */
+  daemonUser: "mailcloak",
   shutdownGraceMs: 5000,
   /** Above Postfix's default_process_limit (100) times the processes that may connect. */
   maxConnections: 1024,

@@ -9,7 +9,7 @@ import { StoreError } from "../store/sqlite.js";
 import type { CachedLookup } from "../directory/cache.js";
 import { normalize, split, withExtension } from "../rules/address.js";
 import {
-  NOTFOUND, ok, perm, temp, formatSocketmapReply, parseSocketmapRequest,
+  NOTFOUND, ok, temp, formatSocketmapReply, isBlankRequest, parseSocketmapRequest,
   type SocketmapReply,
 } from "../protocol/socketmap.js";
 import { encodeNetstring, netstring, NetstringDecoder } from "../protocol/netstring.js";
@@ -25,13 +25,19 @@ export interface SocketmapEvents {
   onRequest?(map: string, status: SocketmapReply["status"], seconds: number): void;
 }
 
+// A failing lookup of the identity provider has no Go counterpart (the Go
+// socketmap reads only the DB) and keeps a reason for Postfix's log; a DB
+// error is a bare TEMP, as the Go version answers it.
 const IDP_TEMP = temp("identity provider lookup failed");
-const DB_TEMP = temp("temporary internal error");
+const DB_TEMP = temp("");
+/** Distinct unknown map names warned about; more are not (a misconfigured map is one name). */
+const MAX_UNKNOWN_MAPS_WARNED = 16;
 
 export class SocketmapHandler {
   readonly #facts: Facts;
   readonly #log: Logger;
   readonly #events: SocketmapEvents;
+  readonly #unknownMaps = new Set<string>();
 
   constructor(facts: Facts, log: Logger, events: SocketmapEvents = {}) {
     this.#facts = facts;
@@ -80,8 +86,18 @@ export class SocketmapHandler {
       case "senders":
         return this.senders(key);
       default:
-        return perm(`unknown map ${JSON.stringify(map.slice(0, 40))}; mailcloak serves ${MAP_NAMES.join(", ")}`);
+        return this.#unknownMap(map);
     }
+  }
+
+  /** NOTFOUND, as the Go version answers a map it does not serve; the first lookup of each name is logged. */
+  #unknownMap(map: string): SocketmapReply {
+    const name = map.slice(0, 40);
+    if (!this.#unknownMaps.has(name) && this.#unknownMaps.size < MAX_UNKNOWN_MAPS_WARNED) {
+      this.#unknownMaps.add(name);
+      this.#log.warn({ map: name }, `socketmap lookup in unknown map ${JSON.stringify(name)} answered NOTFOUND; mailcloak serves ${MAP_NAMES.join(", ")} (check the map name in main.cf)`);
+    }
+    return NOTFOUND;
   }
 
   /** Outage handling for IdP-dependent answers: TEMP, or the fail-open answer. */
@@ -181,7 +197,9 @@ export class SocketmapHandler {
 
 /** Wire protocol glue: netstrings in, netstrings out, one request at a time. */
 export function socketmapProtocol(handler: SocketmapHandler): Protocol<Buffer> {
-  const malformed = encodeNetstring(formatSocketmapReply(perm("malformed request: expected \"name key\"")));
+  // As the Go version: a blank payload is NOTFOUND, one without "name key" a bare TEMP.
+  const blank = encodeNetstring(formatSocketmapReply(NOTFOUND));
+  const malformed = encodeNetstring(formatSocketmapReply(temp("")));
   const cache = new Map<SocketmapReply, Buffer>();
   const encode = (r: SocketmapReply): string | Buffer => {
     // Constant replies (NOTFOUND, TEMP) are encoded once.
@@ -209,7 +227,7 @@ export function socketmapProtocol(handler: SocketmapHandler): Protocol<Buffer> {
     },
     handle(payload: Buffer) {
       const req = parseSocketmapRequest(payload);
-      if (!req) return malformed;
+      if (!req) return isBlankRequest(payload) ? blank : malformed;
       const r = handler.answer(req.map, req.key);
       return r instanceof Promise ? r.then(encode) : encode(r);
     },
