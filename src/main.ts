@@ -10,6 +10,7 @@ import type { Config } from "./config/types.js";
 import { createLogger } from "./log.js";
 import { startDaemon, type Daemon } from "./start.js";
 import { heapFit } from "./system/heap.js";
+import { testIdp } from "./idp-check/run.js";
 import { lookupUser } from "./system/accounts.js";
 import type { Metrics } from "./metrics.js";
 import { StoreError } from "./store/sqlite.js";
@@ -48,6 +49,13 @@ export function redacted(cfg: Config): unknown {
 function checkConfig(path: string): void {
   const cfg = load(path);
   process.stdout.write(`# ${path}: valid\n` + stringify(redacted(cfg)));
+}
+
+async function testIdpCommand(path: string): Promise<void> {
+  const cfg = load(path);
+  const code = await testIdp(cfg, (line) => process.stdout.write(`${line}\n`));
+  // Exit now: a server that never answered may still hold a socket open.
+  process.exit(code);
 }
 
 async function run(path: string): Promise<void> {
@@ -179,6 +187,11 @@ export function buildProgram(): Command {
     .description("validate a config file and print the effective settings (secrets redacted)")
     .argument("[config]", "config file")
     .action((p: string | undefined) => checkConfig(p ?? program.opts<{ config?: string }>().config ?? DEFAULT_CONFIG_PATH));
+  program
+    .command("test-idp")
+    .description("check the identity source as the daemon uses it: token, user queries, permissions, the send-allowed attribute; one line per check, exit 0 only if all pass")
+    .argument("[config]", "config file")
+    .action(async (p: string | undefined) => testIdpCommand(p ?? program.opts<{ config?: string }>().config ?? DEFAULT_CONFIG_PATH));
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith("error:") ? `mailcloak: ${s.slice(7)}` : s) });
   return program;
