@@ -51,9 +51,9 @@ function checkConfig(path: string): void {
   process.stdout.write(`# ${path}: valid\n` + stringify(redacted(cfg)));
 }
 
-async function testIdpCommand(path: string): Promise<void> {
+async function testIdpCommand(path: string, user: string | undefined): Promise<void> {
   const cfg = load(path);
-  const code = await testIdp(cfg, (line) => process.stdout.write(`${line}\n`));
+  const code = await testIdp(cfg, (line) => process.stdout.write(`${line}\n`), user !== undefined ? { user } : {});
   // Exit now: a server that never answered may still hold a socket open.
   process.exit(code);
 }
@@ -191,7 +191,9 @@ export function buildProgram(): Command {
     .command("test-idp")
     .description("check the identity source as the daemon uses it: token, user queries, permissions, the send-allowed attribute; one line per check, exit 0 only if all pass")
     .argument("[config]", "config file")
-    .action(async (p: string | undefined) => testIdpCommand(p ?? program.opts<{ config?: string }>().config ?? DEFAULT_CONFIG_PATH));
+    .option("-u, --user <email-or-username>", "also look this user up with the daemon's own code and show what it finds")
+    .action(async (p: string | undefined, opts: { user?: string }) =>
+      testIdpCommand(p ?? program.opts<{ config?: string }>().config ?? DEFAULT_CONFIG_PATH, opts.user));
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith("error:") ? `mailcloak: ${s.slice(7)}` : s) });
   return program;

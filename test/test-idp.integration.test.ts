@@ -98,20 +98,36 @@ test("real Keycloak, the good client: every check passes, exit 0", async (t) => 
   const r = await testIdp(keycloakIdp(kc));
   show(t, r);
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.deepEqual(r.lines.map((l) => l.slice(0, 5)), ["ok   ", "ok   ", "ok   ", "ok   ", "all 4"]);
+  assert.deepEqual(r.lines.map((l) => l.slice(0, 5)), ["ok   ", "ok   ", "ok   ", "ok   ", "ok   ", "all 5"]);
   assert.equal(r.lines[0], `ok   token obtained from ${kc.baseUrl} (realm ${FIXTURE.realm}, client ${FIXTURE.client.id})`);
   assert.match(r.lines[1]!, /user query GET \/admin\/realms\/mailcloak-test\/users\?exact=true&username=service-account-mailcloak answered \(HTTP 200\)/);
   assert.match(r.lines[2]!, /service account sees users \(found its own user service-account-mailcloak; the realm counts \d+ users\)/);
   assert.match(r.lines[3]!, /mailSendAllowed is visible: set on \d+ of \d+ users looked at \(e\.g\. bob\)/);
-  assert.equal(r.lines[4], "all 4 checks passed");
+  assert.match(r.lines[4]!, /^ok   the daemon's lookup of \S+@\S+ by email: found \S+, email \S+, enabled, mailSendAllowed/);
+  assert.equal(r.lines[5], "all 5 checks passed");
   assert.equal(r.stderr, "");
+});
+
+test("real Keycloak, --user: what the daemon's own lookup finds (sending disabled, disabled user, unknown address)", async (t) => {
+  if ("skip" in kc) return t.skip(kc.skip);
+  const bob = await testIdp(keycloakIdp(kc), undefined, (file) => ["--config", file, "--user", "Bob@D1.test"]);
+  show(t, bob);
+  assert.equal(bob.code, 0, bob.stdout);
+  assert.equal(bob.lines.at(-2), "ok   the daemon's lookup of bob@d1.test by email: found bob, email bob@d1.test, enabled, mailSendAllowed=false (sending disabled)");
+  const carol = await testIdp(keycloakIdp(kc), undefined, (file) => [file, "-u", "carol"]);
+  assert.equal(carol.code, 0, carol.stdout);
+  assert.equal(carol.lines.at(-2), "ok   the daemon's lookup of carol by username: found carol, email carol@d1.test, disabled (mailcloak refuses its mail and logins), mailSendAllowed not set");
+  const nobody = await testIdp(keycloakIdp(kc), undefined, (file) => [file, "--user", "nobody@d1.test"]);
+  assert.equal(nobody.code, 1);
+  assert.match(failLine(nobody), /^FAIL the daemon's lookup of nobody@d1\.test by email: not found — hint: mailcloak treats this address as unknown/);
 });
 
 test("real Keycloak, the config path given as an argument, no attribute configured: three checks", async (t) => {
   if ("skip" in kc) return t.skip(kc.skip);
   const r = await testIdp(keycloakIdp(kc), {}, (file) => [file]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.equal(r.lines.at(-1), "all 3 checks passed");
+  assert.equal(r.lines.length, 5, r.stdout);
+  assert.equal(r.lines.at(-1), "all 4 checks passed");
 });
 
 test("real Keycloak, a wrong secret: 401 and the secret/client-id hint", async (t) => {
@@ -156,6 +172,7 @@ test("real Keycloak, the query-users-only client: 200 with empty lists, grant vi
   assert.match(r.lines[1]!, /^ok   user query .* answered \(HTTP 200\)$/, "the query itself works");
   assert.match(failLine(r), /^FAIL service account sees users: user lists are empty, not even its own user service-account-mailcloak-query; the realm counts \d+ users \(realm-management roles in the token: query-users\) — hint: lists are empty: grant view-users/);
   assert.match(r.lines[3]!, /^skip policy.send_allowed_attribute mailSendAllowed visible \(no user is visible\)$/);
+  assert.equal(r.lines.length, 5, "no daemon lookup without a user seen or asked for");
 });
 
 test("real Keycloak, the client with no role: 403, role missing or not in the token's scope", async (t) => {
@@ -226,6 +243,9 @@ test("real Keycloak, an attribute the user profile does not declare (grace's leg
   show(t, r);
   assert.equal(r.code, 1);
   assert.match(failLine(r), /^FAIL policy.send_allowed_attribute legacySendFlag is not visible on any of \d+ users looked at and the realm's user profile does not declare it — hint: Keycloak 24\+'s user profile hides undeclared attributes: declare legacySendFlag in Realm settings → User profile/);
+  // And what that means for grace: the daemon sees no flag, so her sending stays allowed.
+  const grace = await testIdp(keycloakIdp(kc), { send_allowed_attribute: "legacySendFlag" }, (file) => [file, "--user", "grace"]);
+  assert.equal(grace.lines.at(-2), "ok   the daemon's lookup of grace by username: found grace, email grace@d1.test, enabled, legacySendFlag not set");
 });
 
 test("real Keycloak, the attribute name in the wrong case: names are case-sensitive", async (t) => {
@@ -304,7 +324,8 @@ test("static users: nothing remote to test, the list's shape is checked, exit 0"
   assert.deepEqual(r.lines, [
     "ok   static users: 3 in idp.static.users (2 enabled, 2 with an email); nothing remote to test",
     "ok   policy.send_allowed_attribute mailSendAllowed: set on 1 of 3 static users (absent means sending is allowed)",
-    "all 2 checks passed",
+    "ok   the daemon's lookup of alice@d1.test by email: found alice, email alice@d1.test, enabled, mailSendAllowed not set",
+    "all 3 checks passed",
   ]);
 });
 

@@ -17,7 +17,7 @@
 
 import type { KeycloakSettings } from "../config/types.js";
 import { isRecord, otherStatus, probe, quoted, type Reply } from "./http.js";
-import type { Report } from "./report.js";
+import { UNUSABLE, type Reached, type Report } from "./report.js";
 
 const TIMEOUT_KEY = "idp.keycloak.timeout_ms";
 /** Users looked at for the attribute check (one page). */
@@ -33,27 +33,30 @@ interface Session {
   readonly roles: readonly string[] | null;
 }
 
-export async function checkKeycloak(kc: KeycloakSettings, sendAttribute: string | null, report: Report): Promise<void> {
+export async function checkKeycloak(kc: KeycloakSettings, sendAttribute: string | null, report: Report): Promise<Reached> {
   const base = kc.baseUrl.replace(/\/+$/, "");
   const session = await token(kc, base, report);
   if (!session) {
     report.skip("user query", "needs a token");
     report.skip("service account sees users", "needs a token");
     if (sendAttribute) report.skip(`policy.send_allowed_attribute ${sendAttribute} visible`, "needs a token");
-    return;
+    return UNUSABLE;
   }
   const self = serviceAccountName(session.token);
   const users = await userQuery(session, self, report);
   if (!users) {
     report.skip("service account sees users", "the user query failed");
     if (sendAttribute) report.skip(`policy.send_allowed_attribute ${sendAttribute} visible`, "the user query failed");
-    return;
+    return UNUSABLE;
   }
   const sample = await visibility(session, self, users, report);
   if (sendAttribute) {
     if (sample === null) report.skip(`policy.send_allowed_attribute ${sendAttribute} visible`, "no user is visible");
     else await attribute(session, sendAttribute, sample, report);
   }
+  if (sample === null) return UNUSABLE;
+  const someone = sample.find((u) => u.enabled === true && typeof u.email === "string" && u.email !== "");
+  return { usable: true, sample: typeof someone?.email === "string" ? someone.email : null };
 }
 
 // ---- token ------------------------------------------------------------------

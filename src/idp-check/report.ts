@@ -9,6 +9,14 @@ export interface Line {
   readonly text: string;
 }
 
+/** How far a provider's checks got: can users be looked up, and one the checks saw (an email). */
+export interface Reached {
+  readonly usable: boolean;
+  readonly sample: string | null;
+}
+
+export const UNUSABLE: Reached = { usable: false, sample: null };
+
 export class Report {
   readonly lines: Line[] = [];
   readonly #write: (line: string) => void;

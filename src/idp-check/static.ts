@@ -2,9 +2,9 @@
 // the check is on the users list itself (what lookups will find in it).
 
 import type { StaticUser } from "../config/types.js";
-import type { Report } from "./report.js";
+import type { Reached, Report } from "./report.js";
 
-export function checkStatic(users: readonly StaticUser[], sendAttribute: string | null, report: Report): void {
+export function checkStatic(users: readonly StaticUser[], sendAttribute: string | null, report: Report): Reached {
   const enabled = users.filter((u) => u.enabled).length;
   const withEmail = users.filter((u) => u.email !== null).length;
   report.ok(`static users: ${users.length} in idp.static.users (${enabled} enabled, ${withEmail} with an email); nothing remote to test`);
@@ -29,4 +29,5 @@ export function checkStatic(users: readonly StaticUser[], sendAttribute: string 
     const n = users.filter((u) => Object.hasOwn(u.attributes, sendAttribute)).length;
     report.ok(`policy.send_allowed_attribute ${sendAttribute}: set on ${n} of ${users.length} static users (absent means sending is allowed)`);
   }
+  return { usable: true, sample: users.find((u) => u.enabled && u.email !== null)?.email ?? null };
 }
