@@ -8,6 +8,7 @@ import { DirectoryCache } from "./directory/cache.js";
 import type { IdentitySource } from "./directory/lookup.js";
 import { StaticSource } from "./directory/static.js";
 import { KeycloakSource } from "./directory/keycloak.js";
+import { AuthentikSource } from "./directory/authentik.js";
 import { Facts, ruleSettings } from "./facts.js";
 import { SocketmapHandler, socketmapProtocol } from "./handlers/socketmap.js";
 import { PolicyHandler, policyProtocol } from "./handlers/policy.js";
@@ -31,6 +32,18 @@ export interface Daemon {
 
 export function createSource(cfg: Config, log: Logger, metrics?: Metrics): IdentitySource {
   if (cfg.idp.provider === "static") return new StaticSource(cfg.idp.staticUsers);
+  const attributes = cfg.policy.sendAllowedAttribute ? [cfg.policy.sendAllowedAttribute] : [];
+  if (cfg.idp.provider === "authentik") {
+    const ak = cfg.idp.authentik!;
+    return new AuthentikSource({
+      baseUrl: ak.baseUrl,
+      apiToken: ak.apiToken,
+      timeoutMs: ak.timeoutMs,
+      attributes,
+      logger: log.child({ component: "authentik" }),
+      ...(metrics ? { events: metrics.authentikEvents } : {}),
+    });
+  }
   const kc = cfg.idp.keycloak!;
   return new KeycloakSource({
     baseUrl: kc.baseUrl,
@@ -38,7 +51,7 @@ export function createSource(cfg: Config, log: Logger, metrics?: Metrics): Ident
     clientId: kc.clientId,
     clientSecret: kc.clientSecret,
     timeoutMs: kc.timeoutMs,
-    attributes: cfg.policy.sendAllowedAttribute ? [cfg.policy.sendAllowedAttribute] : [],
+    attributes,
     logger: log.child({ component: "keycloak" }),
     ...(metrics ? { events: metrics.keycloakEvents } : {}),
   });

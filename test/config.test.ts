@@ -90,6 +90,7 @@ const GO_MODEL: Config = {
   idp: {
     provider: "keycloak",
     keycloak: { baseUrl: "https://sso.example.com", realm: "mail", clientId: "mailcloak", clientSecret: SECRET, timeoutMs: 2000 },
+    authentik: null,
     staticUsers: [],
   },
   cache: { ttlSeconds: 90, negativeTtlSeconds: 30, maxEntries: 50_000, staleSeconds: 300 },
@@ -359,7 +360,7 @@ describe("parseConfig: errors are one line naming file and key", () => {
     { name: "socket_mode not octal", make: () => ({ ...base(), sockets: { socket_mode: "0680" } }), key: "sockets.socket_mode" },
     { name: "relative socket path", make: () => ({ ...base(), sockets: { policy_socket: "var/p.sock" } }), key: "sockets.policy_socket" },
     { name: "both sockets on one address", make: () => ({ ...base(), sockets: { policy_socket: "127.0.0.1:1", socketmap_socket: "inet:127.0.0.1:1" } }), key: "sockets.socketmap_socket" },
-    { name: "provider authentik", make: () => ({ ...base(), idp: { provider: "authentik", authentik: { base_url: "https://a", api_token: "t" } } }), key: "idp.provider" },
+    { name: "provider authentik without idp.authentik", make: () => ({ ...base(), idp: { provider: "authentik" } }), key: "idp.authentik" },
     { name: "unknown provider", make: () => ({ ...base(), idp: { provider: "ldap" } }), key: "idp.provider" },
     { name: "static provider without users", make: () => ({ idp: { provider: "static" } }), key: "idp.static.users" },
     { name: "static user with a bad email", make: () => ({ idp: { provider: "static", static: { users: [{ username: "a", email: "not-an-email" }] } } }), key: "idp.static.users[0].email" },
