@@ -32,29 +32,16 @@ export interface Daemon {
 
 export function createSource(cfg: Config, log: Logger, metrics?: Metrics): IdentitySource {
   if (cfg.idp.provider === "static") return new StaticSource(cfg.idp.staticUsers);
+  // Cached users keep only the attribute the rules read.
   const attributes = cfg.policy.sendAllowedAttribute ? [cfg.policy.sendAllowedAttribute] : [];
   if (cfg.idp.provider === "authentik") {
-    const ak = cfg.idp.authentik!;
-    return new AuthentikSource({
-      baseUrl: ak.baseUrl,
-      apiToken: ak.apiToken,
-      timeoutMs: ak.timeoutMs,
-      attributes,
-      logger: log.child({ component: "authentik" }),
-      ...(metrics ? { events: metrics.authentikEvents } : {}),
-    });
+    const { baseUrl, apiToken, timeoutMs } = cfg.idp.authentik!;
+    const logger = log.child({ component: "authentik" });
+    return new AuthentikSource({ baseUrl, apiToken, timeoutMs, attributes, logger, events: metrics?.authentikEvents });
   }
-  const kc = cfg.idp.keycloak!;
-  return new KeycloakSource({
-    baseUrl: kc.baseUrl,
-    realm: kc.realm,
-    clientId: kc.clientId,
-    clientSecret: kc.clientSecret,
-    timeoutMs: kc.timeoutMs,
-    attributes,
-    logger: log.child({ component: "keycloak" }),
-    ...(metrics ? { events: metrics.keycloakEvents } : {}),
-  });
+  const { baseUrl, realm, clientId, clientSecret, timeoutMs } = cfg.idp.keycloak!;
+  const logger = log.child({ component: "keycloak" });
+  return new KeycloakSource({ baseUrl, realm, clientId, clientSecret, timeoutMs, attributes, logger, events: metrics?.keycloakEvents });
 }
 
 /**

@@ -1,6 +1,6 @@
 // Authentik as an identity source: username/email lookups through the core
 // users API (GET {base}/api/v3/core/users/), authenticated with a static API
-// token (Authorization: Bearer). Around each lookup: the shared LookupGuard
+// token (Authorization: Bearer). Around each lookup: the shared RemoteSource guard
 // (circuit breaker, close, readiness) and a deadline on every HTTP call.
 //
 // Why `search` and not the `username=`/`email=` filters: those filters are
@@ -21,8 +21,8 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { Failure, describeFailure } from "./failure.js";
-import { LookupGuard, type SourceEvents } from "./guard.js";
-import type { DirectoryUser, IdentitySource, Lookup } from "./lookup.js";
+import { RemoteSource, type SourceEvents } from "./guard.js";
+import type { DirectoryUser, Lookup } from "./lookup.js";
 import { NOT_FOUND, found } from "./lookup.js";
 import { isRecord, lower, userAttributes } from "./user-json.js";
 
@@ -74,9 +74,7 @@ interface Page {
   readonly count: number;
 }
 
-export class AuthentikSource implements IdentitySource {
-  readonly name = "authentik";
-
+export class AuthentikSource extends RemoteSource<AuthentikEvents> {
   readonly #usersUrl: string;
   readonly #authorization: string;
   readonly #timeoutMs: number;
@@ -84,52 +82,28 @@ export class AuthentikSource implements IdentitySource {
   readonly #maxPages: number;
   readonly #attributes: readonly string[] | undefined;
   readonly #log: Logger;
-  readonly #guard: LookupGuard<AuthentikEvents>;
   /** Until when the token is known to see users (epoch ms). */
   #visibleUntil = 0;
 
   constructor(opts: AuthentikSourceOptions) {
+    const timeoutMs = opts.timeoutMs ?? 2000;
+    super({ name: "authentik", logger: opts.logger, events: opts.events, breaker: opts.breaker, describe: (err) => describeFailure(err, "authentik users query", timeoutMs) });
     this.#usersUrl = `${opts.baseUrl.replace(/\/+$/, "")}/api/v3/core/users/`;
     this.#authorization = `Bearer ${opts.apiToken}`;
-    this.#timeoutMs = opts.timeoutMs ?? 2000;
+    this.#timeoutMs = timeoutMs;
     this.#pageSize = opts.pageSize ?? 100;
     this.#maxPages = opts.maxPages ?? 5;
     this.#attributes = opts.attributes ? [...opts.attributes] : undefined;
     this.#log = opts.logger;
-    this.#guard = new LookupGuard({
-      name: "authentik",
-      logger: opts.logger,
-      events: opts.events ?? {},
-      ...(opts.breaker ? { breaker: opts.breaker } : {}),
-      describe: (err) => describeFailure(err, "authentik users query", this.#timeoutMs),
-    });
   }
 
-  userByUsername(username: string): Promise<Lookup<DirectoryUser>> {
-    return this.#guard.run("username", () => this.#query("username", username));
-  }
-
-  userByEmail(email: string): Promise<Lookup<DirectoryUser>> {
-    return this.#guard.run("email", () => this.#query("email", email));
-  }
-
-  /** Readiness (see LookupGuard.health). */
-  health(staleMs: number): string | null {
-    return this.#guard.health(staleMs);
-  }
-
-  async close(): Promise<void> {
-    // No timers or pooled sockets of our own (fetch's idle sockets are unref'd).
-    this.#guard.close();
-  }
-
-  async #query(field: Field, key: string): Promise<Lookup<DirectoryUser>> {
+  protected async query(field: Field, key: string): Promise<Lookup<DirectoryUser>> {
     if (key === "") return NOT_FOUND; // an empty search would list everyone
     const matches: ApiUser[] = [];
     let seen = 0;
     for (let page = 1; ; page++) {
       if (page > this.#maxPages) {
-        this.#guard.once(`broad:${field}:${key}`, () => {
+        this.guard.once(`broad:${field}:${key}`, () => {
           this.#log.warn({ [field]: key, pages: this.#maxPages }, `Authentik search for this ${field} matched too many users; using the exact, case-sensitive filter`);
         });
         return this.#select(field, key, this.#matching(field, key, (await this.#page({ [field]: key })).results));
@@ -158,7 +132,7 @@ export class AuthentikSource implements IdentitySource {
     if (byPk.size === 0) return NOT_FOUND;
     const active = [...byPk.values()].filter((u) => u.is_active === true);
     if (active.length > 1) {
-      this.#guard.once(`${field}:${key}`, () => {
+      this.guard.once(`${field}:${key}`, () => {
         this.#log.warn({ [field]: key }, `several active Authentik users have this ${field}; treating it as unknown`);
       });
       return NOT_FOUND;
@@ -177,7 +151,7 @@ export class AuthentikSource implements IdentitySource {
     if (Date.now() < this.#visibleUntil) return;
     const p = await this.#page({ page_size: "1" });
     if (p.count === 0) {
-      this.#guard.once("invisible", () => this.#log.warn(FORBIDDEN_HINT));
+      this.guard.once("invisible", () => this.#log.warn(FORBIDDEN_HINT));
       throw new Failure("authentik token can see no users (permission to view users missing)");
     }
     this.#visibleUntil = Date.now() + VISIBILITY_MS;
@@ -188,7 +162,7 @@ export class AuthentikSource implements IdentitySource {
     const query = new URLSearchParams({ page_size: String(this.#pageSize), include_groups: "false", include_roles: "false", ...params });
     const started = performance.now();
     const done = (outcome: "ok" | "error"): void =>
-      this.#guard.emit((e) => e.onCall?.("users", outcome, (performance.now() - started) / 1000));
+      this.guard.emit((e) => e.onCall?.("users", outcome, (performance.now() - started) / 1000));
     let status: number;
     let text: string;
     try {
@@ -218,15 +192,15 @@ export class AuthentikSource implements IdentitySource {
   #httpFailure(status: number, text: string): Failure {
     const detail = errorDetail(text);
     if (status === 401 || (status === 403 && detail !== null && TOKEN_DETAILS.has(detail))) {
-      this.#guard.once("token", () => this.#log.warn(TOKEN_HINT));
+      this.guard.once("token", () => this.#log.warn(TOKEN_HINT));
       return new Failure(`authentik rejected the API token (${status}${detail !== null && TOKEN_DETAILS.has(detail) ? `: ${detail}` : ""})`);
     }
     if (status === 403) {
-      this.#guard.once("403", () => this.#log.warn(FORBIDDEN_HINT));
+      this.guard.once("403", () => this.#log.warn(FORBIDDEN_HINT));
       return new Failure("authentik denied the user lookup (403)");
     }
     if (status === 404) {
-      this.#guard.once("404", () => {
+      this.guard.once("404", () => {
         this.#log.warn({ url: this.#usersUrl }, "Authentik answered 404 for the users endpoint: check idp.authentik.base_url (the server root, without /api/v3)");
       });
       return new Failure("authentik users endpoint not found (404)");

@@ -5,7 +5,7 @@
 
 import type { Logger } from "pino";
 import { Breaker } from "./breaker.js";
-import type { DirectoryUser, Lookup } from "./lookup.js";
+import type { DirectoryUser, IdentitySource, Lookup } from "./lookup.js";
 import { unavailable } from "./lookup.js";
 
 /** Hooks for the metrics layer; every callback is optional and must not throw (errors are swallowed). */
@@ -22,7 +22,7 @@ export interface GuardOptions<E> {
   /** Lower-case IdP name for log lines and reasons ("keycloak"). */
   name: string;
   logger: Logger;
-  events: E;
+  events?: E | undefined;
   breaker?: { failureThreshold?: number; openMs?: number };
   /** A log-safe reason for an error the query threw. */
   describe(err: unknown): string;
@@ -34,7 +34,7 @@ const MAX_REMEMBERED = 1000;
 export class LookupGuard<E extends SourceEvents<string>> {
   readonly #name: string;
   readonly #log: Logger;
-  readonly #events: E;
+  readonly #events: E | undefined;
   readonly #breaker: Breaker;
   readonly #describe: (err: unknown) => string;
   readonly #warned = new Set<string>();
@@ -100,10 +100,46 @@ export class LookupGuard<E extends SourceEvents<string>> {
   }
 
   emit(fn: (events: E) => void): void {
+    if (this.#events === undefined) return;
     try {
       fn(this.#events);
     } catch {
       // Metrics hooks must never break a lookup.
     }
   }
+}
+
+/**
+ * An identity source that asks a remote IdP: the IdentitySource methods are
+ * the guard's; a subclass supplies the query.
+ */
+export abstract class RemoteSource<E extends SourceEvents<string>> implements IdentitySource {
+  readonly name: string;
+  protected readonly guard: LookupGuard<E>;
+
+  constructor(opts: GuardOptions<E>) {
+    this.name = opts.name;
+    this.guard = new LookupGuard(opts);
+  }
+
+  userByUsername(username: string): Promise<Lookup<DirectoryUser>> {
+    return this.guard.run("username", () => this.query("username", username));
+  }
+
+  userByEmail(email: string): Promise<Lookup<DirectoryUser>> {
+    return this.guard.run("email", () => this.query("email", email));
+  }
+
+  /** Readiness (see LookupGuard.health). */
+  health(staleMs: number): string | null {
+    return this.guard.health(staleMs);
+  }
+
+  async close(): Promise<void> {
+    // No timers or pooled sockets of our own (fetch's idle sockets are unref'd).
+    this.guard.close();
+  }
+
+  /** One lookup; the key is lower-cased and trimmed. May throw: the guard turns errors into `unavailable`. */
+  protected abstract query(field: "username" | "email", key: string): Promise<Lookup<DirectoryUser>>;
 }

@@ -18,8 +18,8 @@ import { performance } from "node:perf_hooks";
 import KcAdminClient, { NetworkError } from "@keycloak/keycloak-admin-client";
 import type { Logger } from "pino";
 import { Failure, describeFailure } from "./failure.js";
-import { LookupGuard, type SourceEvents } from "./guard.js";
-import type { DirectoryUser, IdentitySource, Lookup } from "./lookup.js";
+import { RemoteSource, type SourceEvents } from "./guard.js";
+import type { DirectoryUser, Lookup } from "./lookup.js";
 import { NOT_FOUND, found, unavailable } from "./lookup.js";
 import { isRecord, lower, userAttributes } from "./user-json.js";
 
@@ -63,14 +63,11 @@ interface CachedToken {
 
 const UNAUTHORIZED = Symbol("401");
 
-export class KeycloakSource implements IdentitySource {
-  readonly name = "keycloak";
-
+export class KeycloakSource extends RemoteSource<KeycloakEvents> {
   readonly #opts: Required<Pick<KeycloakSourceOptions, "realm" | "clientId" | "clientSecret">> & Pick<KeycloakSourceOptions, "attributes">;
   readonly #baseUrl: string;
   readonly #timeoutMs: number;
   readonly #log: Logger;
-  readonly #guard: LookupGuard<KeycloakEvents>;
   readonly #kc: KcAdminClient;
 
   #token: CachedToken | null = null;
@@ -78,17 +75,12 @@ export class KeycloakSource implements IdentitySource {
   #lastTokenWarning = "";
 
   constructor(opts: KeycloakSourceOptions) {
+    const timeoutMs = opts.timeoutMs ?? 2000;
+    super({ name: "keycloak", logger: opts.logger, events: opts.events, breaker: opts.breaker, describe: (err) => describe(err, "users", timeoutMs) });
     this.#opts = { realm: opts.realm, clientId: opts.clientId, clientSecret: opts.clientSecret, ...(opts.attributes ? { attributes: [...opts.attributes] } : {}) };
     this.#baseUrl = opts.baseUrl.replace(/\/+$/, "");
-    this.#timeoutMs = opts.timeoutMs ?? 2000;
+    this.#timeoutMs = timeoutMs;
     this.#log = opts.logger;
-    this.#guard = new LookupGuard({
-      name: "keycloak",
-      logger: opts.logger,
-      events: opts.events ?? {},
-      ...(opts.breaker ? { breaker: opts.breaker } : {}),
-      describe: (err) => describe(err, "users", this.#timeoutMs),
-    });
     // `timeout` makes the library build a new AbortSignal.timeout() per request,
     // so concurrent lookups each get their own deadline.
     this.#kc = new KcAdminClient({ baseUrl: this.#baseUrl, realmName: opts.realm, timeout: this.#timeoutMs });
@@ -98,25 +90,7 @@ export class KeycloakSource implements IdentitySource {
     this.#kc.registerTokenProvider({ getAccessToken: async () => this.#token?.value });
   }
 
-  userByUsername(username: string): Promise<Lookup<DirectoryUser>> {
-    return this.#guard.run("username", () => this.#query("username", username));
-  }
-
-  userByEmail(email: string): Promise<Lookup<DirectoryUser>> {
-    return this.#guard.run("email", () => this.#query("email", email));
-  }
-
-  /** Readiness (see LookupGuard.health). */
-  health(staleMs: number): string | null {
-    return this.#guard.health(staleMs);
-  }
-
-  async close(): Promise<void> {
-    // No timers or pooled sockets of our own (fetch's idle sockets are unref'd).
-    this.#guard.close();
-  }
-
-  async #query(field: Field, key: string): Promise<Lookup<DirectoryUser>> {
+  protected async query(field: Field, key: string): Promise<Lookup<DirectoryUser>> {
     let token = await this.#currentToken();
     let list = await this.#findUsers(field, key, token);
     if (list === UNAUTHORIZED) {
@@ -139,7 +113,7 @@ export class KeycloakSource implements IdentitySource {
     }
     if (byId.size === 0) return NOT_FOUND;
     if (byId.size > 1) {
-      this.#guard.once(`${field}:${key}`, () => {
+      this.guard.once(`${field}:${key}`, () => {
         this.#log.warn({ [field]: key }, `several Keycloak users have this ${field}; treating it as unknown`);
       });
       return NOT_FOUND;
@@ -157,7 +131,7 @@ export class KeycloakSource implements IdentitySource {
   async #findUsers(field: Field, key: string, token: string): Promise<Record<string, unknown>[] | typeof UNAUTHORIZED> {
     const started = performance.now();
     const done = (outcome: "ok" | "error"): void =>
-      this.#guard.emit((e) => e.onCall?.("users", outcome, (performance.now() - started) / 1000));
+      this.guard.emit((e) => e.onCall?.("users", outcome, (performance.now() - started) / 1000));
     let body: unknown;
     try {
       void token; // the provider sends the current token, which is this one unless renewed meanwhile
@@ -168,11 +142,11 @@ export class KeycloakSource implements IdentitySource {
       const status = err.response.status;
       if (status === 401) return UNAUTHORIZED;
       if (status === 403) {
-        this.#guard.once("403", () => this.#log.warn(FORBIDDEN_HINT));
+        this.guard.once("403", () => this.#log.warn(FORBIDDEN_HINT));
         throw new Failure("keycloak denied the user lookup (403)");
       }
       if (status === 404) {
-        this.#guard.once("404", () => {
+        this.guard.once("404", () => {
           this.#log.warn({ realm: this.#opts.realm }, "Keycloak answered 404 for the users endpoint: check the realm name and base URL");
         });
         throw new Failure("keycloak users endpoint not found (404)");
@@ -245,11 +219,11 @@ export class KeycloakSource implements IdentitySource {
       };
       this.#token = token;
       this.#lastTokenWarning = "";
-      this.#guard.emit((e) => e.onCall?.("token", "ok", (performance.now() - started) / 1000));
-      this.#guard.emit((e) => e.onTokenRenewal?.());
+      this.guard.emit((e) => e.onCall?.("token", "ok", (performance.now() - started) / 1000));
+      this.guard.emit((e) => e.onTokenRenewal?.());
       return token;
     } catch (err) {
-      this.#guard.emit((e) => e.onCall?.("token", "error", (performance.now() - started) / 1000));
+      this.guard.emit((e) => e.onCall?.("token", "error", (performance.now() - started) / 1000));
       const reason = describe(err, "token", this.#timeoutMs);
       if (reason !== this.#lastTokenWarning) {
         this.#lastTokenWarning = reason;
