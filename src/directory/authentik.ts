@@ -21,7 +21,7 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { Failure, describeFailure } from "./failure.js";
-import { RemoteSource, type SourceEvents } from "./guard.js";
+import { RemoteSource, type RemoteSourceOptions, type SourceEvents } from "./guard.js";
 import type { DirectoryUser, Lookup } from "./lookup.js";
 import { NOT_FOUND, found } from "./lookup.js";
 import { isRecord, lower, userAttributes } from "./user-json.js";
@@ -29,17 +29,9 @@ import { isRecord, lower, userAttributes } from "./user-json.js";
 /** Metrics hooks: every call is a users query. */
 export type AuthentikEvents = SourceEvents<"users">;
 
-export interface AuthentikSourceOptions {
-  /** Server root, e.g. https://auth.example.com (the API is below /api/v3/). */
-  baseUrl: string;
+/** baseUrl e.g. https://auth.example.com (the API is below /api/v3/). */
+export interface AuthentikSourceOptions extends RemoteSourceOptions<AuthentikEvents> {
   apiToken: string;
-  /** Deadline for each HTTP call (default 2000). */
-  timeoutMs?: number;
-  logger: Logger;
-  events?: AuthentikEvents;
-  breaker?: { failureThreshold?: number; openMs?: number };
-  /** The user attributes the rules read; only these are kept in cached users. Default: all. */
-  attributes?: readonly string[];
   /** Results asked for per page (default 100). */
   pageSize?: number;
   /** Search pages read per lookup before falling back to the exact filter (default 5). */

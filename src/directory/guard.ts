@@ -18,6 +18,22 @@ export interface SourceEvents<Op extends string> {
   onBreakerReject?(): void;
 }
 
+/** What every remote source is given besides where and how to log in. */
+export interface RemoteSourceOptions<E> {
+  /** Server root including any relative path. */
+  baseUrl: string;
+  /** Deadline for each HTTP call (default 2000). */
+  timeoutMs?: number;
+  logger: Logger;
+  events?: E;
+  breaker?: { failureThreshold?: number; openMs?: number };
+  /**
+   * The user attributes the rules read (policy.send_allowed_attribute); only
+   * these are kept in cached users. Default: all.
+   */
+  attributes?: readonly string[];
+}
+
 export interface GuardOptions<E> {
   /** Lower-case IdP name for log lines and reasons ("keycloak"). */
   name: string;

@@ -18,7 +18,7 @@ import { performance } from "node:perf_hooks";
 import KcAdminClient, { NetworkError } from "@keycloak/keycloak-admin-client";
 import type { Logger } from "pino";
 import { Failure, describeFailure } from "./failure.js";
-import { RemoteSource, type SourceEvents } from "./guard.js";
+import { RemoteSource, type RemoteSourceOptions, type SourceEvents } from "./guard.js";
 import type { DirectoryUser, Lookup } from "./lookup.js";
 import { NOT_FOUND, found, unavailable } from "./lookup.js";
 import { isRecord, lower, userAttributes } from "./user-json.js";
@@ -29,22 +29,11 @@ export interface KeycloakEvents extends SourceEvents<"token" | "users"> {
   onTokenRenewal?(): void;
 }
 
-export interface KeycloakSourceOptions {
-  /** Server root including any relative path, e.g. https://kc.example or https://kc.example/auth */
-  baseUrl: string;
+/** baseUrl e.g. https://kc.example or https://kc.example/auth; timeoutMs applies to token and users calls alike. */
+export interface KeycloakSourceOptions extends RemoteSourceOptions<KeycloakEvents> {
   realm: string;
   clientId: string;
   clientSecret: string;
-  /** Deadline for each HTTP call, token or users (default 2000). */
-  timeoutMs?: number;
-  logger: Logger;
-  events?: KeycloakEvents;
-  breaker?: { failureThreshold?: number; openMs?: number };
-  /**
-   * The user attributes the rules read (policy.send_allowed_attribute); only
-   * these are kept in cached users. Default: all.
-   */
-  attributes?: readonly string[];
 }
 
 export const FORBIDDEN_HINT =
