@@ -88,7 +88,7 @@ const DEFAULT_PAGE_SIZE = 100;
 const SEARCH_FIELDS = ["username", "name", "email", "uuid"] as const;
 const DJANGO_404 = '<!doctype html>\n<html lang="en">\n<head>\n  <title>Not Found</title>\n</head>\n<body>\n  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n</body>\n</html>\n';
 
-export class FakeAuthentik extends FakeHttpServer {
+export class FakeAuthentik extends FakeHttpServer<FakeAuthentikMode> {
   /** Key of the token created at start. */
   readonly token: string;
   deniedListing: "403" | "empty";
@@ -102,10 +102,9 @@ export class FakeAuthentik extends FakeHttpServer {
   readonly #users: FakeAuthentikUser[] = [];
   readonly #tokens = new Map<string, FakeToken>();
   #nextPk = 1;
-  #mode: FakeAuthentikMode = "ok";
 
   private constructor(opts: FakeAuthentikOptions) {
-    super();
+    super("ok");
     this.token = opts.token ?? "ak-test-token";
     this.deniedListing = opts.deniedListing ?? "403";
     this.addUser({ username: "mailcloak", name: "mailcloak", type: "service_account", path: "goauthentik.io/service-accounts" });
@@ -117,20 +116,6 @@ export class FakeAuthentik extends FakeHttpServer {
     const fake = new FakeAuthentik(opts);
     await fake.listen(opts.port ?? 0);
     return fake;
-  }
-
-  get mode(): FakeAuthentikMode {
-    return this.#mode;
-  }
-
-  /** Switch behaviour; leaving "hang" lets the held requests proceed under the new mode. */
-  set mode(mode: FakeAuthentikMode) {
-    this.#mode = mode;
-    if (mode !== "hang") this.release();
-  }
-
-  protected get hanging(): boolean {
-    return this.#mode === "hang";
   }
 
   /** An API token (intent API) for an existing user. */
@@ -193,13 +178,9 @@ export class FakeAuthentik extends FakeHttpServer {
   }
 
   #apply(user: FakeAuthentikUser, input: Partial<FakeAuthentikUserInput>): void {
-    if (input.username !== undefined) user.username = input.username;
-    if (input.name !== undefined) user.name = input.name;
-    if (input.email !== undefined) user.email = input.email;
-    if (input.isActive !== undefined) user.is_active = input.isActive;
+    const given = { username: input.username, name: input.name, email: input.email, is_active: input.isActive, type: input.type, path: input.path };
+    Object.assign(user, Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)));
     if (input.attributes !== undefined) user.attributes = structuredClone(input.attributes);
-    if (input.type !== undefined) user.type = input.type;
-    if (input.path !== undefined) user.path = input.path;
   }
 
   // ---- request handling ----
@@ -214,7 +195,7 @@ export class FakeAuthentik extends FakeHttpServer {
   protected answer(req: IncomingMessage, url: URL, _body: string, res: ServerResponse): void {
     const r = route(url);
     if (r === null) return sendText(res, 404, "text/html; charset=utf-8", DJANGO_404);
-    if (this.#mode === "proxy401") {
+    if (this.mode === "proxy401") {
       res.setHeader("www-authenticate", 'Bearer realm="proxy"');
       return sendText(res, 401, "text/plain", "Unauthorized\n");
     }
@@ -223,9 +204,9 @@ export class FakeAuthentik extends FakeHttpServer {
     if (typeof token === "string") return sendJson(res, 403, { detail: token });
     const method = req.method ?? "GET";
     if (method !== "GET" && method !== "HEAD") return sendJson(res, 405, { detail: `Method "${method}" not allowed.` });
-    if (this.#mode === "error500") return sendText(res, 500, "text/html", "");
-    if (this.#mode === "malformed") return sendText(res, 200, "application/json", '{"pagination":{"next":0,"previous":0,"count":1},"results":[{"pk":7,"username":"trunc');
-    if (this.#mode === "wrongShape") return sendJson(res, 200, [{ username: "alice" }]);
+    if (this.mode === "error500") return sendText(res, 500, "text/html", "");
+    if (this.mode === "malformed") return sendText(res, 200, "application/json", '{"pagination":{"next":0,"previous":0,"count":1},"results":[{"pk":7,"username":"trunc');
+    if (this.mode === "wrongShape") return sendJson(res, 200, [{ username: "alice" }]);
     if (!token.canViewUsers && (r.pk !== undefined || this.deniedListing === "403")) {
       return sendJson(res, 403, { detail: "You do not have permission to perform this action." });
     }

@@ -66,7 +66,7 @@ export interface FakeUser {
   serviceAccountClientId?: string;
 }
 
-export class FakeKeycloak extends FakeHttpServer {
+export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
   readonly realm: string;
   clientId: string;
   clientSecret: string;
@@ -84,10 +84,9 @@ export class FakeKeycloak extends FakeHttpServer {
 
   readonly #tokens = new Map<string, number>(); // token -> expiry (epoch ms)
   readonly #users = new Map<string, FakeUser>(); // by username
-  #mode: FakeKeycloakMode = "ok";
 
   private constructor(opts: FakeKeycloakOptions) {
-    super();
+    super("ok");
     this.realm = opts.realm ?? "test";
     this.clientId = opts.clientId ?? "mailcloak";
     this.clientSecret = opts.clientSecret ?? "s3cret";
@@ -99,20 +98,6 @@ export class FakeKeycloak extends FakeHttpServer {
     const fake = new FakeKeycloak(opts);
     await fake.listen(opts.port ?? 0);
     return fake;
-  }
-
-  get mode(): FakeKeycloakMode {
-    return this.#mode;
-  }
-
-  /** Switch behaviour; leaving "hang" lets the held requests proceed under the new mode. */
-  set mode(mode: FakeKeycloakMode) {
-    this.#mode = mode;
-    if (mode !== "hang") this.release();
-  }
-
-  protected get hanging(): boolean {
-    return this.#mode === "hang";
   }
 
   /** Revoke every token issued so far; the next admin call with one gets 401. */
@@ -188,7 +173,7 @@ export class FakeKeycloak extends FakeHttpServer {
     if (realm !== this.realm) {
       return send(res, 404, { error: "Realm does not exist", error_description: "Realm does not exist" });
     }
-    if (this.#mode === "tokenFails") return send(res, 500, { error: "unknown_error" });
+    if (this.mode === "tokenFails") return send(res, 500, { error: "unknown_error" });
     const form = new URLSearchParams(body);
     let id = form.get("client_id");
     let secret = form.get("client_secret");
@@ -241,15 +226,15 @@ export class FakeKeycloak extends FakeHttpServer {
 
   #admin(req: IncomingMessage, url: URL, path: string[], res: ServerResponse): void {
     if (req.method !== "GET") return send(res, 405, { error: "HTTP 405 Method Not Allowed" });
-    if (this.#mode === "users500") return send(res, 500, { error: "unknown_error" });
+    if (this.mode === "users500") return send(res, 500, { error: "unknown_error" });
     const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "");
     const expiry = bearer ? this.#tokens.get(bearer[1]!) : undefined;
-    if (expiry === undefined || expiry <= Date.now() || this.#mode === "unauthorizedForever") {
+    if (expiry === undefined || expiry <= Date.now() || this.mode === "unauthorizedForever") {
       return send(res, 401, { error: "HTTP 401 Unauthorized" });
     }
-    if (this.#mode === "users403") return send(res, 403, { error: "HTTP 403 Forbidden" });
+    if (this.mode === "users403") return send(res, 403, { error: "HTTP 403 Forbidden" });
     if (path[2] !== this.realm) return send(res, 404, { error: "Realm not found." });
-    if (this.#mode === "usersMalformed") {
+    if (this.mode === "usersMalformed") {
       res.writeHead(200, { "content-type": "application/json" });
       res.end('[{"id":"0b1c","username":"trunc');
       return;

@@ -9,7 +9,8 @@ import type { AddressInfo, Socket } from "node:net";
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-export abstract class FakeHttpServer {
+/** `M` is the emulator's set of behaviours; "hang" holds every request unanswered. */
+export abstract class FakeHttpServer<M extends string> {
   /** Delay added before every response, in milliseconds. */
   latencyMs = 0;
 
@@ -17,13 +18,25 @@ export abstract class FakeHttpServer {
   #port = 0;
   readonly #sockets = new Set<Socket>();
   #held: Array<() => void> = [];
+  #mode: M;
 
-  protected constructor() {
+  protected constructor(mode: M) {
+    this.#mode = mode;
     this.#server = createServer((req, res) => this.#receive(req, res));
     this.#server.on("connection", (socket: Socket) => {
       this.#sockets.add(socket);
       socket.on("close", () => this.#sockets.delete(socket));
     });
+  }
+
+  get mode(): M {
+    return this.#mode;
+  }
+
+  /** Switch behaviour; leaving "hang" lets the held requests proceed under the new mode. */
+  set mode(mode: M) {
+    this.#mode = mode;
+    if (mode !== "hang") this.#release();
   }
 
   /** Base URL without trailing slash, e.g. http://127.0.0.1:40123 (stable across down()/up()). */
@@ -57,17 +70,13 @@ export abstract class FakeHttpServer {
     this.#port = (this.#server.address() as AddressInfo).port;
   }
 
-  /** While true, requests are held unanswered (see release()). */
-  protected abstract get hanging(): boolean;
-
   /** A request arrived (before any latency or hanging): count it here. */
   protected abstract arrived(req: IncomingMessage, url: URL): void;
 
   /** Answer a request whose body has been read. */
   protected abstract answer(req: IncomingMessage, url: URL, body: string, res: ServerResponse): void;
 
-  /** Let the held requests proceed (call when leaving the hanging state). */
-  protected release(): void {
+  #release(): void {
     const held = this.#held;
     this.#held = [];
     for (const resume of held) resume();
@@ -82,7 +91,7 @@ export abstract class FakeHttpServer {
     req.on("end", () => {
       const body = Buffer.concat(chunks).toString("utf8");
       const dispatch = (): void => {
-        if (this.hanging) this.#held.push(dispatch);
+        if (this.#mode === "hang") this.#held.push(dispatch);
         else this.answer(req, url, body, res);
       };
       if (this.latencyMs > 0) setTimeout(dispatch, this.latencyMs);
