@@ -34,9 +34,14 @@ function load(path: string): Config {
 /** The effective config with secrets replaced. */
 export function redacted(cfg: Config): unknown {
   const kc = cfg.idp.keycloak;
+  const ak = cfg.idp.authentik;
   return {
     ...cfg,
-    idp: { ...cfg.idp, keycloak: kc ? { ...kc, clientSecret: kc.clientSecret ? "[redacted]" : "" } : null },
+    idp: {
+      ...cfg.idp,
+      keycloak: kc ? { ...kc, clientSecret: kc.clientSecret ? "[redacted]" : "" } : null,
+      authentik: ak ? { ...ak, apiToken: ak.apiToken ? "[redacted]" : "" } : null,
+    },
     sockets: {
       ...cfg.sockets,
       policy: describeAddress(cfg.sockets.policy),
@@ -175,7 +180,7 @@ async function run(path: string): Promise<void> {
 
 export function buildProgram(): Command {
   const program = new Command("mailcloak")
-    .description("Postfix policy and socketmap daemon backed by Keycloak")
+    .description("Postfix policy and socketmap daemon backed by Keycloak or Authentik")
     .version(VERSION, "-V, --version")
     .option("-c, --config <path>", "config file", undefined)
     .argument("[config]", `config file (default ${DEFAULT_CONFIG_PATH})`)

@@ -45,44 +45,56 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
   const provider = idp
     ? idp.oneOf("provider", ["keycloak", "static", "authentik"] as const, "keycloak")
     : "keycloak";
-  if (provider === "authentik") {
-    throw idp!.error(idp!.key("provider"), "authentik is not supported by this version; use keycloak or static");
-  }
-  if (idp) idp.maybeSection("authentik"); // accepted for config compatibility, unused
+  /** The idp.*.cache_ttl_seconds key in effect, if one is set. */
+  let idpTtlKey: string | null = null;
 
   const kcSection = idp ? idp.maybeSection("keycloak") : legacyKc;
   let keycloak: Config["idp"]["keycloak"] = null;
   let cacheTtl: number = DEFAULTS.cacheTtlSeconds;
   if (kcSection) {
     const secretKey = kcSection.key("client_secret");
-    const inline = kcSection.optionalString("client_secret");
-    const secretFile = kcSection.optionalString("client_secret_file");
-    const fromEnv = env.MAILCLOAK_KEYCLOAK_CLIENT_SECRET;
-    if (inline !== undefined && secretFile !== undefined) {
-      throw kcSection.error(secretKey, "set client_secret or client_secret_file, not both");
-    }
-    let clientSecret = inline ?? "";
-    if (secretFile !== undefined) clientSecret = readSecretFile(kcSection, secretFile);
-    if (fromEnv !== undefined && fromEnv !== "") clientSecret = fromEnv;
-    const baseUrl = (provider === "keycloak" ? kcSection.nonEmpty("base_url") : kcSection.string("base_url", "")).replace(/\/+$/, "");
-    if (provider === "keycloak" && !/^https?:\/\/[^/\s]+/i.test(baseUrl)) {
-      throw kcSection.error(kcSection.key("base_url"), `must be an http:// or https:// URL, got ${JSON.stringify(baseUrl)}`);
-    }
+    const clientSecret = readSecret(kcSection, "client_secret", env.MAILCLOAK_KEYCLOAK_CLIENT_SECRET);
     keycloak = {
-      baseUrl,
+      baseUrl: baseUrl(kcSection, provider === "keycloak"),
       realm: provider === "keycloak" ? kcSection.nonEmpty("realm") : kcSection.string("realm", ""),
       clientId: provider === "keycloak" ? kcSection.nonEmpty("client_id") : kcSection.string("client_id", "").trim(),
       clientSecret,
       timeoutMs: kcSection.int("timeout_ms", DEFAULTS.keycloakTimeoutMs, 50, 60_000),
     };
-    if (kcSection.has("cache_ttl_seconds")) cacheTtl = kcSection.int("cache_ttl_seconds", cacheTtl, 1, 86_400);
-    else kcSection.raw("cache_ttl_seconds");
+    if (kcSection.has("cache_ttl_seconds") && provider !== "authentik") {
+      cacheTtl = kcSection.int("cache_ttl_seconds", cacheTtl, 1, 86_400);
+      idpTtlKey = kcSection.key("cache_ttl_seconds");
+    } else kcSection.raw("cache_ttl_seconds");
     kcSection.finish();
     if (provider === "keycloak" && clientSecret === "") {
       throw kcSection.error(secretKey, "is required (or client_secret_file, or MAILCLOAK_KEYCLOAK_CLIENT_SECRET in the environment)");
     }
   } else if (provider === "keycloak") {
     throw top.error(idp ? "idp.keycloak" : "idp", "is required: set idp.provider: static, or configure idp.keycloak");
+  }
+
+  // Authentik: read only when it is the provider (a leftover block is checked for typos, then ignored).
+  const akSection = idp?.maybeSection("authentik");
+  let authentik: Config["idp"]["authentik"] = null;
+  if (akSection) {
+    const active = provider === "authentik";
+    const tokenKey = akSection.key("api_token");
+    const apiToken = readSecret(akSection, "api_token", env.MAILCLOAK_AUTHENTIK_API_TOKEN).trim();
+    if (/[\s\x00-\x1f]/.test(apiToken)) {
+      throw akSection.error(tokenKey, "must not contain whitespace or control characters (copy the token's key exactly)");
+    }
+    const settings = { baseUrl: baseUrl(akSection, active), apiToken, timeoutMs: akSection.int("timeout_ms", DEFAULTS.keycloakTimeoutMs, 50, 60_000) };
+    if (akSection.has("cache_ttl_seconds") && active) {
+      cacheTtl = akSection.int("cache_ttl_seconds", cacheTtl, 1, 86_400);
+      idpTtlKey = akSection.key("cache_ttl_seconds");
+    } else akSection.int("cache_ttl_seconds", cacheTtl, 1, 86_400);
+    akSection.finish();
+    if (active && apiToken === "") {
+      throw akSection.error(tokenKey, "is required (or api_token_file, or MAILCLOAK_AUTHENTIK_API_TOKEN in the environment)");
+    }
+    if (active) authentik = settings;
+  } else if (provider === "authentik") {
+    throw top.error("idp.authentik", "is required when idp.provider is authentik (base_url and api_token)");
   }
 
   let staticUsers: StaticUser[] = [];
@@ -107,8 +119,8 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
   const failureMode = policy.oneOf(modeKey, ["tempfail", "dunno"] as const, "tempfail");
   policy.raw(modeKey === "idp_failure_mode" ? "keycloak_failure_mode" : "idp_failure_mode");
   if (policy.has("cache_ttl_seconds")) {
-    if (kcSection?.has("cache_ttl_seconds") && idp) {
-      throw policy.error("policy.cache_ttl_seconds", "is the older name of idp.keycloak.cache_ttl_seconds; set only one");
+    if (idpTtlKey !== null && idp) {
+      throw policy.error("policy.cache_ttl_seconds", `is the older name of ${idpTtlKey}; set only one`);
     }
     cacheTtl = policy.int("cache_ttl_seconds", cacheTtl, 1, 86_400);
   } else policy.raw("cache_ttl_seconds");
@@ -193,7 +205,7 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
 
   return {
     file,
-    idp: { provider, keycloak, staticUsers },
+    idp: { provider, keycloak, authentik, staticUsers },
     cache: { ttlSeconds: cacheTtl, negativeTtlSeconds: negativeTtl, maxEntries, staleSeconds },
     sqlite: { path: sqlitePath, busyTimeoutMs },
     policy: { failureMode, recipientDelimiter: delimiter, sendAllowedAttribute: sendAttr, localDomains },
@@ -211,13 +223,36 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
   };
 }
 
-function readSecretFile(s: Section, path: string): string {
-  try {
-    return readFileSync(path, "utf8").trim();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? "error";
-    throw s.error(s.key("client_secret_file"), `cannot read ${path} (${code})`);
+/**
+ * A secret from `name` in the file, or `name_file` (trimmed), or the
+ * environment variable (which wins when non-empty); "" when none is set.
+ */
+function readSecret(s: Section, name: string, fromEnv: string | undefined): string {
+  const inline = s.optionalString(name);
+  const file = s.optionalString(`${name}_file`);
+  if (inline !== undefined && file !== undefined) {
+    throw s.error(s.key(name), `set ${name} or ${name}_file, not both`);
   }
+  let secret = inline ?? "";
+  if (file !== undefined) {
+    try {
+      secret = readFileSync(file, "utf8").trim();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "error";
+      throw s.error(s.key(`${name}_file`), `cannot read ${file} (${code})`);
+    }
+  }
+  if (fromEnv !== undefined && fromEnv !== "") secret = fromEnv;
+  return secret;
+}
+
+/** An IdP's base_url without trailing slashes; required and checked only for the active provider. */
+function baseUrl(s: Section, required: boolean): string {
+  const url = (required ? s.nonEmpty("base_url") : s.string("base_url", "")).replace(/\/+$/, "");
+  if (required && !/^https?:\/\/[^/\s]+/i.test(url)) {
+    throw s.error(s.key("base_url"), `must be an http:// or https:// URL, got ${JSON.stringify(url)}`);
+  }
+  return url;
 }
 
 function parseStaticUser(s: Section, i: number, raw: unknown): StaticUser {
