@@ -1,5 +1,6 @@
 // An emulator of the part of Authentik's API mailcloak uses: the core users
-// list (GET /api/v3/core/users/) and a user by pk, behind API-token
+// list (GET /api/v3/core/users/), a user by pk and the token's own user
+// (GET /api/v3/core/users/me/, used by mailcloak test-idp), behind API-token
 // authentication. Real HTTP on 127.0.0.1, so the real fetch runs against it,
 // and knobs for latency and faults a real Authentik cannot be made to show on
 // demand.
@@ -207,6 +208,11 @@ export class FakeAuthentik extends FakeHttpServer<FakeAuthentikMode> {
     if (this.mode === "error500") return sendText(res, 500, "text/html", "");
     if (this.mode === "malformed") return sendText(res, 200, "application/json", '{"pagination":{"next":0,"previous":0,"count":1},"results":[{"pk":7,"username":"trunc');
     if (this.mode === "wrongShape") return sendJson(res, 200, [{ username: "alice" }]);
+    if (r.pk === "me") {
+      // The token's own user; needs no permission (Authentik's UI asks it for every user).
+      const me = this.#users.find((u) => u.username === token.username)!;
+      return sendJson(res, 200, { user: { pk: me.pk, username: me.username, name: me.name, is_active: me.is_active, email: me.email, type: me.type, uid: createHash("sha256").update(`${me.pk}`).digest("hex") }, original: null });
+    }
     if (!token.canViewUsers && (r.pk !== undefined || this.deniedListing === "403")) {
       return sendJson(res, 403, { detail: "You do not have permission to perform this action." });
     }

@@ -2,22 +2,20 @@
 // the real Keycloak of the run, against the Keycloak emulator for the faults a
 // real server will not produce on demand (a hang, a 500), and on static users.
 // Every run also checks that neither the client secret nor a token is printed.
+// Authentik: test-idp-authentik.integration.test.ts.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { writeFileSync } from "node:fs";
-import { stringify } from "yaml";
-import { MAILCLOAK, ROOT, tempDir, type ConfigTree } from "./helpers/daemon.js";
+import type { ConfigTree } from "./helpers/daemon.js";
+import { failLine, runTestIdp, show, TEST_IDP_DIR, type TestIdpRun } from "./helpers/test-idp.js";
 import { FIXTURE, KeycloakAdmin, releaseKeycloak, sharedKeycloak, type RealKeycloak } from "./helpers/keycloak-real.js";
 import { FakeKeycloak } from "./fake-keycloak.js";
 
 let kc: RealKeycloak | { skip: string };
 let admin: KeycloakAdmin | null = null;
-const dir = tempDir("mailcloak-test-idp-");
 const created: string[] = []; // ids of clients this file added to the shared realm
 let seq = 0;
 
@@ -31,33 +29,11 @@ after(async () => {
   await releaseKeycloak();
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  lines: string[];
-  ms: number;
-}
-
-/** Write a config and run `mailcloak test-idp` on it (`--config FILE` unless `args` says otherwise). */
-async function testIdp(idp: ConfigTree, policy: ConfigTree = { send_allowed_attribute: "mailSendAllowed" },
-  args: (file: string) => string[] = (file) => ["--config", file]): Promise<Run> {
-  const file = join(dir, `config-${++seq}.yaml`);
-  writeFileSync(file, stringify({ idp, policy, sqlite: { path: join(dir, "state.db") } }));
-  const started = Date.now();
-  const r = await new Promise<Omit<Run, "lines" | "ms">>((resolve) => {
-    execFile(process.execPath, [MAILCLOAK, "test-idp", ...args(file)],
-      { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === "number" ? err.code : null) : 0, stdout, stderr });
-      });
-  });
-  const run = { ...r, lines: r.stdout.split("\n").filter((l) => l !== ""), ms: Date.now() - started };
-  // Never a secret or a token in the output.
-  const out = r.stdout + r.stderr;
+/** `mailcloak test-idp` on {idp, policy}; the client secret must not be printed. */
+function testIdp(idp: ConfigTree, policy: ConfigTree = { send_allowed_attribute: "mailSendAllowed" },
+  args?: (file: string) => string[]): Promise<TestIdpRun> {
   const secret = (idp.keycloak as { client_secret?: string } | undefined)?.client_secret;
-  if (secret) assert.ok(!out.includes(secret), `the client secret was printed:\n${out}`);
-  assert.doesNotMatch(out, /eyJ[A-Za-z0-9_-]{10,}/, "something token-like was printed");
-  return run;
+  return runTestIdp(idp, policy, secret ? [secret] : [], args);
 }
 
 function keycloakIdp(k: RealKeycloak, over: Record<string, unknown> = {}): ConfigTree {
@@ -65,19 +41,6 @@ function keycloakIdp(k: RealKeycloak, over: Record<string, unknown> = {}): Confi
     provider: "keycloak",
     keycloak: { base_url: k.baseUrl, realm: FIXTURE.realm, client_id: FIXTURE.client.id, client_secret: FIXTURE.client.secret, timeout_ms: 10_000, ...over },
   };
-}
-
-/** The printed lines, in the test's output. */
-function show(t: { diagnostic(msg: string): void }, r: Run): void {
-  for (const l of r.lines) t.diagnostic(l);
-  t.diagnostic(`(exit ${r.code}, ${r.ms} ms)`);
-}
-
-/** The one FAIL line of a run (and that there is exactly one). */
-function failLine(r: Run): string {
-  const fails = r.lines.filter((l) => l.startsWith("FAIL "));
-  assert.equal(fails.length, 1, r.stdout);
-  return fails[0]!;
 }
 
 /** A confidential client added to the shared realm for one test (removed in after()). */
@@ -338,7 +301,7 @@ test("static users listed twice: FAIL, only the last entry counts", async () => 
 });
 
 test("an unreadable config: one line on stderr, exit 2, nothing tested", async () => {
-  const r = await testIdp({ provider: "static", static: { users: [] } }, {}, () => ["--config", join(dir, "missing.yaml")]);
+  const r = await testIdp({ provider: "static", static: { users: [] } }, {}, () => ["--config", join(TEST_IDP_DIR, "missing.yaml")]);
   assert.equal(r.code, 2);
   assert.equal(r.stdout, "");
   assert.match(r.stderr, /^mailcloak: .*missing\.yaml: cannot read config file \(ENOENT\); pass the right path with --config\n$/);

@@ -16,6 +16,7 @@
 //   query-users, says which are declared and whether unmanaged ones show.
 
 import type { KeycloakSettings } from "../config/types.js";
+import { checkAttribute } from "./attribute.js";
 import { isRecord, otherStatus, probe, quoted, type Reply } from "./http.js";
 import { UNUSABLE, type Reached, type Report } from "./report.js";
 
@@ -225,38 +226,22 @@ async function userCount(s: Session): Promise<number | null> {
 // ---- the send-allowed attribute -----------------------------------------------
 
 async function attribute(s: Session, name: string, sample: Record<string, unknown>[], report: Report): Promise<void> {
-  const what = `policy.send_allowed_attribute ${name}`;
-  const carriers = sample.filter((u) => isRecord(u.attributes) && Object.hasOwn(u.attributes, name));
-  const of = `${sample.length} user${sample.length === 1 ? "" : "s"} looked at`;
-  if (carriers.length > 0) {
-    report.ok(`${what} is visible: set on ${carriers.length} of ${of} (e.g. ${String(carriers[0]!.username)})`);
-    return;
-  }
-  const lowered = name.toLowerCase();
-  const near = new Set<string>();
-  for (const u of sample) {
-    if (!isRecord(u.attributes)) continue;
-    for (const k of Object.keys(u.attributes)) if (k.toLowerCase() === lowered) near.add(k);
-  }
-  if (near.size > 0) {
-    report.fail(`${what} is on none of ${of}, but ${[...near].join(", ")} is`,
-      `attribute names are case-sensitive: set policy.send_allowed_attribute to the name users carry`);
-    return;
-  }
-  const profile = await userProfile(s);
-  if (profile === "none") {
-    report.ok(`${what} is set on none of ${of} (this Keycloak has no user profile, so nothing is hidden; absent means sending is allowed)`);
-    return;
-  }
-  if (profile !== "unknown" && (profile.declared.includes(name) || profile.unmanagedVisible)) {
-    const why = profile.declared.includes(name) ? "declared in the realm's user profile" : "unmanaged attributes are visible to admins";
-    report.ok(`${what} is ${why}; set on none of ${of} (absent means sending is allowed)`);
-    return;
-  }
-  const known = profile === "unknown" ? "" : " and the realm's user profile does not declare it";
-  report.fail(`${what} is not visible on any of ${of}${known}`,
-    `Keycloak 24+'s user profile hides undeclared attributes: declare ${name} in Realm settings → User profile (Create attribute, admin can view), ` +
-    "or enable unmanaged attributes (Realm settings → General → Unmanaged attributes: Admin can view)");
+  await checkAttribute(name, sample, report, async (what, of) => {
+    const profile = await userProfile(s);
+    if (profile === "none") {
+      report.ok(`${what} is set on none of ${of} (this Keycloak has no user profile, so nothing is hidden; absent means sending is allowed)`);
+      return;
+    }
+    if (profile !== "unknown" && (profile.declared.includes(name) || profile.unmanagedVisible)) {
+      const why = profile.declared.includes(name) ? "declared in the realm's user profile" : "unmanaged attributes are visible to admins";
+      report.ok(`${what} is ${why}; set on none of ${of} (absent means sending is allowed)`);
+      return;
+    }
+    const known = profile === "unknown" ? "" : " and the realm's user profile does not declare it";
+    report.fail(`${what} is not visible on any of ${of}${known}`,
+      `Keycloak 24+'s user profile hides undeclared attributes: declare ${name} in Realm settings → User profile (Create attribute, admin can view), ` +
+      "or enable unmanaged attributes (Realm settings → General → Unmanaged attributes: Admin can view)");
+  });
 }
 
 type Profile = { declared: string[]; unmanagedVisible: boolean } | "none" | "unknown";

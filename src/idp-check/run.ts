@@ -4,6 +4,7 @@
 // user looked up by the daemon's own identity source.
 
 import type { Config } from "../config/types.js";
+import { checkAuthentik } from "./authentik.js";
 import { checkKeycloak } from "./keycloak.js";
 import { daemonLookup } from "./lookup.js";
 import { Report, UNUSABLE, type Reached } from "./report.js";
@@ -22,6 +23,9 @@ export async function testIdp(cfg: Config, write: (line: string) => void, opts: 
   switch (cfg.idp.provider) {
     case "keycloak":
       reached = await checkKeycloak(cfg.idp.keycloak!, attr, report);
+      break;
+    case "authentik":
+      reached = await checkAuthentik(cfg.idp.authentik!, attr, report);
       break;
     case "static":
       reached = checkStatic(cfg.idp.staticUsers, attr, report);
