@@ -275,6 +275,19 @@ test("emulator answering 500 to the token request", async () => {
   }
 });
 
+test("a base URL with a password in it: FAIL without printing the password", async () => {
+  const fake = await FakeKeycloak.start();
+  try {
+    const url = fake.url.replace("http://", "http://admin:hunter2@");
+    const r = await runTestIdp({ provider: "keycloak", keycloak: { base_url: url, realm: fake.realm, client_id: "mailcloak", client_secret: "s3cret" } }, {}, ["hunter2", "s3cret"]);
+    assert.equal(r.code, 1);
+    assert.equal(failLine(r), `FAIL token request to ${fake.url}: the base URL carries a user name or password — hint: remove them from idp.keycloak.base_url: Keycloak authenticates the client with client_id and client_secret`);
+    assert.equal(fake.tokenRequests, 0);
+  } finally {
+    await fake.stop();
+  }
+});
+
 // ---- static users and bad input ----------------------------------------------------
 
 test("static users: nothing remote to test, the list's shape is checked, exit 0", async () => {

@@ -12,7 +12,7 @@
 
 import type { AuthentikSettings } from "../config/types.js";
 import { checkAttribute } from "./attribute.js";
-import { isRecord, otherStatus, probe, quoted, type Reply } from "./http.js";
+import { baseUrl, isRecord, otherStatus, probe, quoted, type Reply } from "./http.js";
 import { UNUSABLE, type Reached, type Report } from "./report.js";
 
 const TIMEOUT_KEY = "idp.authentik.timeout_ms";
@@ -30,13 +30,18 @@ interface Api {
 }
 
 export async function checkAuthentik(ak: AuthentikSettings, sendAttribute: string | null, report: Report): Promise<Reached> {
-  const api: Api = { base: ak.baseUrl.replace(/\/+$/, ""), ak };
+  const base = baseUrl(ak.baseUrl);
   const skipRest = (why: string): Reached => {
     report.skip("user query", why);
     report.skip("token sees users", why);
     if (sendAttribute) report.skip(`policy.send_allowed_attribute ${sendAttribute} visible`, why);
     return UNUSABLE;
   };
+  if (base.url === null) {
+    report.fail(`API token at ${base.shown}: the base URL carries a user name or password`, "remove them from idp.authentik.base_url: the API token is all Authentik needs");
+    return skipRest("needs a working token");
+  }
+  const api: Api = { base: base.url, ak };
   const me = await whoAmI(api, report);
   if (me === null) return skipRest("needs a working token");
 

@@ -123,3 +123,21 @@ export function otherStatus(r: { status: number; location: string | null }, serv
   if (r.status >= 500) return { what: `HTTP ${r.status}`, hint: `${server} failed on its side: see its server log` };
   return { what: `HTTP ${r.status}`, hint: `unexpected answer from ${server}: check the base URL` };
 }
+
+/**
+ * The base URL without trailing slashes, or null when it carries a user name
+ * or password (fetch refuses those, and they must not be printed); `shown`
+ * is the URL with them removed, for the line that says so.
+ */
+export function baseUrl(raw: string): { url: string | null; shown: string } {
+  const url = raw.replace(/\/+$/, "");
+  try {
+    const u = new URL(url);
+    if (u.username === "" && u.password === "") return { url, shown: url };
+    u.username = "";
+    u.password = "";
+    return { url: null, shown: u.toString().replace(/\/+$/, "") };
+  } catch {
+    return { url, shown: url };
+  }
+}

@@ -17,7 +17,7 @@
 
 import type { KeycloakSettings } from "../config/types.js";
 import { checkAttribute } from "./attribute.js";
-import { isRecord, otherStatus, probe, quoted, type Reply } from "./http.js";
+import { baseUrl, isRecord, otherStatus, probe, quoted, type Reply } from "./http.js";
 import { UNUSABLE, type Reached, type Report } from "./report.js";
 
 const TIMEOUT_KEY = "idp.keycloak.timeout_ms";
@@ -35,8 +35,9 @@ interface Session {
 }
 
 export async function checkKeycloak(kc: KeycloakSettings, sendAttribute: string | null, report: Report): Promise<Reached> {
-  const base = kc.baseUrl.replace(/\/+$/, "");
-  const session = await token(kc, base, report);
+  const base = baseUrl(kc.baseUrl);
+  if (base.url === null) report.fail(`token request to ${base.shown}: the base URL carries a user name or password`, "remove them from idp.keycloak.base_url: Keycloak authenticates the client with client_id and client_secret");
+  const session = base.url === null ? null : await token(kc, base.url, report);
   if (!session) {
     report.skip("user query", "needs a token");
     report.skip("service account sees users", "needs a token");
