@@ -6,7 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Client, ctlOk, DaemonProcess, mergeTree, policyQuery, socketmapQuery, tempDir, type ConfigTree } from "./helpers/daemon.js";
+import { Client, ctlOk, DaemonProcess, freePort, mergeTree, policyQuery, socketmapQuery, tempDir, type ConfigTree } from "./helpers/daemon.js";
 import { policyTable } from "./helpers/policy-table.js";
 import { FakeAuthentik } from "./fake-authentik.js";
 import { TOKEN_HINT } from "../src/directory/authentik.js";
@@ -102,6 +102,37 @@ describe("Authentik failures in the daemon", () => {
       assert.equal(await policyQuery(policy, bob), ACTIONS.sendingDisabled);
     } finally {
       fake.updateUser("bob", { attributes: { mailSendAllowed: false } });
+    }
+    policy.destroy();
+    socketmap.destroy();
+    await d.cleanup();
+  });
+
+  test("Authentik calls and its breaker are counted in /metrics; /ready fails while it is unreachable", async () => {
+    const port = await freePort();
+    const { d, policy, socketmap } = await daemon({ metrics: { listen: `127.0.0.1:${port}` }, cache: { stale_seconds: 0, negative_ttl_seconds: 0 } });
+    const scrape = async (path: string): Promise<[number, string]> => {
+      const r = await fetch(`http://127.0.0.1:${port}${path}`);
+      return [r.status, await r.text()];
+    };
+    try {
+      assert.equal(await policyQuery(policy, rcpt("dave@d1.test")), ACTIONS.noSuchUser, "dave's address is in d2.test");
+      let [, m] = await scrape("/metrics");
+      // A search with no match, then the check that the token sees users.
+      assert.match(m, /mailcloak_authentik_requests_total\{op="users",outcome="ok"\} 2/);
+      assert.match(m, /mailcloak_authentik_request_duration_seconds_count\{op="users"\} 2/);
+      assert.equal((await scrape("/ready"))[0], 200);
+      await fake.down();
+      for (let i = 0; i < 6; i++) await policyQuery(policy, rcpt(`n${i}@d1.test`));
+      const [status, why] = await scrape("/ready");
+      assert.equal(status, 503);
+      assert.match(why, /authentik unreachable/);
+      [, m] = await scrape("/metrics");
+      assert.match(m, /mailcloak_authentik_circuit_open_total 1/);
+      assert.match(m, /mailcloak_authentik_circuit_rejected_total [1-9]/);
+      assert.match(m, /mailcloak_authentik_requests_total\{op="users",outcome="error"\} 5/);
+    } finally {
+      await fake.up();
     }
     policy.destroy();
     socketmap.destroy();
