@@ -85,7 +85,7 @@ test("real Keycloak, --user: what the daemon's own lookup finds (sending disable
   assert.match(failLine(nobody), /^FAIL the daemon's lookup of nobody@d1\.test by email: not found — hint: mailcloak treats this address as unknown/);
 });
 
-test("real Keycloak, the config path given as an argument, no attribute configured: three checks", async (t) => {
+test("real Keycloak, the config path given as an argument, no attribute configured: four checks, no attribute line", async (t) => {
   if ("skip" in kc) return t.skip(kc.skip);
   const r = await testIdp(keycloakIdp(kc), {}, (file) => [file]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
