@@ -1,6 +1,6 @@
 // The daemon with the Keycloak identity source against the fake Keycloak:
-// token reuse, coalescing, the shared failure mode, stale answers, cache
-// flush and config reload — over the real sockets.
+// the policy decision table, token reuse, coalescing, the shared failure
+// mode, stale answers, cache flush and config reload — over the real sockets.
 
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
@@ -8,6 +8,7 @@ import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery, tempDir, mergeTree, type ConfigTree } from "./helpers/daemon.js";
 import { FakeKeycloak } from "./fake-keycloak.js";
+import { policyTable } from "./helpers/policy-table.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 
 const RCPT = (recipient: string) => ({ protocol_state: "RCPT", sender: "ext@ext.test", recipient });
@@ -39,6 +40,24 @@ before(async () => {
 
 after(async () => {
   await kc.stop();
+});
+
+describe("the policy table with Keycloak as the identity provider", () => {
+  let table: FakeKeycloak;
+  before(async () => {
+    table = await FakeKeycloak.start();
+    table.addUser({ username: "alice", email: "alice@d1.test" });
+    table.addUser({ username: "bob", email: "bob@d1.test", attributes: { mailSendAllowed: ["false"] } });
+    table.addUser({ username: "carol", email: "carol@d1.test", enabled: false });
+    table.addUser({ username: "dave", email: "dave@d2.test" });
+  });
+  after(async () => {
+    await table.stop();
+  });
+  policyTable("keycloak", (dir) => DaemonProcess.start({
+    dir,
+    config: { idp: { provider: "keycloak", static: null, keycloak: { base_url: table.url, realm: "test", client_id: "mailcloak", client_secret: "s3cret", timeout_ms: 500 } } },
+  }));
 });
 
 describe("keycloak source in the daemon", () => {
