@@ -6,7 +6,7 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery, tempDir, mergeTree, type ConfigTree } from "./helpers/daemon.js";
+import { BASE_USERS, Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery, tempDir, mergeTree, type ConfigTree } from "./helpers/daemon.js";
 import { FakeKeycloak } from "./fake-keycloak.js";
 import { policyTable } from "./helpers/policy-table.js";
 import { ACTIONS } from "../src/handlers/policy.js";
@@ -46,10 +46,8 @@ describe("the policy table with Keycloak as the identity provider", () => {
   let table: FakeKeycloak;
   before(async () => {
     table = await FakeKeycloak.start();
-    table.addUser({ username: "alice", email: "alice@d1.test" });
-    table.addUser({ username: "bob", email: "bob@d1.test", attributes: { mailSendAllowed: ["false"] } });
-    table.addUser({ username: "carol", email: "carol@d1.test", enabled: false });
-    table.addUser({ username: "dave", email: "dave@d2.test" });
+    // The static source's users, as Keycloak holds them.
+    for (const u of BASE_USERS) table.addUser(u);
   });
   after(async () => {
     await table.stop();
