@@ -409,6 +409,7 @@ describe("parseConfig: errors are one line naming file and key", () => {
     { name: "authentik base_url that is not http(s)", make: () => { const o = akBase(); ak(o).base_url = "auth.example.com"; return o; }, key: "idp.authentik.base_url" },
     { name: "missing idp.authentik.api_token", make: () => { const o = akBase(); delete ak(o).api_token; return o; }, key: "idp.authentik.api_token" },
     { name: "api_token with a line break inside", make: () => { const o = akBase(); ak(o).api_token = "abc\ndef"; return o; }, key: "idp.authentik.api_token" },
+    { name: "api_token with a non-ASCII character", make: () => { const o = akBase(); ak(o).api_token = "tökén"; return o; }, key: "idp.authentik.api_token" },
     { name: "unknown key under idp.authentik", make: () => { const o = akBase(); ak(o).realm = "x"; return o; }, key: "idp.authentik.realm" },
     { name: "idp.authentik.cache_ttl_seconds: 0", make: () => { const o = akBase(); ak(o).cache_ttl_seconds = 0; return o; }, key: "idp.authentik.cache_ttl_seconds" },
     { name: "idp.authentik.timeout_ms: 10", make: () => { const o = akBase(); ak(o).timeout_ms = 10; return o; }, key: "idp.authentik.timeout_ms" },

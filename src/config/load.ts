@@ -80,8 +80,9 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
     const active = provider === "authentik";
     const tokenKey = akSection.key("api_token");
     const apiToken = readSecret(akSection, "api_token", env.MAILCLOAK_AUTHENTIK_API_TOKEN).trim();
-    if (/[\s\x00-\x1f]/.test(apiToken)) {
-      throw akSection.error(tokenKey, "must not contain whitespace or control characters (copy the token's key exactly)");
+    // It goes into an HTTP header; Authentik's keys are printable ASCII.
+    if (apiToken !== "" && !/^[\x21-\x7e]+$/.test(apiToken)) {
+      throw akSection.error(tokenKey, "must be printable ASCII without spaces (copy the token's key exactly)");
     }
     const settings = { baseUrl: baseUrl(akSection, active), apiToken, timeoutMs: akSection.int("timeout_ms", DEFAULTS.keycloakTimeoutMs, 50, 60_000) };
     if (akSection.has("cache_ttl_seconds") && active) {
