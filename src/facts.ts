@@ -69,9 +69,13 @@ export class Facts {
 
   /** Is sending disabled for this user by the configured attribute? */
   sendingDisabled(attrs: Readonly<Record<string, readonly string[]>>): boolean {
-    const name = this.settings.sendAllowedAttribute;
-    if (!name) return false;
-    const v = attrs[name];
-    return v !== undefined && v.some((x) => x.trim().toLowerCase() === "false");
+    return sendingDisabledBy(this.settings.sendAllowedAttribute, attrs);
   }
+}
+
+/** The send-allowed rule: attribute `name` (when configured) holding "false" disables sending; absent allows it. */
+export function sendingDisabledBy(name: string | null, attrs: Readonly<Record<string, readonly string[]>>): boolean {
+  if (!name) return false;
+  const v = attrs[name];
+  return v !== undefined && v.some((x) => x.trim().toLowerCase() === "false");
 }

@@ -10,6 +10,7 @@ import { DEFAULTS, type Config } from "./config/types.js";
 import { createLogger } from "./log.js";
 import { startDaemon, type Daemon } from "./start.js";
 import { heapFit } from "./system/heap.js";
+import { testIdp } from "./idp-check/run.js";
 import { lookupUser } from "./system/accounts.js";
 import type { Metrics } from "./metrics.js";
 import { StoreError } from "./store/sqlite.js";
@@ -33,10 +34,15 @@ function load(path: string): Config {
 /** The effective config with secrets replaced (its warnings are printed apart). */
 export function redacted(cfg: Config): unknown {
   const kc = cfg.idp.keycloak;
+  const ak = cfg.idp.authentik;
   const { warnings: _warnings, ...rest } = cfg;
   return {
     ...rest,
-    idp: { ...cfg.idp, keycloak: kc ? { ...kc, clientSecret: kc.clientSecret ? "[redacted]" : "" } : null },
+    idp: {
+      ...cfg.idp,
+      keycloak: kc ? { ...kc, clientSecret: kc.clientSecret ? "[redacted]" : "" } : null,
+      authentik: ak ? { ...ak, apiToken: ak.apiToken ? "[redacted]" : "" } : null,
+    },
     sockets: {
       ...cfg.sockets,
       policy: describeAddress(cfg.sockets.policy),
@@ -78,6 +84,13 @@ function privileges(cfg: Config): Privileges {
   }
   if (u.uid === 0) return { kind: "root", why: `daemon.user is ${JSON.stringify(name)}` };
   return { kind: "drop", to: u };
+}
+
+async function testIdpCommand(path: string, user: string | undefined): Promise<void> {
+  const cfg = load(path);
+  const code = await testIdp(cfg, (line) => process.stdout.write(`${line}\n`), user !== undefined ? { user } : {});
+  // Exit now: a server that never answered may still hold a socket open.
+  process.exit(code);
 }
 
 async function run(path: string): Promise<void> {
@@ -191,7 +204,7 @@ async function run(path: string): Promise<void> {
 
 export function buildProgram(): Command {
   const program = new Command("mailcloak")
-    .description("Postfix policy and socketmap daemon backed by Keycloak")
+    .description("Postfix policy and socketmap daemon backed by Keycloak or Authentik")
     .version(VERSION, "-V, --version")
     .option("-c, --config <path>", "config file", undefined)
     .argument("[config]", `config file (default ${DEFAULT_CONFIG_PATH})`)
@@ -203,6 +216,13 @@ export function buildProgram(): Command {
     .description("validate a config file and print the effective settings (secrets redacted)")
     .argument("[config]", "config file")
     .action((p: string | undefined) => checkConfig(p ?? program.opts<{ config?: string }>().config ?? DEFAULT_CONFIG_PATH));
+  program
+    .command("test-idp")
+    .description("check the identity source as the daemon uses it: token, user queries, permissions, the send-allowed attribute; one line per check, exit 0 only if all pass")
+    .argument("[config]", "config file")
+    .option("-u, --user <email-or-username>", "also look this user up with the daemon's own code and show what it finds")
+    .action(async (p: string | undefined, opts: { user?: string }) =>
+      testIdpCommand(p ?? program.opts<{ config?: string }>().config ?? DEFAULT_CONFIG_PATH, opts.user));
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith("error:") ? `mailcloak: ${s.slice(7)}` : s) });
   return program;

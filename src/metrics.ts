@@ -9,6 +9,8 @@ import type { SocketmapEvents } from "./handlers/socketmap.js";
 import type { PolicyEvents } from "./handlers/policy.js";
 import type { ListenerEvents } from "./server/listener.js";
 import type { KeycloakEvents } from "./directory/keycloak.js";
+import type { AuthentikEvents } from "./directory/authentik.js";
+import type { SourceEvents } from "./directory/guard.js";
 
 const LATENCY_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -22,6 +24,10 @@ export class Metrics {
   readonly kcRenewals = new Counter({ name: "mailcloak_keycloak_token_renewals_total", help: "Access tokens obtained (client_credentials grants)", registers: [this.registry] });
   readonly breakerOpen = new Counter({ name: "mailcloak_keycloak_circuit_open_total", help: "Times the Keycloak circuit breaker opened", registers: [this.registry] });
   readonly breakerReject = new Counter({ name: "mailcloak_keycloak_circuit_rejected_total", help: "Lookups answered without calling Keycloak because the circuit was open", registers: [this.registry] });
+  readonly akCalls = new Counter({ name: "mailcloak_authentik_requests_total", help: "Authentik HTTP requests by operation and outcome", labelNames: ["op", "outcome"], registers: [this.registry] });
+  readonly akLatency = new Histogram({ name: "mailcloak_authentik_request_duration_seconds", help: "Authentik HTTP request latency", labelNames: ["op"], buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly akBreakerOpen = new Counter({ name: "mailcloak_authentik_circuit_open_total", help: "Times the Authentik circuit breaker opened", registers: [this.registry] });
+  readonly akBreakerReject = new Counter({ name: "mailcloak_authentik_circuit_rejected_total", help: "Lookups answered without calling Authentik because the circuit was open", registers: [this.registry] });
   readonly open = new Gauge({ name: "mailcloak_open_connections", help: "Open client connections", labelNames: ["server"], registers: [this.registry] });
   readonly refused = new Counter({ name: "mailcloak_connections_refused_total", help: "Connections refused by a limit", labelNames: ["server", "reason"], registers: [this.registry] });
   readonly limits = new Counter({ name: "mailcloak_limit_closes_total", help: "Connections closed by a limit (idle_timeout, read_timeout, max_request_bytes, malformed)", labelNames: ["server", "reason"], registers: [this.registry] });
@@ -54,13 +60,27 @@ export class Metrics {
   };
 
   readonly keycloakEvents: KeycloakEvents = {
-    onCall: (op, outcome, s) => {
-      this.kcCalls.inc({ op, outcome });
-      this.kcLatency.observe({ op }, s);
-    },
+    ...sourceEvents(this.kcCalls, this.kcLatency, this.breakerOpen, this.breakerReject),
     onTokenRenewal: () => this.kcRenewals.inc(),
-    onBreakerOpen: () => this.breakerOpen.inc(),
-    onBreakerReject: () => this.breakerReject.inc(),
+  };
+
+  readonly authentikEvents: AuthentikEvents = sourceEvents(this.akCalls, this.akLatency, this.akBreakerOpen, this.akBreakerReject);
+}
+
+/** The hooks of a remote identity source, counting into one IdP's metrics. */
+function sourceEvents<Op extends string>(
+  calls: Counter<"op" | "outcome">,
+  latency: Histogram<"op">,
+  opened: Counter,
+  rejected: Counter,
+): SourceEvents<Op> {
+  return {
+    onCall: (op, outcome, s) => {
+      calls.inc({ op, outcome });
+      latency.observe({ op }, s);
+    },
+    onBreakerOpen: () => opened.inc(),
+    onBreakerReject: () => rejected.inc(),
   };
 }
 

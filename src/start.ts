@@ -10,6 +10,7 @@ import { DirectoryCache } from "./directory/cache.js";
 import type { IdentitySource } from "./directory/lookup.js";
 import { StaticSource } from "./directory/static.js";
 import { KeycloakSource } from "./directory/keycloak.js";
+import { AuthentikSource } from "./directory/authentik.js";
 import { Facts, ruleSettings } from "./facts.js";
 import { SocketmapHandler, socketmapProtocol } from "./handlers/socketmap.js";
 import { PolicyHandler, policyProtocol } from "./handlers/policy.js";
@@ -34,17 +35,16 @@ export interface Daemon {
 
 export function createSource(cfg: Config, log: Logger, metrics?: Metrics): IdentitySource {
   if (cfg.idp.provider === "static") return new StaticSource(cfg.idp.staticUsers);
-  const kc = cfg.idp.keycloak!;
-  return new KeycloakSource({
-    baseUrl: kc.baseUrl,
-    realm: kc.realm,
-    clientId: kc.clientId,
-    clientSecret: kc.clientSecret,
-    timeoutMs: kc.timeoutMs,
-    attributes: cfg.policy.sendAllowedAttribute ? [cfg.policy.sendAllowedAttribute] : [],
-    logger: log.child({ component: "keycloak" }),
-    ...(metrics ? { events: metrics.keycloakEvents } : {}),
-  });
+  // Cached users keep only the attribute the rules read.
+  const attributes = cfg.policy.sendAllowedAttribute ? [cfg.policy.sendAllowedAttribute] : [];
+  if (cfg.idp.provider === "authentik") {
+    const { baseUrl, apiToken, timeoutMs } = cfg.idp.authentik!;
+    const logger = log.child({ component: "authentik" });
+    return new AuthentikSource({ baseUrl, apiToken, timeoutMs, attributes, logger, events: metrics?.authentikEvents });
+  }
+  const { baseUrl, realm, clientId, clientSecret, timeoutMs } = cfg.idp.keycloak!;
+  const logger = log.child({ component: "keycloak" });
+  return new KeycloakSource({ baseUrl, realm, clientId, clientSecret, timeoutMs, attributes, logger, events: metrics?.keycloakEvents });
 }
 
 /**

@@ -91,6 +91,7 @@ const GO_MODEL: Config = {
   idp: {
     provider: "keycloak",
     keycloak: { baseUrl: "https://sso.example.com", realm: "mail", clientId: "mailcloak", clientSecret: SECRET, timeoutMs: 2000 },
+    authentik: null,
     staticUsers: [],
   },
   cache: { ttlSeconds: 90, negativeTtlSeconds: 30, maxEntries: 50_000, staleSeconds: 300 },
@@ -157,6 +158,41 @@ describe("parseConfig: layouts", () => {
     const got = parseConfig(GO_WITH_AUTHENTIK, FILE);
     assert.ok(GO_WITH_AUTHENTIK.includes("authentik:"));
     assert.deepEqual(got, GO_MODEL);
+  });
+
+  test("provider authentik in the Go layout: its settings and cache TTL are read, a keycloak block's TTL is not", () => {
+    const got = parseConfig(GO_WITH_AUTHENTIK.replace('provider: "keycloak"', 'provider: "authentik"'), FILE);
+    assert.deepEqual(got, {
+      ...GO_MODEL,
+      idp: { ...GO_MODEL.idp, provider: "authentik", authentik: { baseUrl: "https://auth.example.com", apiToken: "ak-token", timeoutMs: 2000 } },
+      cache: { ...GO_MODEL.cache, ttlSeconds: 60 },
+    });
+  });
+
+  test("provider authentik alone: base_url without trailing slash, timeout_ms read, cache TTL 120 as in the Go version", () => {
+    const obj = akBase();
+    ak(obj).timeout_ms = 700;
+    const got = parse(obj);
+    assert.deepEqual(got.idp.authentik, { baseUrl: "https://auth.example.com", apiToken: AK_TOKEN, timeoutMs: 700 });
+    assert.equal(got.cache.ttlSeconds, 120);
+  });
+
+  test("a leftover idp.authentik block is still checked for typos (a warning, as for every unknown key)", () => {
+    assertWarnings(parseConfig(GO_WITH_AUTHENTIK.replace("api_token:", "api_tokn:"), FILE), ["idp.authentik.api_tokn: unknown key"]);
+  });
+
+  test("Authentik keys as the Go release reads them: an unknown key warns, a TTL of 0 is the default, the section's TTL beats policy.cache_ttl_seconds", () => {
+    const unknown = akBase();
+    ak(unknown).realm = "x";
+    assertWarnings(parse(unknown), ["idp.authentik.realm: unknown key"]);
+    const zero = akBase();
+    ak(zero).cache_ttl_seconds = 0;
+    assert.equal(parse(zero).cache.ttlSeconds, 120);
+    const both = akBase();
+    ak(both).cache_ttl_seconds = 60;
+    const got = parse({ ...both, policy: { cache_ttl_seconds: 90 } });
+    assert.equal(got.cache.ttlSeconds, 60);
+    assertWarnings(got, ["policy.cache_ttl_seconds: is the older name of idp.authentik.cache_ttl_seconds"]);
   });
 
   test("the provider name is case-insensitive", () => {
@@ -276,44 +312,68 @@ describe("parseConfig: values", () => {
   });
 });
 
+/** A small valid config with the Authentik provider. */
+function akBase(): Record<string, Record<string, unknown>> {
+  return { ...base(), idp: { provider: "authentik", authentik: { base_url: "https://auth.example.com/", api_token: AK_TOKEN } } };
+}
+
+function ak(obj: Record<string, Record<string, unknown>>): Record<string, unknown> {
+  return obj.idp!.authentik as Record<string, unknown>;
+}
+
+const AK_TOKEN = "ak-Token-7-do-not-print";
+
+/** Each provider's secret: inline, from a file, or from the environment. */
+const SECRETS = [
+  { key: "idp.keycloak.client_secret", name: "client_secret", env: "MAILCLOAK_KEYCLOAK_CLIENT_SECRET", make: base, section: kc, read: (c: Config) => c.idp.keycloak?.clientSecret },
+  { key: "idp.authentik.api_token", name: "api_token", env: "MAILCLOAK_AUTHENTIK_API_TOKEN", make: akBase, section: ak, read: (c: Config) => c.idp.authentik?.apiToken },
+];
+
 describe("parseConfig: secrets", () => {
-  test("client_secret_file is read and trimmed", () => {
-    const file = join(tmp, "secret");
-    writeFileSync(file, "from-file-secret\n", { mode: 0o600 });
-    const obj = base();
-    delete kc(obj).client_secret;
-    kc(obj).client_secret_file = file;
-    assert.equal(parse(obj).idp.keycloak?.clientSecret, "from-file-secret");
-  });
+  for (const { key, name, env: envName, make, section, read } of SECRETS) {
+    /** The config with the inline secret replaced by `${name}_file`. */
+    const fromFile = (file: string): Record<string, Record<string, unknown>> => {
+      const obj = make();
+      delete section(obj)[name];
+      section(obj)[`${name}_file`] = file;
+      return obj;
+    };
 
-  test("an unreadable client_secret_file is an error naming the key", () => {
-    const obj = base();
-    delete kc(obj).client_secret;
-    kc(obj).client_secret_file = join(tmp, "does-not-exist");
-    assertConfigError(() => parse(obj), "idp.keycloak.client_secret_file");
-  });
+    test(`${key}_file is read and trimmed`, () => {
+      const file = join(tmp, `${name}-secret`);
+      writeFileSync(file, "from-file-secret\n", { mode: 0o600 });
+      assert.equal(read(parse(fromFile(file))), "from-file-secret");
+    });
 
-  test("MAILCLOAK_KEYCLOAK_CLIENT_SECRET overrides the config and the file", () => {
-    const env = { MAILCLOAK_KEYCLOAK_CLIENT_SECRET: "from-env" };
-    assert.equal(parse(base(), env).idp.keycloak?.clientSecret, "from-env");
-    const file = join(tmp, "secret2");
-    writeFileSync(file, "from-file");
-    const obj = base();
-    delete kc(obj).client_secret;
-    kc(obj).client_secret_file = file;
-    assert.equal(parse(obj, env).idp.keycloak?.clientSecret, "from-env");
-  });
+    test(`an unreadable ${key}_file is an error naming the key`, () => {
+      assertConfigError(() => parse(fromFile(join(tmp, "does-not-exist"))), `${key}_file`);
+    });
 
-  test("the environment alone satisfies a missing client_secret; an empty variable does not (a warning, as for no secret at all)", () => {
-    const obj = base();
-    delete kc(obj).client_secret;
-    const fromEnv = parse(obj, { MAILCLOAK_KEYCLOAK_CLIENT_SECRET: "env-only" });
-    assert.equal(fromEnv.idp.keycloak?.clientSecret, "env-only");
-    assert.deepEqual(fromEnv.warnings, []);
-    const empty = parse(obj, { MAILCLOAK_KEYCLOAK_CLIENT_SECRET: "" });
-    assert.equal(empty.idp.keycloak?.clientSecret, "");
-    assertWarnings(empty, ["idp.keycloak.client_secret: is not set"]);
-  });
+    test(`${envName} overrides the config and the file`, () => {
+      const env = { [envName]: "from-env" };
+      assert.equal(read(parse(make(), env)), "from-env");
+      const file = join(tmp, `${name}-secret2`);
+      writeFileSync(file, "from-file");
+      assert.equal(read(parse(fromFile(file), env)), "from-env");
+    });
+
+    test(`the environment alone satisfies a missing ${key}; an empty variable does not`, () => {
+      const obj = make();
+      delete section(obj)[name];
+      const fromEnv = parse(obj, { [envName]: "env-only" });
+      assert.equal(read(fromEnv), "env-only");
+      assert.deepEqual(fromEnv.warnings, []);
+      // Keycloak: as the Go release, no secret is a warning (every lookup then fails); Authentik: an error.
+      if (name === "client_secret") assertWarnings(parse(obj, { [envName]: "" }), [`${key}: is not set`]);
+      else assertConfigError(() => parse(obj, { [envName]: "" }), key);
+    });
+
+    test(`both ${key} and ${key}_file is an error`, () => {
+      const obj = make();
+      section(obj)[`${name}_file`] = "/etc/mailcloak/secret";
+      assertConfigError(() => parse(obj), key);
+    });
+  }
 
   test("parseConfig does not read process.env unless it is passed", () => {
     const saved = process.env.MAILCLOAK_KEYCLOAK_CLIENT_SECRET;
@@ -367,7 +427,13 @@ describe("parseConfig: errors are one line naming file and key", () => {
     { name: "a socket address with a colon that is not HOST:PORT", make: () => ({ ...base(), sockets: { policy_socket: "127.0.0.1:0" } }), key: "sockets.policy_socket" },
     { name: "cache_ttl_seconds quoted (yaml.v3 refuses a string for an int)", make: () => { const o = base(); kc(o).cache_ttl_seconds = "90"; return o; }, key: "idp.keycloak.cache_ttl_seconds" },
     { name: "both sockets on one address", make: () => ({ ...base(), sockets: { policy_socket: "127.0.0.1:1", socketmap_socket: "inet:127.0.0.1:1" } }), key: "sockets.socketmap_socket" },
-    { name: "provider authentik", make: () => ({ ...base(), idp: { provider: "authentik", authentik: { base_url: "https://a", api_token: "t" } } }), key: "idp.provider" },
+    { name: "provider authentik without idp.authentik", make: () => ({ ...base(), idp: { provider: "authentik" } }), key: "idp.authentik" },
+    { name: "missing idp.authentik.base_url", make: () => { const o = akBase(); delete ak(o).base_url; return o; }, key: "idp.authentik.base_url" },
+    { name: "authentik base_url that is not http(s)", make: () => { const o = akBase(); ak(o).base_url = "auth.example.com"; return o; }, key: "idp.authentik.base_url" },
+    { name: "missing idp.authentik.api_token", make: () => { const o = akBase(); delete ak(o).api_token; return o; }, key: "idp.authentik.api_token" },
+    { name: "api_token with a line break inside", make: () => { const o = akBase(); ak(o).api_token = "abc\ndef"; return o; }, key: "idp.authentik.api_token" },
+    { name: "api_token with a non-ASCII character", make: () => { const o = akBase(); ak(o).api_token = "tökén"; return o; }, key: "idp.authentik.api_token" },
+    { name: "idp.authentik.timeout_ms: 10", make: () => { const o = akBase(); ak(o).timeout_ms = 10; return o; }, key: "idp.authentik.timeout_ms" },
     { name: "unknown provider", make: () => ({ ...base(), idp: { provider: "ldap" } }), key: "idp.provider" },
     { name: "static provider without users", make: () => ({ idp: { provider: "static" } }), key: "idp.static.users" },
     { name: "static user with a bad email", make: () => ({ idp: { provider: "static", static: { users: [{ username: "a", email: "not-an-email" }] } } }), key: "idp.static.users[0].email" },
@@ -564,6 +630,7 @@ describe("mailcloak CLI", () => {
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.MAILCLOAK_KEYCLOAK_CLIENT_SECRET;
+  delete env.MAILCLOAK_AUTHENTIK_API_TOKEN;
 
   function run(args: string[]): { status: number | null; stdout: string; stderr: string } {
     const r = spawnSync(process.execPath, ["bin/mailcloak", ...args], { cwd: root, env, encoding: "utf8", timeout: 30_000 });
@@ -589,6 +656,16 @@ describe("mailcloak CLI", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /: valid\n/);
     assert.match(r.stderr, /^mailcloak: warning: [^\n]*sqlite\.pth: unknown key[^\n]*\n$/, JSON.stringify(r.stderr));
+  });
+
+  test("check-config with provider authentik: exit 0, the API token redacted", () => {
+    const file = join(tmp, "authentik.yaml");
+    writeFileSync(file, stringify(akBase()));
+    const r = run(["check-config", file]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /apiToken: "?\[redacted\]"?/);
+    assert.ok(!r.stdout.includes(AK_TOKEN) && !r.stderr.includes(AK_TOKEN), "the API token must not be printed");
+    assert.ok(r.stdout.includes("https://auth.example.com"), r.stdout);
   });
 
   test("check-config on an invalid config: exit 2, one line on stderr naming the key", () => {

@@ -6,9 +6,8 @@
 // PROTOCOLS.md section 4.
 
 import { randomBytes, randomUUID } from "node:crypto";
-import { createServer } from "node:http";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { FakeHttpServer, safeDecode, sendJson as send, type Json } from "./helpers/fake-http.js";
 
 /** What the fake does with requests; can be changed at any time. */
 export type FakeKeycloakMode =
@@ -67,16 +66,12 @@ export interface FakeUser {
   serviceAccountClientId?: string;
 }
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
-export class FakeKeycloak {
+export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
   readonly realm: string;
   clientId: string;
   clientSecret: string;
   /** Lifetime (seconds) given to tokens issued from now on. */
   expiresIn: number;
-  /** Delay added before every response, in milliseconds. */
-  latencyMs = 0;
   /**
    * Simulate the keycloak#30580 class of bug: `exact=true` is ignored and
    * username/email use the non-exact (LIKE) match. Off by default.
@@ -87,71 +82,22 @@ export class FakeKeycloak {
   /** GETs that reached the users endpoints (list or by id), whatever the outcome. */
   userQueries = 0;
 
-  readonly #server: Server;
-  #port = 0;
-  readonly #sockets = new Set<Socket>();
   readonly #tokens = new Map<string, number>(); // token -> expiry (epoch ms)
   readonly #users = new Map<string, FakeUser>(); // by username
-  #hung: Array<() => void> = [];
-  #mode: FakeKeycloakMode = "ok";
 
   private constructor(opts: FakeKeycloakOptions) {
+    super("ok");
     this.realm = opts.realm ?? "test";
     this.clientId = opts.clientId ?? "mailcloak";
     this.clientSecret = opts.clientSecret ?? "s3cret";
     this.expiresIn = opts.expiresIn ?? 300;
-    this.#server = createServer((req, res) => this.#onRequest(req, res));
-    this.#server.on("connection", (socket: Socket) => {
-      this.#sockets.add(socket);
-      socket.on("close", () => this.#sockets.delete(socket));
-    });
   }
 
   /** Start listening on 127.0.0.1 (a free port unless opts.port is given). */
   static async start(opts: FakeKeycloakOptions = {}): Promise<FakeKeycloak> {
     const fake = new FakeKeycloak(opts);
-    await listen(fake.#server, opts.port ?? 0);
-    fake.#port = (fake.#server.address() as AddressInfo).port;
+    await fake.listen(opts.port ?? 0);
     return fake;
-  }
-
-  /** Base URL without trailing slash, e.g. http://127.0.0.1:40123 (stable across down()/up()). */
-  get url(): string {
-    return `http://127.0.0.1:${this.#port}`;
-  }
-
-  get mode(): FakeKeycloakMode {
-    return this.#mode;
-  }
-
-  /** Switch behaviour; leaving "hang" lets the held requests proceed under the new mode. */
-  set mode(mode: FakeKeycloakMode) {
-    this.#mode = mode;
-    if (mode !== "hang") {
-      const held = this.#hung;
-      this.#hung = [];
-      for (const resume of held) resume();
-    }
-  }
-
-  /** Close the listener and drop every open connection: clients get ECONNREFUSED. */
-  async down(): Promise<void> {
-    this.#hung = [];
-    if (!this.#server.listening) return;
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    for (const socket of this.#sockets) socket.destroy();
-    await closed;
-  }
-
-  /** Listen again on the same port after down(). */
-  async up(): Promise<void> {
-    if (this.#server.listening) return;
-    await listen(this.#server, this.#port);
-  }
-
-  /** Shut down for good (same as down()). */
-  async stop(): Promise<void> {
-    await this.down();
   }
 
   /** Revoke every token issued so far; the next admin call with one gets 401. */
@@ -209,33 +155,17 @@ export class FakeKeycloak {
 
   // ---- request handling ----
 
-  #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? "/", this.url);
-    const path = url.pathname.split("/").filter((p) => p !== "").map(safeDecode);
-    const isToken = path.length === 5 && path[0] === "realms" &&
-      path.slice(2).join("/") === "protocol/openid-connect/token";
-    const isUsers = (path.length === 4 || path.length === 5) && path[0] === "admin" &&
-      path[1] === "realms" && path[3] === "users";
-    if (isToken && req.method === "POST") this.tokenRequests++;
-    if (isUsers && req.method === "GET") this.userQueries++;
+  protected arrived(req: IncomingMessage, url: URL): void {
+    const path = segments(url);
+    if (isToken(path) && req.method === "POST") this.tokenRequests++;
+    if (isUsers(path) && req.method === "GET") this.userQueries++;
+  }
 
-    // The body is read up front so a held request doesn't stall the socket's parser.
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks).toString("utf8");
-      const dispatch = (): void => {
-        if (this.#mode === "hang") {
-          this.#hung.push(dispatch);
-          return;
-        }
-        if (isToken) this.#token(req, body, path[1]!, res);
-        else if (isUsers) this.#admin(req, url, path, res);
-        else send(res, 404, { error: "Not Found" });
-      };
-      if (this.latencyMs > 0) setTimeout(dispatch, this.latencyMs);
-      else dispatch();
-    });
+  protected answer(req: IncomingMessage, url: URL, body: string, res: ServerResponse): void {
+    const path = segments(url);
+    if (isToken(path)) this.#token(req, body, path[1]!, res);
+    else if (isUsers(path)) this.#admin(req, url, path, res);
+    else send(res, 404, { error: "Not Found" });
   }
 
   #token(req: IncomingMessage, body: string, realm: string, res: ServerResponse): void {
@@ -243,7 +173,7 @@ export class FakeKeycloak {
     if (realm !== this.realm) {
       return send(res, 404, { error: "Realm does not exist", error_description: "Realm does not exist" });
     }
-    if (this.#mode === "tokenFails") return send(res, 500, { error: "unknown_error" });
+    if (this.mode === "tokenFails") return send(res, 500, { error: "unknown_error" });
     const form = new URLSearchParams(body);
     let id = form.get("client_id");
     let secret = form.get("client_secret");
@@ -296,15 +226,15 @@ export class FakeKeycloak {
 
   #admin(req: IncomingMessage, url: URL, path: string[], res: ServerResponse): void {
     if (req.method !== "GET") return send(res, 405, { error: "HTTP 405 Method Not Allowed" });
-    if (this.#mode === "users500") return send(res, 500, { error: "unknown_error" });
+    if (this.mode === "users500") return send(res, 500, { error: "unknown_error" });
     const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "");
     const expiry = bearer ? this.#tokens.get(bearer[1]!) : undefined;
-    if (expiry === undefined || expiry <= Date.now() || this.#mode === "unauthorizedForever") {
+    if (expiry === undefined || expiry <= Date.now() || this.mode === "unauthorizedForever") {
       return send(res, 401, { error: "HTTP 401 Unauthorized" });
     }
-    if (this.#mode === "users403") return send(res, 403, { error: "HTTP 403 Forbidden" });
+    if (this.mode === "users403") return send(res, 403, { error: "HTTP 403 Forbidden" });
     if (path[2] !== this.realm) return send(res, 404, { error: "Realm not found." });
-    if (this.#mode === "usersMalformed") {
+    if (this.mode === "usersMalformed") {
       res.writeHead(200, { "content-type": "application/json" });
       res.end('[{"id":"0b1c","username":"trunc');
       return;
@@ -357,6 +287,18 @@ export class FakeKeycloak {
   }
 }
 
+function segments(url: URL): string[] {
+  return url.pathname.split("/").filter((p) => p !== "").map(safeDecode);
+}
+
+function isToken(path: string[]): boolean {
+  return path.length === 5 && path[0] === "realms" && path.slice(2).join("/") === "protocol/openid-connect/token";
+}
+
+function isUsers(path: string[]): boolean {
+  return (path.length === 4 || path.length === 5) && path[0] === "admin" && path[1] === "realms" && path[3] === "users";
+}
+
 function represent(u: FakeUser, brief: boolean): Json {
   const rep: { [key: string]: Json } = {
     id: u.id,
@@ -405,14 +347,6 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
-
 function formDecode(s: string): string {
   return safeDecode(s.replace(/\+/g, " "));
 }
@@ -421,22 +355,4 @@ function intParam(v: string | null, dflt: number): number {
   if (v === null || v === "") return dflt;
   const n = Number.parseInt(v, 10);
   return Number.isFinite(n) ? n : dflt;
-}
-
-function send(res: ServerResponse, status: number, body: Json): void {
-  if (res.destroyed || res.writableEnded) return;
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
-}
-
-function listen(server: Server, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once("error", onError);
-    server.listen(port, "127.0.0.1", () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
 }

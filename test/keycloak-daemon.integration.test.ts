@@ -1,13 +1,14 @@
 // The daemon with the Keycloak identity source against the fake Keycloak:
-// token reuse, coalescing, the shared failure mode, stale answers, cache
-// flush and config reload — over the real sockets.
+// the policy decision table, token reuse, coalescing, the shared failure
+// mode, stale answers, cache flush and config reload — over the real sockets.
 
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery, tempDir, mergeTree, type ConfigTree } from "./helpers/daemon.js";
+import { BASE_USERS, Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery, tempDir, mergeTree, type ConfigTree } from "./helpers/daemon.js";
 import { FakeKeycloak } from "./fake-keycloak.js";
+import { policyTable } from "./helpers/policy-table.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 
 const RCPT = (recipient: string) => ({ protocol_state: "RCPT", sender: "ext@ext.test", recipient });
@@ -39,6 +40,22 @@ before(async () => {
 
 after(async () => {
   await kc.stop();
+});
+
+describe("the policy table with Keycloak as the identity provider", () => {
+  let table: FakeKeycloak;
+  before(async () => {
+    table = await FakeKeycloak.start();
+    // The static source's users, as Keycloak holds them.
+    for (const u of BASE_USERS) table.addUser(u);
+  });
+  after(async () => {
+    await table.stop();
+  });
+  policyTable("keycloak", (dir) => DaemonProcess.start({
+    dir,
+    config: { idp: { provider: "keycloak", static: null, keycloak: { base_url: table.url, realm: "test", client_id: "mailcloak", client_secret: "s3cret", timeout_ms: 500 } } },
+  }));
 });
 
 describe("keycloak source in the daemon", () => {

@@ -2,17 +2,15 @@
 // @keycloak/keycloak-admin-client underneath.
 
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, describe, test } from "node:test";
 import KcAdminClient from "@keycloak/keycloak-admin-client";
-import { pino } from "pino";
-import type { Logger } from "pino";
 import { FORBIDDEN_HINT, KeycloakSource } from "../src/directory/keycloak.js";
 import type { KeycloakEvents, KeycloakSourceOptions } from "../src/directory/keycloak.js";
-import type { DirectoryUser, Lookup } from "../src/directory/lookup.js";
 import { FakeKeycloak } from "./fake-keycloak.js";
 import type { FakeKeycloakOptions } from "./fake-keycloak.js";
+import { assertFound, assertUnavailable, memoryLog } from "./helpers/source-harness.js";
+import type { DirectoryUser } from "../src/directory/lookup.js";
 
 interface Harness {
   fake: FakeKeycloak;
@@ -34,14 +32,7 @@ async function harness(
 ): Promise<Harness> {
   const fake = await FakeKeycloak.start(fakeOpts);
   fakes.push(fake);
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(chunk.toString("utf8"));
-      cb();
-    },
-  });
-  const logger: Logger = pino({ level: "debug" }, stream);
+  const log = memoryLog();
   const counts = { token: 0, users: 0, usersError: 0, renewals: 0, opened: 0, rejected: 0 };
   const events: KeycloakEvents = {
     onCall(op, outcome) {
@@ -59,27 +50,12 @@ async function harness(
     clientId: "mailcloak",
     clientSecret: fakeOpts.clientSecret ?? "s3cret",
     timeoutMs: 1000,
-    logger,
+    logger: log.logger,
     events,
     breaker: { failureThreshold: 100, openMs: 5000 },
     ...srcOpts,
   });
-  const logText = (): string => chunks.join("");
-  const logMessages = (): string[] =>
-    logText().split("\n").filter((l) => l !== "").map((l) => String((JSON.parse(l) as { msg?: unknown }).msg));
-  return { fake, source, logText, logMessages, counts };
-}
-
-function assertFound(r: Lookup<DirectoryUser>): DirectoryUser {
-  assert.equal(r.kind, "found", `expected found, got ${JSON.stringify(r)}`);
-  return (r as { value: DirectoryUser }).value;
-}
-
-function assertUnavailable(r: Lookup<DirectoryUser>, reason?: RegExp): string {
-  assert.equal(r.kind, "unavailable", `expected unavailable, got ${JSON.stringify(r)}`);
-  const got = (r as { reason: string }).reason;
-  if (reason) assert.match(got, reason);
-  return got;
+  return { fake, source, logText: log.text, logMessages: log.messages, counts };
 }
 
 /** Logs must never carry the secret or a token (the fake's tokens start with base64 '{"' = eyJ). */

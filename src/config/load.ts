@@ -86,10 +86,8 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
   const provider = idp
     ? idp.oneOf("provider", ["keycloak", "static", "authentik"] as const, "keycloak")
     : "keycloak";
-  if (provider === "authentik") {
-    throw idp!.error(idp!.key("provider"), "authentik is not supported by this version; use keycloak or static");
-  }
-  if (idp) idp.maybeSection("authentik"); // accepted for config compatibility, unused
+  /** The idp.*.cache_ttl_seconds key in effect, if one is set. */
+  let idpTtlKey: string | null = null;
 
   // Both layouts at once: as the Go release, idp.keycloak keys win and the
   // top-level keycloak section fills in the ones that are empty or absent.
@@ -100,43 +98,66 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
   }
   let keycloak: Config["idp"]["keycloak"] = null;
   let cacheTtl: number = DEFAULTS.cacheTtlSeconds;
-  let kcTtl: number | undefined;
+  /** The active provider's cache_ttl_seconds, if set. */
+  let idpTtl: number | undefined;
   if (kcSection) {
     const secretKey = kcSection.key("client_secret");
-    const inline = kcSection.optionalString("client_secret");
-    const secretFile = kcSection.optionalString("client_secret_file");
-    const fromEnv = env.MAILCLOAK_KEYCLOAK_CLIENT_SECRET;
-    if (inline !== undefined && secretFile !== undefined) {
-      throw kcSection.error(secretKey, "set client_secret or client_secret_file, not both");
-    }
-    let clientSecret = inline ?? "";
-    if (secretFile !== undefined) clientSecret = readSecretFile(kcSection, secretFile);
-    if (fromEnv !== undefined && fromEnv !== "") clientSecret = fromEnv;
+    const clientSecret = readSecret(kcSection, "client_secret", env.MAILCLOAK_KEYCLOAK_CLIENT_SECRET);
     // The Go release requires base_url and realm only; what it starts on
     // with the rest missing or malformed starts here too, with a warning
     // (every Keycloak lookup then fails and the failure mode applies).
-    const baseUrl = (provider === "keycloak" ? kcSection.nonEmpty("base_url") : kcSection.string("base_url", "")).replace(/\/+$/, "");
+    const kcBaseUrl = (provider === "keycloak" ? kcSection.nonEmpty("base_url") : kcSection.string("base_url", "")).replace(/\/+$/, "");
     const failing = "every Keycloak lookup will fail (policy.idp_failure_mode applies) until it is";
-    if (provider === "keycloak" && !/^https?:\/\/[^/\s]+/i.test(baseUrl)) {
-      kcSection.warn(kcSection.key("base_url"), `should be an http:// or https:// URL, got ${JSON.stringify(baseUrl)}; ${failing}`);
+    if (provider === "keycloak" && !/^https?:\/\/[^/\s]+/i.test(kcBaseUrl)) {
+      kcSection.warn(kcSection.key("base_url"), `should be an http:// or https:// URL, got ${JSON.stringify(kcBaseUrl)}; ${failing}`);
     }
     const clientId = kcSection.string("client_id", "").trim();
     if (provider === "keycloak" && clientId === "") kcSection.warn(kcSection.key("client_id"), `is not set; ${failing}`);
     keycloak = {
-      baseUrl,
+      baseUrl: kcBaseUrl,
       realm: provider === "keycloak" ? kcSection.nonEmpty("realm") : kcSection.string("realm", ""),
       clientId,
       clientSecret,
       timeoutMs: kcSection.int("timeout_ms", DEFAULTS.keycloakTimeoutMs, 50, 60_000),
     };
-    kcTtl = goTtl(kcSection, "cache_ttl_seconds");
-    cacheTtl = kcTtl ?? cacheTtl;
+    if (provider !== "authentik") {
+      idpTtl = goTtl(kcSection, "cache_ttl_seconds");
+      if (idpTtl !== undefined) idpTtlKey = kcSection.key("cache_ttl_seconds");
+      cacheTtl = idpTtl ?? cacheTtl;
+    } else kcSection.raw("cache_ttl_seconds");
     kcSection.finish();
     if (provider === "keycloak" && clientSecret === "") {
       kcSection.warn(secretKey, `is not set (nor client_secret_file, nor MAILCLOAK_KEYCLOAK_CLIENT_SECRET in the environment); ${failing}`);
     }
   } else if (provider === "keycloak") {
     throw top.error(idp ? "idp.keycloak" : "idp", "is required: set idp.provider: static, or configure idp.keycloak");
+  }
+
+  // Authentik: read only when it is the provider (a leftover block is checked for typos, then ignored).
+  const akSection = idp?.maybeSection("authentik");
+  let authentik: Config["idp"]["authentik"] = null;
+  if (akSection) {
+    const active = provider === "authentik";
+    const tokenKey = akSection.key("api_token");
+    const apiToken = readSecret(akSection, "api_token", env.MAILCLOAK_AUTHENTIK_API_TOKEN).trim();
+    // It goes into an HTTP header; Authentik's keys are printable ASCII.
+    if (apiToken !== "" && !/^[\x21-\x7e]+$/.test(apiToken)) {
+      throw akSection.error(tokenKey, "must be printable ASCII without spaces (copy the token's key exactly)");
+    }
+    const settings = { baseUrl: baseUrl(akSection, active), apiToken, timeoutMs: akSection.int("timeout_ms", DEFAULTS.keycloakTimeoutMs, 50, 60_000) };
+    const akTtl = goTtl(akSection, "cache_ttl_seconds");
+    if (akTtl !== undefined && active) {
+      idpTtl = akTtl;
+      cacheTtl = akTtl;
+      idpTtlKey = akSection.key("cache_ttl_seconds");
+    }
+    akSection.finish();
+    if (active && apiToken === "") {
+      throw akSection.error(tokenKey, "is required (or api_token_file, or MAILCLOAK_AUTHENTIK_API_TOKEN in the environment)");
+    }
+    if (active) authentik = settings;
+  } else if (provider === "authentik") {
+    throw top.error("idp.authentik", "is required when idp.provider is authentik (base_url and api_token)");
   }
 
   let staticUsers: StaticUser[] = [];
@@ -165,8 +186,8 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
   // Keycloak section's own TTL wins when both are set.
   const olderTtl = goTtl(policy, "cache_ttl_seconds");
   if (olderTtl !== undefined) {
-    if (kcTtl !== undefined) {
-      if (olderTtl !== kcTtl) policy.warn("policy.cache_ttl_seconds", `is the older name of ${kcSection === legacyKc ? "keycloak" : "idp.keycloak"}.cache_ttl_seconds, which is also set; using ${cacheTtl}`);
+    if (idpTtl !== undefined) {
+      if (olderTtl !== idpTtl) policy.warn("policy.cache_ttl_seconds", `is the older name of ${idpTtlKey ?? "idp.keycloak.cache_ttl_seconds"}, which is also set; using ${cacheTtl}`);
     } else cacheTtl = olderTtl;
   }
   const localDomains: string[] = [];
@@ -241,7 +262,7 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
   return {
     file,
     warnings: ctx.warnings,
-    idp: { provider, keycloak, staticUsers },
+    idp: { provider, keycloak, authentik, staticUsers },
     cache: { ttlSeconds: cacheTtl, negativeTtlSeconds: negativeTtl, maxEntries, staleSeconds },
     sqlite: { path: sqlitePath, busyTimeoutMs },
     policy: { failureMode, recipientDelimiter: delimiter, sendAllowedAttribute: sendAttr, localDomains },
@@ -259,13 +280,36 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
   };
 }
 
-function readSecretFile(s: Section, path: string): string {
-  try {
-    return readFileSync(path, "utf8").trim();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? "error";
-    throw s.error(s.key("client_secret_file"), `cannot read ${path} (${code})`);
+/**
+ * A secret from `name` in the file, or `name_file` (trimmed), or the
+ * environment variable (which wins when non-empty); "" when none is set.
+ */
+function readSecret(s: Section, name: string, fromEnv: string | undefined): string {
+  const inline = s.optionalString(name);
+  const file = s.optionalString(`${name}_file`);
+  if (inline !== undefined && file !== undefined) {
+    throw s.error(s.key(name), `set ${name} or ${name}_file, not both`);
   }
+  let secret = inline ?? "";
+  if (file !== undefined) {
+    try {
+      secret = readFileSync(file, "utf8").trim();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "error";
+      throw s.error(s.key(`${name}_file`), `cannot read ${file} (${code})`);
+    }
+  }
+  if (fromEnv !== undefined && fromEnv !== "") secret = fromEnv;
+  return secret;
+}
+
+/** An IdP's base_url without trailing slashes; required and checked only for the active provider. */
+function baseUrl(s: Section, required: boolean): string {
+  const url = (required ? s.nonEmpty("base_url") : s.string("base_url", "")).replace(/\/+$/, "");
+  if (required && !/^https?:\/\/[^/\s]+/i.test(url)) {
+    throw s.error(s.key("base_url"), `must be an http:// or https:// URL, got ${JSON.stringify(url)}`);
+  }
+  return url;
 }
 
 function parseStaticUser(s: Section, i: number, raw: unknown): StaticUser {

@@ -21,6 +21,13 @@ export interface KeycloakSettings {
   readonly timeoutMs: number;
 }
 
+export interface AuthentikSettings {
+  /** Server root, e.g. https://auth.example.com (the API is under /api/v3/). */
+  readonly baseUrl: string;
+  readonly apiToken: string;
+  readonly timeoutMs: number;
+}
+
 export interface Limits {
   readonly maxConnections: number;
   readonly idleTimeoutSeconds: number;
@@ -33,8 +40,10 @@ export interface Config {
   /** One-line notices about the file (unknown keys, values read as the Go release reads them); logged at start. */
   readonly warnings: readonly string[];
   readonly idp: {
-    readonly provider: "keycloak" | "static";
+    readonly provider: "keycloak" | "authentik" | "static";
     readonly keycloak: KeycloakSettings | null;
+    /** Set only when the provider is authentik. */
+    readonly authentik: AuthentikSettings | null;
     readonly staticUsers: readonly StaticUser[];
   };
   readonly cache: {
@@ -78,7 +87,7 @@ export const DEFAULTS = {
   cacheMaxEntries: 50_000,
   /** How long a known answer may outlive its TTL while Keycloak is failing. */
   staleSeconds: 300,
-  /** Well inside Postfix's 100 s policy/socketmap limits, and its 10 s SASL limit. */
+  /** Per IdP HTTP call (Keycloak or Authentik): well inside Postfix's 100 s policy/socketmap limits, and its 10 s SASL limit. */
   keycloakTimeoutMs: 2000,
   recipientDelimiter: "+",
   sqlitePath: "/var/lib/mailcloak/state.db",

@@ -17,38 +17,23 @@
 import { performance } from "node:perf_hooks";
 import KcAdminClient, { NetworkError } from "@keycloak/keycloak-admin-client";
 import type { Logger } from "pino";
-import { detach } from "../strings.js";
-import type { DirectoryUser, IdentitySource, Lookup } from "./lookup.js";
+import { Failure, describeFailure } from "./failure.js";
+import { RemoteSource, type RemoteSourceOptions, type SourceEvents } from "./guard.js";
+import type { DirectoryUser, Lookup } from "./lookup.js";
 import { NOT_FOUND, found, unavailable } from "./lookup.js";
+import { isRecord, lower, userAttributes } from "./user-json.js";
 
-/** Hooks for the metrics layer; every callback is optional and must not throw (errors are swallowed). */
-export interface KeycloakEvents {
-  /** One HTTP call finished: the token request or a users query. */
-  onCall?(op: "token" | "users", outcome: "ok" | "error", seconds: number): void;
+/** Metrics hooks: calls are the token request ("token") or a users query ("users"). */
+export interface KeycloakEvents extends SourceEvents<"token" | "users"> {
   /** A new access token was obtained (the first one included). */
   onTokenRenewal?(): void;
-  /** The circuit breaker opened (or re-opened after a failed trial). */
-  onBreakerOpen?(): void;
-  /** A lookup was refused because the breaker is open. */
-  onBreakerReject?(): void;
 }
 
-export interface KeycloakSourceOptions {
-  /** Server root including any relative path, e.g. https://kc.example or https://kc.example/auth */
-  baseUrl: string;
+/** baseUrl e.g. https://kc.example or https://kc.example/auth; timeoutMs applies to token and users calls alike. */
+export interface KeycloakSourceOptions extends RemoteSourceOptions<KeycloakEvents> {
   realm: string;
   clientId: string;
   clientSecret: string;
-  /** Deadline for each HTTP call, token or users (default 2000). */
-  timeoutMs?: number;
-  logger: Logger;
-  events?: KeycloakEvents;
-  breaker?: { failureThreshold?: number; openMs?: number };
-  /**
-   * The user attributes the rules read (policy.send_allowed_attribute); only
-   * these are kept in cached users. Default: all.
-   */
-  attributes?: readonly string[];
 }
 
 export const FORBIDDEN_HINT =
@@ -65,45 +50,26 @@ interface CachedToken {
   readonly renewAt: number;
 }
 
-/** An expected failure with a log-safe reason (no secret, no token). */
-class Failure extends Error {
-  constructor(readonly reason: string) {
-    super(reason);
-  }
-}
-
 const UNAUTHORIZED = Symbol("401");
-const MAX_REMEMBERED_AMBIGUOUS = 1000;
 
-export class KeycloakSource implements IdentitySource {
-  readonly name = "keycloak";
-
+export class KeycloakSource extends RemoteSource<KeycloakEvents> {
   readonly #opts: Required<Pick<KeycloakSourceOptions, "realm" | "clientId" | "clientSecret">> & Pick<KeycloakSourceOptions, "attributes">;
   readonly #baseUrl: string;
   readonly #timeoutMs: number;
   readonly #log: Logger;
-  readonly #events: KeycloakEvents;
-  readonly #breaker: Breaker;
   readonly #kc: KcAdminClient;
-  /** The token a given users call must send; read by the admin client's token provider. */
 
   #token: CachedToken | null = null;
   #renewing: Promise<CachedToken> | null = null;
-  #closed = false;
-  #warned403 = false;
-  #warned404 = false;
   #lastTokenWarning = "";
-  readonly #warnedAmbiguous = new Set<string>();
 
   constructor(opts: KeycloakSourceOptions) {
+    const timeoutMs = opts.timeoutMs ?? 2000;
+    super({ name: "keycloak", logger: opts.logger, events: opts.events, breaker: opts.breaker, describe: (err) => describe(err, "users", timeoutMs) });
     this.#opts = { realm: opts.realm, clientId: opts.clientId, clientSecret: opts.clientSecret, ...(opts.attributes ? { attributes: [...opts.attributes] } : {}) };
     this.#baseUrl = opts.baseUrl.replace(/\/+$/, "");
-    this.#timeoutMs = opts.timeoutMs ?? 2000;
+    this.#timeoutMs = timeoutMs;
     this.#log = opts.logger;
-    this.#events = opts.events ?? {};
-    this.#breaker = new Breaker(opts.breaker?.failureThreshold ?? 5, opts.breaker?.openMs ?? 5000, () => {
-      this.#emit((e) => e.onBreakerOpen?.());
-    });
     // `timeout` makes the library build a new AbortSignal.timeout() per request,
     // so concurrent lookups each get their own deadline.
     this.#kc = new KcAdminClient({ baseUrl: this.#baseUrl, realmName: opts.realm, timeout: this.#timeoutMs });
@@ -113,57 +79,7 @@ export class KeycloakSource implements IdentitySource {
     this.#kc.registerTokenProvider({ getAccessToken: async () => this.#token?.value });
   }
 
-  userByUsername(username: string): Promise<Lookup<DirectoryUser>> {
-    return this.#lookup("username", username);
-  }
-
-  userByEmail(email: string): Promise<Lookup<DirectoryUser>> {
-    return this.#lookup("email", email);
-  }
-
-  /**
-   * Readiness: null while Keycloak answers, or while its last answer is
-   * recent enough (within `staleMs`) for the cache to bridge the outage.
-   */
-  health(staleMs: number): string | null {
-    if (this.#breaker.state === "closed") return null;
-    if (Date.now() - this.#lastAnswer < staleMs) return null;
-    return "keycloak unreachable (circuit open) and no answer within the stale window";
-  }
-
-  #lastAnswer = 0;
-
-  async close(): Promise<void> {
-    // No timers or pooled sockets of our own (fetch's idle sockets are unref'd).
-    this.#closed = true;
-  }
-
-  async #lookup(field: Field, key: string): Promise<Lookup<DirectoryUser>> {
-    if (this.#closed) return unavailable("keycloak source closed");
-    const ticket = this.#breaker.admit();
-    if (ticket === null) {
-      this.#emit((e) => e.onBreakerReject?.());
-      return unavailable("keycloak circuit open");
-    }
-    let result: Lookup<DirectoryUser>;
-    try {
-      result = await this.#query(field, key);
-    } catch (err) {
-      result = unavailable(describe(err, "users", this.#timeoutMs));
-    }
-    if (result.kind === "unavailable") {
-      this.#log.debug({ field, reason: result.reason }, "keycloak lookup unavailable");
-      if (this.#breaker.failure(ticket)) {
-        this.#log.warn({ reason: result.reason }, "keycloak circuit breaker opened");
-      }
-    } else {
-      this.#lastAnswer = Date.now();
-      if (this.#breaker.success()) this.#log.info("keycloak circuit breaker closed");
-    }
-    return result;
-  }
-
-  async #query(field: Field, key: string): Promise<Lookup<DirectoryUser>> {
+  protected async query(field: Field, key: string): Promise<Lookup<DirectoryUser>> {
     let token = await this.#currentToken();
     let list = await this.#findUsers(field, key, token);
     if (list === UNAUTHORIZED) {
@@ -186,11 +102,9 @@ export class KeycloakSource implements IdentitySource {
     }
     if (byId.size === 0) return NOT_FOUND;
     if (byId.size > 1) {
-      if (!this.#warnedAmbiguous.has(`${field}:${key}`)) {
-        if (this.#warnedAmbiguous.size >= MAX_REMEMBERED_AMBIGUOUS) this.#warnedAmbiguous.clear();
-        this.#warnedAmbiguous.add(`${field}:${key}`);
+      this.guard.once(`${field}:${key}`, () => {
         this.#log.warn({ [field]: key }, `several Keycloak users have this ${field}; treating it as unknown`);
-      }
+      });
       return NOT_FOUND;
     }
     const u = [...byId.values()][0]!;
@@ -198,7 +112,7 @@ export class KeycloakSource implements IdentitySource {
       username: lower(u.username) ?? "",
       email: lower(u.email),
       enabled: u.enabled === true,
-      attributes: attributesOf(u.attributes, this.#opts.attributes),
+      attributes: userAttributes(u.attributes, this.#opts.attributes, keycloakValues),
     });
   }
 
@@ -206,7 +120,7 @@ export class KeycloakSource implements IdentitySource {
   async #findUsers(field: Field, key: string, token: string): Promise<Record<string, unknown>[] | typeof UNAUTHORIZED> {
     const started = performance.now();
     const done = (outcome: "ok" | "error"): void =>
-      this.#emit((e) => e.onCall?.("users", outcome, (performance.now() - started) / 1000));
+      this.guard.emit((e) => e.onCall?.("users", outcome, (performance.now() - started) / 1000));
     let body: unknown;
     try {
       void token; // the provider sends the current token, which is this one unless renewed meanwhile
@@ -217,17 +131,13 @@ export class KeycloakSource implements IdentitySource {
       const status = err.response.status;
       if (status === 401) return UNAUTHORIZED;
       if (status === 403) {
-        if (!this.#warned403) {
-          this.#warned403 = true;
-          this.#log.warn(FORBIDDEN_HINT);
-        }
+        this.guard.once("403", () => this.#log.warn(FORBIDDEN_HINT));
         throw new Failure("keycloak denied the user lookup (403)");
       }
       if (status === 404) {
-        if (!this.#warned404) {
-          this.#warned404 = true;
+        this.guard.once("404", () => {
           this.#log.warn({ realm: this.#opts.realm }, "Keycloak answered 404 for the users endpoint: check the realm name and base URL");
-        }
+        });
         throw new Failure("keycloak users endpoint not found (404)");
       }
       throw new Failure(`keycloak users query HTTP ${status}`);
@@ -298,11 +208,11 @@ export class KeycloakSource implements IdentitySource {
       };
       this.#token = token;
       this.#lastTokenWarning = "";
-      this.#emit((e) => e.onCall?.("token", "ok", (performance.now() - started) / 1000));
-      this.#emit((e) => e.onTokenRenewal?.());
+      this.guard.emit((e) => e.onCall?.("token", "ok", (performance.now() - started) / 1000));
+      this.guard.emit((e) => e.onTokenRenewal?.());
       return token;
     } catch (err) {
-      this.#emit((e) => e.onCall?.("token", "error", (performance.now() - started) / 1000));
+      this.guard.emit((e) => e.onCall?.("token", "error", (performance.now() - started) / 1000));
       const reason = describe(err, "token", this.#timeoutMs);
       if (reason !== this.#lastTokenWarning) {
         this.#lastTokenWarning = reason;
@@ -312,107 +222,13 @@ export class KeycloakSource implements IdentitySource {
     }
   }
 
-  #emit(fn: (events: KeycloakEvents) => void): void {
-    try {
-      fn(this.#events);
-    } catch {
-      // Metrics hooks must never break a lookup.
-    }
-  }
 }
 
-/**
- * Consecutive-failure circuit breaker. admit() hands out a ticket (or null when
- * open); in half-open state only one trial ticket is out at a time.
- */
-class Breaker {
-  #state: "closed" | "open" | "halfOpen" = "closed";
-  #failures = 0;
-  #openUntil = 0;
-  #trialOut = false;
-
-  get state(): "closed" | "open" | "halfOpen" {
-    return this.#state;
-  }
-
-  constructor(
-    private readonly threshold: number,
-    private readonly openMs: number,
-    private readonly onOpen: () => void,
-  ) {}
-
-  admit(): { trial: boolean } | null {
-    if (this.#state === "open") {
-      if (Date.now() < this.#openUntil) return null;
-      this.#state = "halfOpen";
-      this.#trialOut = false;
-    }
-    if (this.#state === "halfOpen") {
-      if (this.#trialOut) return null;
-      this.#trialOut = true;
-      return { trial: true };
-    }
-    return { trial: false };
-  }
-
-  /** Keycloak answered: reset. Returns true when this closed an open breaker. */
-  success(): boolean {
-    const wasOpen = this.#state !== "closed";
-    this.#state = "closed";
-    this.#failures = 0;
-    this.#trialOut = false;
-    return wasOpen;
-  }
-
-  /** Returns true when this failure opened the breaker. */
-  failure(ticket: { trial: boolean }): boolean {
-    if (this.#state === "closed") {
-      this.#failures++;
-      if (this.#failures < this.threshold) return false;
-    } else if (!(this.#state === "halfOpen" && ticket.trial)) {
-      return false; // a straggler from before the breaker opened
-    }
-    this.#state = "open";
-    this.#openUntil = Date.now() + this.openMs;
-    this.#trialOut = false;
-    this.onOpen();
-    return true;
-  }
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** Lower-cased and detached: the user is cached, the response text it was parsed from is not. */
-function lower(v: unknown): string | null {
-  return typeof v === "string" ? detach(v.toLowerCase()) : null;
-}
-
-const NO_ATTRIBUTES: Readonly<Record<string, readonly string[]>> = Object.freeze({});
-/** Distinct attribute sets seen (most users share one, e.g. {mailSendAllowed: ["true"]}); bounded. */
-const ATTRIBUTE_SETS = new Map<string, Readonly<Record<string, readonly string[]>>>();
-const MAX_ATTRIBUTE_SETS = 1024;
-
-function attributesOf(v: unknown, wanted: readonly string[] | undefined): Readonly<Record<string, readonly string[]>> {
-  if (!isRecord(v) || wanted?.length === 0) return NO_ATTRIBUTES;
-  const out: Record<string, readonly string[]> = {};
-  let n = 0;
-  for (const [name, values] of Object.entries(v)) {
-    if (wanted !== undefined && !wanted.includes(name)) continue;
-    if (typeof values === "string") out[name] = [values];
-    else if (Array.isArray(values)) out[name] = values.filter((x): x is string => typeof x === "string");
-    else continue;
-    n++;
-  }
-  if (n === 0) return NO_ATTRIBUTES;
-  // Cached users share equal attribute sets instead of holding a copy each.
-  const key = JSON.stringify(out);
-  const shared = ATTRIBUTE_SETS.get(key);
-  if (shared) return shared;
-  const frozen = Object.freeze(Object.fromEntries(Object.entries(out).map(([k, vs]) => [k, Object.freeze([...vs])])));
-  if (ATTRIBUTE_SETS.size < MAX_ATTRIBUTE_SETS) ATTRIBUTE_SETS.set(key, frozen);
-  return frozen;
+/** Keycloak attribute values are lists of strings (a lone string is accepted too). */
+function keycloakValues(values: unknown): readonly string[] | null {
+  if (typeof values === "string") return [values];
+  if (Array.isArray(values)) return values.filter((x): x is string => typeof x === "string");
+  return null;
 }
 
 /** RFC 6749 2.3.1: client id and secret are form-urlencoded before Basic encoding. */
@@ -433,15 +249,5 @@ function oauthError(text: string): string {
 
 /** A short, log-safe reason for a failed call. */
 function describe(err: unknown, op: "token" | "users", timeoutMs: number): string {
-  if (err instanceof Failure) return err.reason;
-  const what = op === "token" ? "keycloak token request" : "keycloak users query";
-  if (err instanceof Error) {
-    if (err.name === "TimeoutError" || err.name === "AbortError") return `${what} timed out after ${timeoutMs} ms`;
-    const cause: unknown = err.cause;
-    const code = isRecord(cause) && typeof cause.code === "string" ? cause.code : undefined;
-    if (code !== undefined) return `${what} failed: ${code}`;
-    if (err instanceof SyntaxError) return `${what} returned malformed JSON`;
-    return `${what} failed: ${err.name}`;
-  }
-  return `${what} failed`;
+  return describeFailure(err, op === "token" ? "keycloak token request" : "keycloak users query", timeoutMs);
 }

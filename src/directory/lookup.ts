@@ -1,15 +1,15 @@
 // The identity-source contract: every directory answer is one of three
 // outcomes. An outage is never folded into "not found" (that would turn a
-// Keycloak hiccup into 550 No such user); the caller maps `unavailable` to the
+// Keycloak or Authentik hiccup into 550 No such user); the caller maps `unavailable` to the
 // configured failure mode.
 
 export interface DirectoryUser {
-  /** Login name, lower-cased (Keycloak stores usernames lower-cased). */
+  /** Login name, lower-cased (Keycloak stores usernames so; the Authentik source lower-cases them). */
   readonly username: string;
   /** Primary email, lower-cased, or null when the user has none. */
   readonly email: string | null;
   readonly enabled: boolean;
-  /** Keycloak-style attributes: every value is a list of strings. */
+  /** Keycloak-style attributes: every value is a list of strings (Authentik's JSON values are mapped to this). */
   readonly attributes: Readonly<Record<string, readonly string[]>>;
 }
 
