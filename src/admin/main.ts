@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { Command, CommanderError } from "commander";
-import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, parseListenAddress } from "../config/load.js";
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.js";
 import type { Config, ListenAddress } from "../config/types.js";
 import { DEFAULTS } from "../config/types.js";
 import { createLogger } from "../log.js";
@@ -51,6 +51,15 @@ function readSecret(what: string, path: string): string {
   }
 }
 
+/** "unix:PATH", or "HOST:PORT" / "[v6]:PORT" (port 0: any free port). */
+export function parseListen(text: string): ListenAddress | null {
+  const t = text.trim();
+  if (t.startsWith("unix:")) return t.length > 5 && t.slice(5).startsWith("/") ? { kind: "unix", path: t.slice(5) } : null;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(t);
+  if (!m || Number(m[3]) > 65535) return null;
+  return { kind: "tcp", host: (m[1] ?? m[2])!, port: Number(m[3]) };
+}
+
 function isLoopback(a: ListenAddress): boolean {
   return a.kind === "tcp" && (a.host === "localhost" || a.host === "::1" || /^127\./.test(a.host));
 }
@@ -73,8 +82,8 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
   if (process.getuid?.() === 0 && !o.allowRoot) {
     throw new StartError("refusing to run as root: run as an unprivileged user that may write the database (see configs/mailcloak-admin.service), or pass --allow-root");
   }
-  const listen = parseListenAddress(o.listen);
-  if (listen === null) throw new StartError(`--listen: must be HOST:PORT or unix:PATH, got ${JSON.stringify(o.listen)}`);
+  const listen = parseListen(o.listen);
+  if (listen === null) throw new StartError(`--listen: must be HOST:PORT or unix:PATH, got ${JSON.stringify(o.listen)} (a Unix socket path must be absolute)`);
 
   let config: Config | null = null;
   if (existsSync(o.config)) {
