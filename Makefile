@@ -58,21 +58,25 @@ clean:
 
 install: build
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR)
-	cp -R dist package.json package-lock.json db-init.sql README.md $(DESTDIR)$(LIBDIR)/
+	cp -R dist package.json package-lock.json db-init.sql README.md admin-ui $(DESTDIR)$(LIBDIR)/
 	cp -R bin $(DESTDIR)$(LIBDIR)/
 	cd $(DESTDIR)$(LIBDIR) && $(NPM) ci --omit=dev --no-audit --no-fund
 	rm -rf $(DESTDIR)$(LIBDIR)/dist/test $(DESTDIR)$(LIBDIR)/dist/bench
 	ln -sf $(LIBDIR)/bin/mailcloak $(DESTDIR)$(BINDIR)/mailcloak
 	ln -sf $(LIBDIR)/bin/mailcloakctl $(DESTDIR)$(BINDIR)/mailcloakctl
+	ln -sf $(LIBDIR)/bin/mailcloak-admin $(DESTDIR)$(BINDIR)/mailcloak-admin
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/mailcloak
 	@# The daemon re-reads its config on SIGHUP after dropping root: let its group read it.
 	@if [ -z "$(DESTDIR)" ] && getent group mailcloak >/dev/null; then chgrp mailcloak $(SYSCONFDIR)/mailcloak; fi
 	install -m 0640 configs/config.yaml.sample $(DESTDIR)$(SYSCONFDIR)/mailcloak/config.yaml.sample
 	install -D -m 0755 configs/openrc-mailcloak $(DESTDIR)$(SYSCONFDIR)/init.d/mailcloak
 	install -D -m 0644 configs/mailcloak.service $(DESTDIR)$(UNITDIR)/mailcloak.service
+	install -D -m 0755 configs/openrc-mailcloak-admin $(DESTDIR)$(SYSCONFDIR)/init.d/mailcloak-admin
+	install -D -m 0644 configs/mailcloak-admin.service $(DESTDIR)$(UNITDIR)/mailcloak-admin.service
 	@echo "installed; next: cp $(SYSCONFDIR)/mailcloak/config.yaml.sample $(SYSCONFDIR)/mailcloak/config.yaml and edit it"
 
 uninstall:
 	rm -rf $(DESTDIR)$(LIBDIR)
-	rm -f $(DESTDIR)$(BINDIR)/mailcloak $(DESTDIR)$(BINDIR)/mailcloakctl
+	rm -f $(DESTDIR)$(BINDIR)/mailcloak $(DESTDIR)$(BINDIR)/mailcloakctl $(DESTDIR)$(BINDIR)/mailcloak-admin
 	rm -f $(DESTDIR)$(SYSCONFDIR)/init.d/mailcloak $(DESTDIR)$(UNITDIR)/mailcloak.service
+	rm -f $(DESTDIR)$(SYSCONFDIR)/init.d/mailcloak-admin $(DESTDIR)$(UNITDIR)/mailcloak-admin.service

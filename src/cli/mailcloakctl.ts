@@ -7,7 +7,8 @@ import { flushCache } from "./cache.js";
 import { Command, CommanderError } from "commander";
 import { DEFAULT_CONFIG_PATH } from "../config/load.js";
 import { DEFAULTS } from "../config/types.js";
-import type { AdminStore } from "../store/sqlite.js";
+import { userInfo } from "node:os";
+import { AdminService, type Actor } from "../admin/service.js";
 import { CliError, describeFailure, EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from "./exit.js";
 import { formatAliases, formatApps, formatDomains, formatJson } from "./format.js";
 import { runInit } from "./init.js";
@@ -44,21 +45,36 @@ function asCliError(err: unknown, dbPath: string): CliError {
   return new CliError(f.exitCode, f.message);
 }
 
-/** Run `fn` with the DB open (exit 3 when it cannot be), closing it afterwards. */
-async function withStore(cmd: Command, io: Io, fn: (store: AdminStore) => void | Promise<void>): Promise<void> {
-  const s = settingsOf(cmd, io);
-  let store: AdminStore;
+/** The local account running the command (for the service's audit). */
+function cliActor(): Actor {
+  let name = "unknown";
   try {
-    store = openAdminStore(s);
+    name = userInfo().username;
+  } catch {
+    // no passwd entry for this uid
+  }
+  return { name, via: "cli", from: null };
+}
+
+/**
+ * Run `fn` with the admin service over the open DB (exit 3 when it cannot be
+ * opened), closing it afterwards. The rules live in the service, shared with
+ * mailcloak-admin; this file only parses arguments and prints.
+ */
+async function withService(cmd: Command, io: Io, fn: (svc: AdminService, actor: Actor) => void | Promise<void>): Promise<void> {
+  const s = settingsOf(cmd, io);
+  let svc: AdminService;
+  try {
+    svc = new AdminService(openAdminStore(s));
   } catch (err) {
     throw asCliError(err, s.dbPath);
   }
   try {
-    await fn(store);
+    await fn(svc, cliActor());
   } catch (err) {
     throw asCliError(err, s.dbPath);
   } finally {
-    store.close();
+    svc.store.close();
   }
 }
 
@@ -112,22 +128,22 @@ function addCacheCommands(program: Command, io: Io): void {
 function addDomainCommands(program: Command, io: Io): void {
   const domains = addGroup(program, "domains", "the mail domains aliases may be in");
   domains.command("add").description("add a domain (enabled)").argument("<domain>")
-    .action((domain: string, _o: unknown, cmd: Command) => withStore(cmd, io, (st) => {
-      io.out(`domain ${st.addDomain(domain)} added`);
+    .action((domain: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
+      io.out(`domain ${st.addDomain(who, domain)} added`);
     }));
   domains.command("del").description("delete a domain and every alias in it").argument("<domain>")
-    .action((domain: string, _o: unknown, cmd: Command) => withStore(cmd, io, (st) => {
-      const r = st.deleteDomain(domain);
+    .action((domain: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
+      const r = st.deleteDomain(who, domain);
       io.out(`domain ${r.domain} deleted, with ${r.aliases} alias${r.aliases === 1 ? "" : "es"}`);
     }));
   for (const [verb, enabled] of [["enable", true], ["disable", false]] as const) {
     domains.command(verb).description(`${verb} a domain (its aliases ${enabled ? "work again" : "stop working"})`).argument("<domain>")
-      .action((domain: string, _o: unknown, cmd: Command) => withStore(cmd, io, (st) => {
-        io.out(`domain ${st.setDomainEnabled(domain, enabled)} ${verb}d`);
+      .action((domain: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
+        io.out(`domain ${st.setDomainEnabled(who, domain, enabled)} ${verb}d`);
       }));
   }
   domains.command("list").description("list the domains: domain, enabled|disabled, updated_at").option("--json", "a JSON array")
-    .action((opts: { json?: boolean }, cmd: Command) => withStore(cmd, io, (st) => {
+    .action((opts: { json?: boolean }, cmd: Command) => withService(cmd, io, (st) => {
       const rows = st.listDomains();
       for (const line of opts.json ? formatJson(rows) : formatDomains(rows)) io.out(line);
     }));
@@ -136,24 +152,24 @@ function addDomainCommands(program: Command, io: Io): void {
 function addAliasCommands(program: Command, io: Io): void {
   const aliases = addGroup(program, "aliases", "addresses delivered to (and sendable by) a user");
   aliases.command("add").description("add an alias; @domain is the domain's catch-all").argument("<alias_email>").argument("<username>")
-    .action((alias: string, user: string, _o: unknown, cmd: Command) => withStore(cmd, io, (st) => {
-      const r = st.addAlias(alias, user);
+    .action((alias: string, user: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
+      const r = st.addAlias(who, alias, user);
       const catchAll = r.alias_email.startsWith("@") ? " (catch-all)" : "";
       io.out(`alias ${r.alias_email}${catchAll} -> ${r.target_user} added`);
     }));
   aliases.command("del").description("delete an alias").argument("<alias_email>")
-    .action((alias: string, _o: unknown, cmd: Command) => withStore(cmd, io, (st) => {
-      io.out(`alias ${st.deleteAlias(alias)} deleted`);
+    .action((alias: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
+      io.out(`alias ${st.deleteAlias(who, alias)} deleted`);
     }));
   for (const [verb, enabled] of [["enable", true], ["disable", false]] as const) {
     aliases.command(verb).description(`${verb} an alias`).argument("<alias_email>")
-      .action((alias: string, _o: unknown, cmd: Command) => withStore(cmd, io, (st) => {
-        io.out(`alias ${st.setAliasEnabled(alias, enabled)} ${verb}d`);
+      .action((alias: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
+        io.out(`alias ${st.setAliasEnabled(who, alias, enabled)} ${verb}d`);
       }));
   }
   aliases.command("list").description("list the aliases: alias_email, target_user, enabled|disabled, updated_at")
     .option("--user <username>", "only this user's aliases").option("--json", "a JSON array")
-    .action((opts: { user?: string; json?: boolean }, cmd: Command) => withStore(cmd, io, (st) => {
+    .action((opts: { user?: string; json?: boolean }, cmd: Command) => withService(cmd, io, (st) => {
       const rows = st.listAliases(opts.user);
       for (const line of opts.json ? formatJson(rows) : formatAliases(rows)) io.out(line);
     }));
@@ -164,35 +180,34 @@ function addAppCommands(program: Command, io: Io): void {
   apps.command("add").description("add an app, or replace its password (and enable it)").argument("<app_id>").argument("[password]")
     .option("--password-stdin", "read the password from the first line of stdin")
     .addHelpText("after", "\nWithout a password argument or --password-stdin, the password is prompted for (twice, not echoed) on a terminal.")
-    .action((appId: string, password: string | undefined, opts: { passwordStdin?: boolean }, cmd: Command) => withStore(cmd, io, async (st) => {
+    .action((appId: string, password: string | undefined, opts: { passwordStdin?: boolean }, cmd: Command) => withService(cmd, io, async (st, who) => {
       const secret = await readPassword({ argument: password, fromStdin: opts.passwordStdin === true });
-      const { hashAppPassword } = await import("../store/password.js"); // hash-wasm: loaded only here
-      const r = st.upsertApp(appId, await hashAppPassword(secret));
+      const r = await st.setAppPassword(who, appId, secret);
       io.out(r.created ? `app ${r.appId} added` : `app ${r.appId}: password replaced`);
     }));
   apps.command("allow").description("allow an app to send as an address").argument("<app_id>").argument("<from_addr>")
-    .action((appId: string, addr: string, _o: unknown, cmd: Command) => withStore(cmd, io, (st) => {
-      const r = st.allowAppSender(appId, addr);
+    .action((appId: string, addr: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
+      const r = st.allowAppSender(who, appId, addr);
       io.out(`app ${r.appId} may send as ${r.fromAddr}`);
     }));
   apps.command("disallow").description("stop an app sending as an address").argument("<app_id>").argument("<from_addr>")
-    .action((appId: string, addr: string, _o: unknown, cmd: Command) => withStore(cmd, io, (st) => {
-      const r = st.disallowAppSender(appId, addr);
+    .action((appId: string, addr: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
+      const r = st.disallowAppSender(who, appId, addr);
       io.out(`app ${r.appId} may no longer send as ${r.fromAddr}`);
     }));
   apps.command("del").description("delete an app and its allowed senders").argument("<app_id>")
-    .action((appId: string, _o: unknown, cmd: Command) => withStore(cmd, io, (st) => {
-      io.out(`app ${st.deleteApp(appId)} deleted`);
+    .action((appId: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
+      io.out(`app ${st.deleteApp(who, appId)} deleted`);
     }));
   for (const [verb, enabled] of [["enable", true], ["disable", false]] as const) {
     apps.command(verb).description(`${verb} an app`).argument("<app_id>")
-      .action((appId: string, _o: unknown, cmd: Command) => withStore(cmd, io, (st) => {
-        io.out(`app ${st.setAppEnabled(appId, enabled)} ${verb}d`);
+      .action((appId: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
+        io.out(`app ${st.setAppEnabled(who, appId, enabled)} ${verb}d`);
       }));
   }
   apps.command("list").description("list the apps (app_id, enabled|disabled, updated_at), each followed by its allowed senders")
     .option("--json", "a JSON array (each app with its senders)")
-    .action((opts: { json?: boolean }, cmd: Command) => withStore(cmd, io, (st) => {
+    .action((opts: { json?: boolean }, cmd: Command) => withService(cmd, io, (st) => {
       const rows = st.listApps();
       for (const line of opts.json ? formatJson(rows) : formatApps(rows)) io.out(line);
     }));

@@ -14,7 +14,7 @@ export interface PasswordSource {
 const HOW = "give it as the argument (mailcloakctl apps add APP_ID PASSWORD), " +
   "pipe it with --password-stdin (first line of stdin), or run on a terminal to be prompted";
 
-/** The password to hash; refused (exit 1) when empty. */
+/** The password to hash (an empty one is refused by the admin service). */
 export async function readPassword(src: PasswordSource): Promise<string> {
   let password: string;
   if (src.argument !== undefined && src.fromStdin) {
@@ -33,7 +33,6 @@ export async function readPassword(src: PasswordSource): Promise<string> {
   } else {
     throw new CliError(EXIT_CODES.usage, `no password given and stdin is not a terminal: ${HOW}`);
   }
-  if (password === "") throw new CliError(EXIT_CODES.refused, "password is empty; nothing written");
   return password;
 }
 

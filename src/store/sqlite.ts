@@ -23,6 +23,16 @@ export class MissingDatabaseError extends StoreError {
   override readonly name = "MissingDatabaseError";
 }
 
+/** The row named does not exist (the admin API answers 404). */
+export class NotFoundError extends StoreError {
+  override readonly name = "NotFoundError";
+}
+
+/** The row to create already exists (the admin API answers 409). */
+export class ConflictError extends StoreError {
+  override readonly name = "ConflictError";
+}
+
 const SCHEMA_URL = new URL("../../../db-init.sql", import.meta.url);
 
 export function schemaSql(): string {
@@ -558,7 +568,7 @@ export class AdminStore {
     const d = normalize(raw);
     if (!isValidDomain(d)) throw new StoreError(`invalid domain name: ${JSON.stringify(raw)}`);
     const r = this.db.prepare("INSERT INTO domains(domain_name, enabled, updated_at) VALUES(?, 1, ?) ON CONFLICT(domain_name) DO NOTHING").run(d, now());
-    if (r.changes === 0) throw new StoreError(`domain already exists: ${d}`);
+    if (r.changes === 0) throw new ConflictError(`domain already exists: ${d}`);
     return d;
   }
 
@@ -567,7 +577,7 @@ export class AdminStore {
     return this.db.transaction(() => {
       const n = (this.db.prepare("SELECT count(*) AS n FROM aliases WHERE alias_domain_name = ?").get(d) as { n: number }).n;
       const r = this.db.prepare("DELETE FROM domains WHERE domain_name = ?").run(d);
-      if (r.changes === 0) throw new StoreError(`no such domain: ${d}`);
+      if (r.changes === 0) throw new NotFoundError(`no such domain: ${d}`);
       return { domain: d, aliases: n };
     }).immediate();
   }
@@ -575,7 +585,7 @@ export class AdminStore {
   setDomainEnabled(raw: string, enabled: boolean): string {
     const d = normalize(raw);
     const r = this.db.prepare("UPDATE domains SET enabled = ?, updated_at = ? WHERE domain_name = ?").run(enabled ? 1 : 0, now(), d);
-    if (r.changes === 0) throw new StoreError(`no such domain: ${d} (add it with: mailcloakctl domains add ${d})`);
+    if (r.changes === 0) throw new NotFoundError(`no such domain: ${d} (add it with: mailcloakctl domains add ${d})`);
     return d;
   }
 
@@ -602,21 +612,21 @@ export class AdminStore {
       const t = now();
       const r = this.db.prepare(`INSERT INTO aliases(alias_email, target_user, alias_domain_name, enabled, updated_at)
         VALUES(?, ?, ?, 1, ?) ON CONFLICT(alias_email) DO NOTHING`).run(alias, user, domain, t);
-      if (r.changes === 0) throw new StoreError(`alias already exists: ${alias} (delete it first to change its owner)`);
+      if (r.changes === 0) throw new ConflictError(`alias already exists: ${alias} (delete it first to change its owner)`);
       return { alias_email: alias, target_user: user, alias_domain_name: domain, enabled: true, updated_at: t };
     }).immediate();
   }
 
   deleteAlias(raw: string): string {
     const a = normalize(raw);
-    if (this.db.prepare("DELETE FROM aliases WHERE alias_email = ?").run(a).changes === 0) throw new StoreError(`no such alias: ${a}`);
+    if (this.db.prepare("DELETE FROM aliases WHERE alias_email = ?").run(a).changes === 0) throw new NotFoundError(`no such alias: ${a}`);
     return a;
   }
 
   setAliasEnabled(raw: string, enabled: boolean): string {
     const a = normalize(raw);
     const r = this.db.prepare("UPDATE aliases SET enabled = ?, updated_at = ? WHERE alias_email = ?").run(enabled ? 1 : 0, now(), a);
-    if (r.changes === 0) throw new StoreError(`no such alias: ${a}`);
+    if (r.changes === 0) throw new NotFoundError(`no such alias: ${a}`);
     return a;
   }
 
@@ -672,7 +682,7 @@ export class AdminStore {
     return this.db.transaction(() => {
       if (this.db.prepare("SELECT 1 FROM apps WHERE app_id = ?").get(id) === undefined) throw unknownApp(id);
       if (this.db.prepare("DELETE FROM app_from WHERE app_id = ? AND from_addr = ?").run(id, addr).changes === 0) {
-        throw new StoreError(`app ${id} is not allowed to send as ${addr}`);
+        throw new NotFoundError(`app ${id} is not allowed to send as ${addr}`);
       }
       return { appId: id, fromAddr: addr };
     }).immediate();
@@ -688,9 +698,48 @@ export class AdminStore {
       senders: (senders.all(a.app_id) as { from_addr: string; enabled: number; updated_at: number }[]).map((s) => ({ ...s, enabled: b(s.enabled) })),
     }));
   }
+  // App owners (self-service) ----------------------------------------------
+  // An extra table the Go version does not have (and ignores): which user
+  // created an app through mailcloak-admin. Created on first use, so a DB
+  // made by the Go version or an older mailcloakctl needs no migration.
+
+  #hasOwners(): boolean {
+    return hasTable(this.db, "app_owners");
+  }
+
+  /** The user who owns `appId`, or null (an admin-made app). */
+  appOwner(rawId: string): string | null {
+    if (!this.#hasOwners()) return null;
+    const r = this.db.prepare("SELECT username FROM app_owners WHERE app_id = ?").get(rawId.trim()) as { username: string } | undefined;
+    return r?.username ?? null;
+  }
+
+  /** The apps `username` owns, with their senders. */
+  listOwnedApps(username: string): AppRow[] {
+    if (!this.#hasOwners()) return [];
+    const owned = new Set((this.db.prepare("SELECT app_id FROM app_owners WHERE username = ?").all(username) as { app_id: string }[]).map((r) => r.app_id));
+    return this.listApps().filter((a) => owned.has(a.app_id));
+  }
+
+  /** Create an app owned by `username`; refuses an existing app id. One transaction. */
+  createOwnedApp(rawId: string, secretHash: string, username: string): string {
+    const id = validAppId(rawId);
+    if (secretHash.trim() === "") throw new StoreError("secret hash is empty");
+    return this.db.transaction(() => {
+      this.db.exec(`CREATE TABLE IF NOT EXISTS app_owners (
+        app_id   TEXT PRIMARY KEY REFERENCES apps(app_id) ON DELETE CASCADE,
+        username TEXT NOT NULL)`);
+      if (this.db.prepare("SELECT 1 FROM apps WHERE app_id = ?").get(id) !== undefined) {
+        throw new ConflictError(`app already exists: ${id}`);
+      }
+      this.db.prepare("INSERT INTO apps(app_id, secret_hash, enabled, updated_at) VALUES(?, ?, 1, ?)").run(id, secretHash, now());
+      this.db.prepare("INSERT INTO app_owners(app_id, username) VALUES(?, ?)").run(id, username);
+      return id;
+    }).immediate();
+  }
 }
 
-function validAppId(raw: string): string {
+export function validAppId(raw: string): string {
   const id = raw.trim();
   if (id === "" || /[\s,]/.test(id) || id.length > 255) {
     throw new StoreError(`invalid app id: ${JSON.stringify(raw)} (no spaces or commas; it is the SMTP login name)`);
@@ -699,5 +748,5 @@ function validAppId(raw: string): string {
 }
 
 function unknownApp(id: string): StoreError {
-  return new StoreError(`no such app: ${id} (see: mailcloakctl apps list)`);
+  return new NotFoundError(`no such app: ${id} (see: mailcloakctl apps list)`);
 }

@@ -33,6 +33,13 @@ export const FIXTURE = {
   /** No realm-management role at all. */
   noRoleClient: { id: "mailcloak-norole", secret: "norole-test-secret" },
   admin: { username: "kc-admin", password: "kc-admin-pw" },
+  /**
+   * mailcloak-admin's sign-in client (authorization code + PKCE S256; redirect
+   * and post-logout URIs http://127.0.0.1*; ID token claims realm_access.roles
+   * and groups). alice is in group /mail-admins, which has the realm role
+   * mailcloak-admin; dave is an ordinary user.
+   */
+  adminClient: { id: "mailcloak-admin", secret: "mailcloak-admin-test-secret", role: "mailcloak-admin", group: "/mail-admins" },
 } as const;
 
 /** The shared server, as test files see it. */

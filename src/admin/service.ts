@@ -1,0 +1,240 @@
+// The admin service: every change to domains, aliases and apps, with its
+// rules, for both mailcloakctl and mailcloak-admin (HTTP API and web UI).
+// The store validates and writes in one transaction per action; this layer
+// adds what is not SQL (hashing, who may touch what) and one audit line per
+// change. Secrets never reach the audit sink.
+
+import { randomBytes } from "node:crypto";
+import { isValidAddress, normalize } from "../rules/address.js";
+import {
+  NotFoundError, StoreError, validAppId,
+  type AdminStore, type AliasRow, type AppRow, type DomainRow,
+} from "../store/sqlite.js";
+
+/** Who asked for a change, and from where. */
+export interface Actor {
+  /** A login name, "token" for the bearer token, or the local OS user for the CLI. */
+  readonly name: string;
+  readonly via: "cli" | "api" | "web";
+  /** The client address (HTTP), or null. */
+  readonly from: string | null;
+}
+
+export interface AuditEntry {
+  readonly who: string;
+  readonly via: Actor["via"];
+  readonly from: string | null;
+  readonly action: string;
+  readonly target: string;
+}
+
+export type AuditSink = (entry: AuditEntry) => void;
+
+/** A signed-in user as the identity provider describes them. */
+export interface SelfUser {
+  readonly username: string;
+  /** Primary address (lower-cased), or null when the user has none. */
+  readonly email: string | null;
+}
+
+export interface SelfView {
+  readonly username: string;
+  readonly email: string | null;
+  readonly aliases: AliasRow[];
+  readonly apps: AppRow[];
+}
+
+/** A user's own request touched something that is not theirs. */
+export class ForbiddenError extends StoreError {
+  override readonly name = "ForbiddenError";
+}
+
+/** hash-wasm is loaded on first use: most mailcloakctl commands never hash. */
+async function hash(password: string): Promise<string> {
+  const { hashAppPassword } = await import("../store/password.js");
+  return hashAppPassword(password);
+}
+
+/** The password is refused before anything is hashed or written. */
+function checkPassword(password: string): void {
+  if (password === "") throw new StoreError("password is empty; nothing written");
+}
+
+/** Self-service app labels: short, and safe in an SMTP login name. */
+const LABEL = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+/** Generated app passwords: 24 random bytes, base64url (32 characters). */
+const GENERATED_PASSWORD_BYTES = 24;
+
+export class AdminService {
+  readonly store: AdminStore;
+  readonly #audit: AuditSink;
+
+  constructor(store: AdminStore, audit: AuditSink = () => undefined) {
+    this.store = store;
+    this.#audit = audit;
+  }
+
+  #log(actor: Actor, action: string, target: string): void {
+    this.#audit({ who: actor.name, via: actor.via, from: actor.from, action, target });
+  }
+
+  // Domains -----------------------------------------------------------------
+
+  listDomains(): DomainRow[] {
+    return this.store.listDomains();
+  }
+
+  addDomain(actor: Actor, domain: string): string {
+    const d = this.store.addDomain(domain);
+    this.#log(actor, "domain.add", d);
+    return d;
+  }
+
+  deleteDomain(actor: Actor, domain: string): { domain: string; aliases: number } {
+    const r = this.store.deleteDomain(domain);
+    this.#log(actor, "domain.delete", r.domain);
+    return r;
+  }
+
+  setDomainEnabled(actor: Actor, domain: string, enabled: boolean): string {
+    const d = this.store.setDomainEnabled(domain, enabled);
+    this.#log(actor, enabled ? "domain.enable" : "domain.disable", d);
+    return d;
+  }
+
+  // Aliases -----------------------------------------------------------------
+
+  listAliases(user?: string): AliasRow[] {
+    return this.store.listAliases(user === undefined || user.trim() === "" ? undefined : user);
+  }
+
+  addAlias(actor: Actor, alias: string, user: string): AliasRow {
+    const r = this.store.addAlias(alias, user);
+    this.#log(actor, "alias.add", `${r.alias_email} -> ${r.target_user}`);
+    return r;
+  }
+
+  deleteAlias(actor: Actor, alias: string): string {
+    const a = this.store.deleteAlias(alias);
+    this.#log(actor, "alias.delete", a);
+    return a;
+  }
+
+  setAliasEnabled(actor: Actor, alias: string, enabled: boolean): string {
+    const a = this.store.setAliasEnabled(alias, enabled);
+    this.#log(actor, enabled ? "alias.enable" : "alias.disable", a);
+    return a;
+  }
+
+  // Apps --------------------------------------------------------------------
+
+  listApps(): AppRow[] {
+    return this.store.listApps();
+  }
+
+  /** Create an app or replace its password (and enable it). */
+  async setAppPassword(actor: Actor, appId: string, password: string): Promise<{ appId: string; created: boolean }> {
+    validAppId(appId); // before the (deliberately slow) hash
+    checkPassword(password);
+    const r = this.store.upsertApp(appId, await hash(password));
+    this.#log(actor, r.created ? "app.add" : "app.password", r.appId);
+    return r;
+  }
+
+  deleteApp(actor: Actor, appId: string): string {
+    const id = this.store.deleteApp(appId);
+    this.#log(actor, "app.delete", id);
+    return id;
+  }
+
+  setAppEnabled(actor: Actor, appId: string, enabled: boolean): string {
+    const id = this.store.setAppEnabled(appId, enabled);
+    this.#log(actor, enabled ? "app.enable" : "app.disable", id);
+    return id;
+  }
+
+  allowAppSender(actor: Actor, appId: string, fromAddr: string): { appId: string; fromAddr: string } {
+    const r = this.store.allowAppSender(appId, fromAddr);
+    this.#log(actor, "app.allow", `${r.appId} as ${r.fromAddr}`);
+    return r;
+  }
+
+  disallowAppSender(actor: Actor, appId: string, fromAddr: string): { appId: string; fromAddr: string } {
+    const r = this.store.disallowAppSender(appId, fromAddr);
+    this.#log(actor, "app.disallow", `${r.appId} as ${r.fromAddr}`);
+    return r;
+  }
+
+  // Self-service --------------------------------------------------------------
+  // A user sees their primary address and aliases, and manages the apps they
+  // created: an app is theirs when app_owners says so, and it may send only as
+  // an address that is theirs (primary address, or an enabled alias of theirs).
+
+  selfView(user: SelfUser): SelfView {
+    return {
+      username: user.username,
+      email: user.email,
+      aliases: this.store.listAliases(user.username),
+      apps: this.store.listOwnedApps(user.username),
+    };
+  }
+
+  /** The SMTP login of a user's app: "<username>.<label>". */
+  static ownAppId(user: SelfUser, label: string): string {
+    return `${user.username}.${label}`;
+  }
+
+  /** Create an app password for `user`; the password is returned once and never stored in clear. */
+  async createOwnApp(actor: Actor, user: SelfUser, rawLabel: string): Promise<{ app_id: string; password: string }> {
+    const label = rawLabel.trim().toLowerCase();
+    if (!LABEL.test(label)) {
+      throw new StoreError(`invalid app name: ${JSON.stringify(rawLabel)} (1 to 32 of a-z, 0-9, - and _, starting with a letter or digit)`);
+    }
+    const appId = validAppId(AdminService.ownAppId(user, label));
+    const password = randomBytes(GENERATED_PASSWORD_BYTES).toString("base64url");
+    this.store.createOwnedApp(appId, await hash(password), user.username);
+    this.#log(actor, "self.app.add", appId);
+    return { app_id: appId, password };
+  }
+
+  revokeOwnApp(actor: Actor, user: SelfUser, appId: string): string {
+    const id = this.#own(user, appId);
+    this.store.deleteApp(id);
+    this.#log(actor, "self.app.delete", id);
+    return id;
+  }
+
+  allowOwnSender(actor: Actor, user: SelfUser, appId: string, fromAddr: string): { appId: string; fromAddr: string } {
+    const id = this.#own(user, appId);
+    const addr = normalize(fromAddr);
+    if (!isValidAddress(addr)) throw new StoreError(`invalid sender address: ${JSON.stringify(fromAddr)}`);
+    if (!this.ownsAddress(user, addr)) {
+      throw new ForbiddenError(`${addr} is not one of your addresses (your primary address or one of your enabled aliases)`);
+    }
+    const r = this.store.allowAppSender(id, addr);
+    this.#log(actor, "self.app.allow", `${r.appId} as ${r.fromAddr}`);
+    return r;
+  }
+
+  disallowOwnSender(actor: Actor, user: SelfUser, appId: string, fromAddr: string): { appId: string; fromAddr: string } {
+    const id = this.#own(user, appId);
+    const r = this.store.disallowAppSender(id, fromAddr);
+    this.#log(actor, "self.app.disallow", `${r.appId} as ${r.fromAddr}`);
+    return r;
+  }
+
+  /** Is `addr` the user's primary address or one of their enabled aliases (in an enabled domain)? */
+  ownsAddress(user: SelfUser, addr: string): boolean {
+    if (user.email !== null && normalize(user.email) === addr) return true;
+    const enabledDomains = new Set(this.store.listDomains().filter((d) => d.enabled).map((d) => d.domain_name));
+    return this.store.listAliases(user.username)
+      .some((a) => a.enabled && a.alias_email === addr && enabledDomains.has(a.alias_domain_name));
+  }
+
+  /** The app id when `user` owns it; an app of someone else's reads as absent. */
+  #own(user: SelfUser, appId: string): string {
+    const id = appId.trim();
+    if (this.store.appOwner(id) !== user.username) throw new NotFoundError(`no such app of yours: ${id}`);
+    return id;
+  }
+}
