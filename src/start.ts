@@ -87,7 +87,7 @@ function warnExposedSockets(cfg: Config, log: Logger): void {
   if (exposed.length === 0) return;
   const mode = cfg.sockets.mode.toString(8).padStart(4, "0");
   log.warn({ sockets: exposed, mode },
-    `sockets.socket_mode ${mode} lets any local user connect to ${exposed.join(" and ")}: the directory is searchable by other users. ` +
+    `sockets.socket_mode ${mode} lets any local user connect to ${exposed.join(" and ")}: their directory lets in users outside the sockets' group. ` +
     "Put the sockets in a directory only Postfix can enter (as Postfix's private/, mode 0700) or use socket_mode 0660");
 }
 
