@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import { stringify } from "yaml";
 import { loadConfig, parseConfig } from "../config/load.js";
+import { ConfigError } from "../config/reader.js";
 import type { Config } from "../config/types.js";
 import { AdminStore, schemaProblem } from "../store/sqlite.js";
 import Database from "better-sqlite3";
@@ -53,10 +54,18 @@ export function configYaml(raw: Record<string, unknown>, dbPath: string): string
   return stringify(tree);
 }
 
-/** Validate as the daemon would; throws ConfigError (a 400) with the loader's one line. */
+/**
+ * Validate as the daemon would; throws ConfigError (a 400) with the loader's
+ * one line. The daemon starts on a config with warnings (as the Go release
+ * does: unknown keys, values it reads its own way); the wizard writes new
+ * files, so it refuses them instead of writing a typo.
+ */
 export function validateConfig(raw: Record<string, unknown>, configPath: string, dbPath: string): { yaml: string; config: Config } {
   const yaml = configYaml(raw, dbPath);
-  return { yaml, config: parseConfig(yaml, configPath, process.env) };
+  const config = parseConfig(yaml, configPath, process.env);
+  const first = config.warnings[0];
+  if (first !== undefined) throw new ConfigError(first);
+  return { yaml, config };
 }
 
 function errText(err: unknown): string {
