@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { ConfigError, Section } from "./reader.js";
 import type { Config, ListenAddress, StaticUser } from "./types.js";
+import { parseQuotas } from "./quotas.js";
 import { DEFAULTS } from "./types.js";
 
 export { ConfigError } from "./reader.js";
@@ -189,6 +190,8 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
   }
   metrics.finish();
 
+  const quotas = parseQuotas(top.section("quotas"), sqlitePath);
+
   top.finish();
 
   return {
@@ -208,6 +211,7 @@ function buildConfig(top: Section, file: string, env: NodeJS.ProcessEnv): Config
     limits: limitValues,
     log: { level },
     metrics: { listen: metricsAddress },
+    quotas,
   };
 }
 
