@@ -79,9 +79,10 @@ async function withCounters<T>(s: Settings, fn: (c: Counters, q: QuotaSettings) 
 }
 
 /** A --per-hour style value: a whole number (0 = unlimited) or "default" (unset here). */
-function limitOption(flag: string): (v: string) => number | null {
+function limitOption(flag: string): (v: string) => number | "default" {
+  // "default" rather than null: commander turns a parser's null into "".
   return (v: string) => {
-    if (v.trim().toLowerCase() === "default") return null;
+    if (v.trim().toLowerCase() === "default") return "default";
     const n = parseLimit(v);
     if (n === null) throw new CliError(EXIT_CODES.usage, `${flag}: must be a whole number >= 0 (0 = unlimited) or "default", got ${JSON.stringify(v)}`);
     return n;
@@ -126,11 +127,12 @@ export function addQuotaCommands(program: Command, io: Io): void {
     .option("--per-day <n>", "messages per day", limitOption("--per-day"))
     .option("--recipients-per-hour <n>", "recipients per hour, over all messages", limitOption("--recipients-per-hour"))
     .option("--json", "the row as JSON")
-    .action((login: string, o: { perHour?: number | null; perDay?: number | null; recipientsPerHour?: number | null; json?: boolean }, cmd: Command) => withStore(cmd, io, (st) => {
+    .action((login: string, o: { perHour?: number | "default"; perDay?: number | "default"; recipientsPerHour?: number | "default"; json?: boolean }, cmd: Command) => withStore(cmd, io, (st) => {
       const values: Partial<Record<LimitName, number | null>> = {};
-      if (o.perHour !== undefined) values.per_hour = o.perHour;
-      if (o.perDay !== undefined) values.per_day = o.perDay;
-      if (o.recipientsPerHour !== undefined) values.recipients_per_hour = o.recipientsPerHour;
+      const value = (v: number | "default"): number | null => (v === "default" ? null : v);
+      if (o.perHour !== undefined) values.per_hour = value(o.perHour);
+      if (o.perDay !== undefined) values.per_day = value(o.perDay);
+      if (o.recipientsPerHour !== undefined) values.recipients_per_hour = value(o.recipientsPerHour);
       if (Object.keys(values).length === 0) throw new CliError(EXIT_CODES.usage, "quota set: give at least one of --per-hour, --per-day, --recipients-per-hour");
       const row = setQuotaLimits(st.db, login, values);
       const name = normalizeLogin(login);
