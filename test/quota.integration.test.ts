@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { BASE_USERS, Client, ctl, ctlOk, DaemonProcess, freePort, policyQuery, tempDir, type ConfigTree } from "./helpers/daemon.js";
 import { metric, scrape } from "./helpers/faults.js";
 import { parseConfig } from "../src/config/load.js";
+import { FakeKeycloak } from "./fake-keycloak.js";
 import { stringify } from "yaml";
 
 const daemons: DaemonProcess[] = [];
@@ -121,6 +122,32 @@ test("quota attributes: a whole number overrides the default; a bad value is ign
   const warnings = d.records().filter((r) => typeof r.msg === "string" && r.msg.startsWith("ignoring a quota attribute"));
   assert.deepEqual(warnings.map((w) => [w.login, w.value]).sort(), [["alice", "lots"], ["bob", "-5"]]);
   assert.equal(d.exitCode, null, "still running");
+});
+
+test("Keycloak attributes: read through the cache; when Keycloak cannot say, the failure mode applies rather than a refusal on the default", { timeout: 30_000 }, async () => {
+  const kc = await FakeKeycloak.start({ realm: "test", clientId: "mailcloak", clientSecret: "s3cret" });
+  try {
+    kc.addUser({ username: "alice", email: "alice@d1.test", attributes: { mailQuotaPerHour: ["3"] } });
+    kc.addUser({ username: "dave", email: "dave@d2.test" });
+    const d = await start({
+      idp: { provider: "keycloak", static: null, keycloak: { base_url: kc.url, realm: "test", client_id: "mailcloak", client_secret: "s3cret", cache_ttl_seconds: 1, timeout_ms: 500 } },
+      cache: { negative_ttl_seconds: 1, stale_seconds: 0 },
+      quotas: { per_hour: 1, per_hour_attribute: "mailQuotaPerHour" },
+    });
+    const c = await Client.connect(d.policySocket);
+    assert.deepEqual(await send(c, "alice", 2), ["DUNNO", "DUNNO"], "the attribute's 3, not the default 1");
+    assert.deepEqual(await send(c, "dave", 2), ["DUNNO", REFUSED], "no attribute: the default");
+    await kc.down();
+    await sleep(1300); // past the cache TTL, no stale answers
+    assert.deepEqual(await send(c, "alice", 2), ["DUNNO", "DUNNO"], "Keycloak down: fail open, no refusal on the default");
+    // A limit set with mailcloakctl needs no Keycloak: alice has 2 counted, the 3rd passes, the 4th is refused.
+    await ctlOk(d.db, "quota", "set", "alice", "--per-hour", "3");
+    assert.deepEqual(await send(c, "alice", 2), ["DUNNO", REFUSED]);
+    c.destroy();
+    assert.ok(d.records().some((r) => r.reason === "quota-idp-unavailable-fail-open"));
+  } finally {
+    await kc.stop();
+  }
 });
 
 test("a counter store that fails gives the configured failure mode (open: DUNNO; closed: 451), a metric, and recovers", { timeout: 30_000 }, async () => {

@@ -7,9 +7,10 @@
 // recipient_count.
 //
 // Nothing here refuses wrongly: a bad attribute value is ignored (the default
-// applies, one warning per user and cache TTL), a Keycloak outage means the
-// other sources decide, and a failing counter store gives the configured
-// failure mode (open by default), counted in a metric.
+// applies, one warning per user and cache TTL), and a failing counter store,
+// or a Keycloak that cannot tell a user's quota attributes (with no cached
+// answer), gives the configured failure mode (open by default), counted in a
+// metric.
 
 import type { Logger } from "pino";
 import type { QuotaSettings } from "../config/types.js";
@@ -39,7 +40,12 @@ const D = {
   counted: decision("DUNNO", "quota-ok"),
   failOpen: decision("DUNNO", "quota-store-unavailable-fail-open"),
   failClosed: decision("451 4.3.0 Temporary quota check failure, try again later", "quota-store-unavailable"),
+  idpFailOpen: decision("DUNNO", "quota-idp-unavailable-fail-open"),
+  idpFailClosed: decision("451 4.3.0 Temporary quota check failure, try again later", "quota-idp-unavailable"),
 } as const;
+
+/** Keycloak could not say what a user's attributes are. */
+const IDP_UNAVAILABLE = Symbol("idp-unavailable");
 
 const MAX_WARNED = 10_000;
 /** Limit name → the setting that names its attribute. */
@@ -98,6 +104,17 @@ export class QuotaCheck {
       return this.#failed(err);
     }
     return then(this.#fromAttributes(trimmed, login, note), (attrs) => {
+      if (attrs === IDP_UNAVAILABLE) {
+        // The attributes might allow more than the defaults: never refuse on a guess.
+        // Limits all set with mailcloakctl need no Keycloak.
+        const a = this.settings.attributes;
+        const needed = (["per_hour", "per_day", "recipients_per_hour"] as const).some((k) => a[k] !== null && set[k] === null);
+        if (needed) {
+          this.#emit((e) => e.onCheck?.("error"));
+          return this.settings.failureMode === "open" ? D.idpFailOpen : D.idpFailClosed;
+        }
+        attrs = NO_OVERRIDE;
+      }
       const limits = effectiveLimits(this.settings.defaults, set, attrs);
       if (unlimited(limits)) {
         this.#emit((e) => e.onCheck?.("unlimited"));
@@ -146,8 +163,8 @@ export class QuotaCheck {
     return this.settings.failureMode === "open" ? D.failOpen : D.failClosed;
   }
 
-  /** The limits a Keycloak user's attributes set; an outage or an app login sets none. */
-  #fromAttributes(rawLogin: string, login: string, note?: (c: CachedLookup) => void): Maybe<LimitOverride> {
+  /** The limits a Keycloak user's attributes set (an app login or an unknown user sets none), or IDP_UNAVAILABLE. */
+  #fromAttributes(rawLogin: string, login: string, note?: (c: CachedLookup) => void): Maybe<LimitOverride | typeof IDP_UNAVAILABLE> {
     const names = this.settings.attributes;
     if (names.per_hour === null && names.per_day === null && names.recipients_per_hour === null) return NO_OVERRIDE;
     let app: boolean;
@@ -157,8 +174,9 @@ export class QuotaCheck {
       app = false;
     }
     if (app) return NO_OVERRIDE;
-    return then(this.#facts.userByUsername(login), (c) => {
+    return then(this.#facts.userByUsername(login), (c): LimitOverride | typeof IDP_UNAVAILABLE => {
       note?.(c);
+      if (c.lookup.kind === "unavailable") return IDP_UNAVAILABLE;
       if (c.lookup.kind !== "found") return NO_OVERRIDE;
       const attrs = c.lookup.value.attributes;
       const pick = (k: LimitName): number | null => {
