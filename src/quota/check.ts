@@ -18,7 +18,7 @@ import type { CachedLookup } from "../directory/cache.js";
 import type { Facts } from "../facts.js";
 import { then, type Maybe } from "../handlers/maybe.js";
 import type { Backend, Counters, TakeResult } from "./counters.js";
-import { attributeLimit, effectiveLimits, NO_OVERRIDE, unlimited, type LimitName, type LimitOverride, type QuotaLimits } from "./limits.js";
+import { attributeLimit, effectiveLimits, NO_OVERRIDE, unlimited, type LimitName, type LimitOverride } from "./limits.js";
 
 export interface QuotaDecision {
   readonly action: string;
@@ -212,5 +212,3 @@ export class QuotaCheck {
     }
   }
 }
-
-export type { QuotaLimits };

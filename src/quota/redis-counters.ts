@@ -218,5 +218,3 @@ function globEscape(s: string): string {
 export function redactUrl(url: string): string {
   return url.replace(/^(rediss?:\/\/)([^@/]*)@/i, (_m, scheme: string, cred: string) => `${scheme}${cred.includes(":") ? `${cred.split(":")[0]}:[redacted]` : "[redacted]"}@`);
 }
-
-export { TAKE_SCRIPT };

@@ -24,31 +24,31 @@ CREATE TABLE IF NOT EXISTS quota_counters (
     messages   INTEGER NOT NULL DEFAULT 0,
     recipients INTEGER NOT NULL DEFAULT 0,
     refused    INTEGER NOT NULL DEFAULT 0,
+    -- On hour rows: the limits applied at the login's last check, and when
+    -- (for mailcloakctl quota show/top). Kept in the row written anyway:
+    -- a table of their own cost one more B-tree write per message.
+    per_hour            INTEGER,
+    per_day             INTEGER,
+    recipients_per_hour INTEGER,
+    last_at             INTEGER,
     PRIMARY KEY (login, span, bucket)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_quota_counters_bucket ON quota_counters(span, bucket);
--- The limits applied at the last check of each login (for mailcloakctl quota top).
-CREATE TABLE IF NOT EXISTS quota_seen (
-    login               TEXT PRIMARY KEY,
-    per_hour            INTEGER NOT NULL,
-    per_day             INTEGER NOT NULL,
-    recipients_per_hour INTEGER NOT NULL,
-    last_at             INTEGER NOT NULL
-) WITHOUT ROWID;
 `;
 
 const PRUNE_EVERY_MS = 60_000;
 /** After a failed open, the next take() tries again no sooner than this. */
 const REOPEN_MS = 1000;
 
+type Row = { span: string; bucket: number; messages: number; recipients: number; refused: number; per_hour: number | null; per_day: number | null; recipients_per_hour: number | null; last_at: number | null };
+type HourWrite = { login: string; bucket: number; m: number; r: number; x: number; ph: number; pd: number; pr: number; at: number };
+
 interface Statements {
-  readonly rows: Database.Statement<[string, number, number, number, number], { span: string; bucket: number; messages: number; recipients: number; refused: number }>;
-  readonly count: Database.Statement<[string, string, number, number, number]>;
-  readonly refuse: Database.Statement<[string, number]>;
-  readonly seen: Database.Statement<[string, number, number, number, number]>;
-  readonly seenOf: Database.Statement<[string], { per_hour: number; per_day: number; recipients_per_hour: number; last_at: number }>;
+  readonly rows: Database.Statement<[string, number, number, number, number], Row>;
+  readonly hour: Database.Statement<[HourWrite]>;
+  readonly day: Database.Statement<[string, number, number]>;
+  readonly last: Database.Statement<[string], Row>;
   readonly prune: Database.Statement<[number, number]>;
-  readonly pruneSeen: Database.Statement<[number]>;
 }
 
 export interface SqliteCountersOptions {
@@ -158,17 +158,15 @@ export class SqliteCounters implements Counters {
     this.#open();
     const db = this.#db!;
     return db.transaction(() => {
-      const a = db.prepare("DELETE FROM quota_counters WHERE login = ?").run(login).changes;
-      const b = db.prepare("DELETE FROM quota_seen WHERE login = ?").run(login).changes;
-      return a + b > 0;
+      return db.prepare("DELETE FROM quota_counters WHERE login = ?").run(login).changes > 0;
     }).immediate();
   }
 
   async all(nowMs: number): Promise<LoginUsage[]> {
     if (!this.#opts.create && !existsSync(this.#opts.path)) return [];
     const st = this.#open();
-    const since = Math.floor(nowMs / 1000) - 86_400;
-    const logins = this.#db!.prepare("SELECT login FROM quota_seen WHERE last_at >= ? ORDER BY login").all(since) as { login: string }[];
+    // Rows older than the previous window are pruned: what is left is the last day or two.
+    const logins = this.#db!.prepare("SELECT DISTINCT login FROM quota_counters ORDER BY login").all() as { login: string }[];
     return logins.map((l) => readUsage(st, l.login, nowMs));
   }
 
@@ -182,18 +180,18 @@ export class SqliteCounters implements Counters {
 
 function prepare(db: DB): Statements {
   return {
-    rows: db.prepare(`SELECT span, bucket, messages, recipients, refused FROM quota_counters
+    rows: db.prepare(`SELECT span, bucket, messages, recipients, refused, per_hour, per_day, recipients_per_hour, last_at FROM quota_counters
       WHERE login = ? AND ((span = 'h' AND bucket IN (?, ?)) OR (span = 'd' AND bucket IN (?, ?)))`),
-    count: db.prepare(`INSERT INTO quota_counters(login, span, bucket, messages, recipients) VALUES(?, ?, ?, ?, ?)
-      ON CONFLICT(login, span, bucket) DO UPDATE SET messages = messages + excluded.messages, recipients = recipients + excluded.recipients`),
-    refuse: db.prepare(`INSERT INTO quota_counters(login, span, bucket, refused) VALUES(?, 'h', ?, 1)
-      ON CONFLICT(login, span, bucket) DO UPDATE SET refused = refused + 1`),
-    seen: db.prepare(`INSERT INTO quota_seen(login, per_hour, per_day, recipients_per_hour, last_at) VALUES(?, ?, ?, ?, ?)
-      ON CONFLICT(login) DO UPDATE SET per_hour = excluded.per_hour, per_day = excluded.per_day,
+    hour: db.prepare(`INSERT INTO quota_counters(login, span, bucket, messages, recipients, refused, per_hour, per_day, recipients_per_hour, last_at)
+      VALUES(@login, 'h', @bucket, @m, @r, @x, @ph, @pd, @pr, @at)
+      ON CONFLICT(login, span, bucket) DO UPDATE SET messages = messages + excluded.messages, recipients = recipients + excluded.recipients,
+        refused = refused + excluded.refused, per_hour = excluded.per_hour, per_day = excluded.per_day,
         recipients_per_hour = excluded.recipients_per_hour, last_at = excluded.last_at`),
-    seenOf: db.prepare("SELECT per_hour, per_day, recipients_per_hour, last_at FROM quota_seen WHERE login = ?"),
+    day: db.prepare(`INSERT INTO quota_counters(login, span, bucket, messages, recipients) VALUES(?, 'd', ?, 1, ?)
+      ON CONFLICT(login, span, bucket) DO UPDATE SET messages = messages + 1, recipients = recipients + excluded.recipients`),
+    last: db.prepare(`SELECT span, bucket, messages, recipients, refused, per_hour, per_day, recipients_per_hour, last_at FROM quota_counters
+      WHERE login = ? AND span = 'h' ORDER BY bucket DESC LIMIT 1`),
     prune: db.prepare("DELETE FROM quota_counters WHERE (span = 'h' AND bucket < ?) OR (span = 'd' AND bucket < ?)"),
-    pruneSeen: db.prepare("DELETE FROM quota_seen WHERE last_at < ?"),
   };
 }
 
@@ -221,36 +219,27 @@ function read(st: Statements, login: string, nowMs: number): Read {
   return { usage: { messagesHour: mh, recipientsHour: rh, messagesDay: md }, refusedHour };
 }
 
-/** The body of the IMMEDIATE transaction: read, decide, write. */
+/** The body of the IMMEDIATE transaction: read, decide, write (two rows: this hour's, today's). */
 function take(st: Statements, req: TakeRequest, prune: boolean): TakeResult {
   const w = windowsAt(req.nowMs);
   const nowS = Math.floor(req.nowMs / 1000);
-  if (prune) {
-    st.prune.run(Math.floor((nowS - HOUR_KEEP_S) / 3600), Math.floor((nowS - DAY_KEEP_S) / 86_400));
-    st.pruneSeen.run(nowS - DAY_KEEP_S);
-  }
+  if (prune) st.prune.run(Math.floor((nowS - HOUR_KEEP_S) / 3600), Math.floor((nowS - DAY_KEEP_S) / 86_400));
   const { usage } = read(st, req.login, req.nowMs);
   const l = req.limits;
-  st.seen.run(req.login, l.per_hour, l.per_day, l.recipients_per_hour, nowS);
   const over = exceeded(usage, l, req.recipients, w);
-  if (over) {
-    st.refuse.run(req.login, w.hour);
-    return { kind: "over", exceeded: over };
-  }
-  st.count.run(req.login, "h", w.hour, 1, req.recipients);
-  st.count.run(req.login, "d", w.day, 1, req.recipients);
+  st.hour.run({ login: req.login, bucket: w.hour, m: over ? 0 : 1, r: over ? 0 : req.recipients, x: over ? 1 : 0, ph: l.per_hour, pd: l.per_day, pr: l.recipients_per_hour, at: nowS });
+  if (over) return { kind: "over", exceeded: over };
+  st.day.run(req.login, w.day, req.recipients);
   return COUNTED;
 }
 
 function readUsage(st: Statements, login: string, nowMs: number): LoginUsage {
   const { usage, refusedHour } = read(st, login, nowMs);
-  const s = st.seenOf.get(login);
-  const applied: QuotaLimits | null = s ? { per_hour: s.per_hour, per_day: s.per_day, recipients_per_hour: s.recipients_per_hour } : null;
+  const s = st.last.get(login);
+  const applied: QuotaLimits | null = s && s.last_at !== null ? { per_hour: s.per_hour ?? 0, per_day: s.per_day ?? 0, recipients_per_hour: s.recipients_per_hour ?? 0 } : null;
   return { login, usage, refusedHour, applied, lastAt: s?.last_at ?? null };
 }
 
-function emptyUsage(login: string): LoginUsage {
+export function emptyUsage(login: string): LoginUsage {
   return { login, usage: { messagesHour: { cur: 0, prev: 0 }, recipientsHour: { cur: 0, prev: 0 }, messagesDay: { cur: 0, prev: 0 } }, refusedHour: 0, applied: null, lastAt: null };
 }
-
-export { emptyUsage };
