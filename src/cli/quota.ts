@@ -42,7 +42,7 @@ function settingsOf(cmd: Command, io: Io): Settings {
 
 function fail(err: unknown, where: string): CliError {
   if (err instanceof CliError) return err;
-  if (err instanceof CounterError) return new CliError(EXIT_CODES.unavailable, `quota counters (${where}) unavailable: ${err.message}`);
+  if (err instanceof CounterError) return new CliError(EXIT_CODES.unavailable, `quota counters unavailable: ${err.message}`);
   const f = describeFailure(err, where);
   return new CliError(f.exitCode, f.message);
 }
