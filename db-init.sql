@@ -91,4 +91,15 @@ BEGIN
     WHERE app_id = NEW.app_id AND from_addr = NEW.from_addr;
 END;
 
+-- Outbound quotas per SMTP login, set with `mailcloakctl quota set` (a table
+-- of this version only; the Go mailcloak does not read it). NULL: not set
+-- here, the Keycloak attribute or the config's default applies; 0: unlimited.
+CREATE TABLE IF NOT EXISTS quota_limits (
+    login               TEXT PRIMARY KEY,
+    per_hour            INTEGER CHECK (per_hour IS NULL OR per_hour >= 0),
+    per_day             INTEGER CHECK (per_day IS NULL OR per_day >= 0),
+    recipients_per_hour INTEGER CHECK (recipients_per_hour IS NULL OR recipients_per_hour >= 0),
+    updated_at          INTEGER NOT NULL DEFAULT (strftime('%s','now'))
+);
+
 PRAGMA user_version = 1;

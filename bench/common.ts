@@ -61,10 +61,13 @@ export function policyRequest(a: {
   readonly policyContext: string;
   readonly saslUsername?: string;
   readonly saslMethod?: string;
+  /** Default RCPT; END-OF-MESSAGE for the quota check (smtpd_end_of_data_restrictions). */
+  readonly protocolState?: string;
+  readonly recipientCount?: number;
 }): string {
   const attrs: readonly (readonly [string, string])[] = [
     ["request", "smtpd_access_policy"],
-    ["protocol_state", "RCPT"],
+    ["protocol_state", a.protocolState ?? "RCPT"],
     ["protocol_name", "ESMTP"],
     ["client_address", "192.0.2.10"],
     ["client_name", "mail.example.net"],
@@ -75,7 +78,7 @@ export function policyRequest(a: {
     ["helo_name", "mail.example.net"],
     ["sender", a.sender],
     ["recipient", a.recipient],
-    ["recipient_count", "0"],
+    ["recipient_count", String(a.recipientCount ?? 0)],
     ["queue_id", ""],
     ["instance", a.instance],
     ["size", "0"],

@@ -160,5 +160,7 @@ export function benchConfig(paths: DaemonPaths, keycloakUrl: string, opts: { max
     daemon: { allow_root: true, shutdown_grace_ms: 2000 },
     limits: { max_connections: 2048 },
     log: { level: opts.logLevel },
+    // Limits no run reaches: every (q) request is a full check-and-count in the SQLite counter file.
+    quotas: { per_hour: 1_000_000_000, per_day: 1_000_000_000, recipients_per_hour: 1_000_000_000 },
   };
 }

@@ -126,6 +126,11 @@ const POLICY_C_APP = range(1024).map((i) => policyRequest({
   sender: `sales@${DOMAIN}`, recipient: `rcpt${i}@example.org`, instance: instanceId(i), policyContext: "sender",
   saslUsername: "crm", saslMethod: "PLAIN",
 }));
+/** End of data, a logged-in user's message to 3 recipients: the quota check and count (configs/postfix-main.cf, smtpd_end_of_data_restrictions). */
+const POLICY_Q = range(1024).map((i) => policyRequest({
+  sender: `${known(i)}@${DOMAIN}`, recipient: "", instance: instanceId(`q${i}`), policyContext: "quota",
+  saslUsername: known(i), saslMethod: "PLAIN", protocolState: "END-OF-MESSAGE", recipientCount: 3,
+}));
 const MISS_TEMPLATE = policyRequest({
   sender: "sender@example.net", recipient: `bulk{n}@${DOMAIN}`, instance: instanceId("m{n}"), policyContext: "recipient",
 });
@@ -143,6 +148,7 @@ const S = {
   b20: { id: "b-20ms", label: `(b) RCPT, distinct recipients, KC ${KC_LATENCY_MS} ms`, protocol: "policy", target: "mailcloak", requests: () => ({ kind: "distinct", template: MISS_TEMPLATE, start: nextBulk }), expect: "DUNNO" },
   cUser: { id: "c-user", label: "(c) sender check, user login", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "cycle", items: POLICY_C_USER }), expect: "DUNNO" },
   cApp: { id: "c-app", label: "(c) sender check, app login", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "cycle", items: POLICY_C_APP }), expect: "DUNNO" },
+  q: { id: "q", label: "(q) end of data, quota check + count (SQLite)", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "cycle", items: POLICY_Q }), expect: "DUNNO" },
   d: { id: "d", label: "(d) socketmap alias (SQLite)", protocol: "socketmap", target: "mailcloak", requests: () => ({ kind: "cycle", items: SM_ALIAS }), expect: "OK kuser" },
   e: { id: "e", label: "(e) socketmap mailbox (cache hit)", protocol: "socketmap", target: "mailcloak", requests: () => ({ kind: "cycle", items: SM_MAILBOX }), expect: `OK ${DOMAIN}/kuser` },
 } as const satisfies Record<string, Scenario>;
@@ -415,7 +421,7 @@ async function benchmark(): Promise<void> {
 
     // Warm-up: every known user and alias into the cache / page cache, JIT.
     say(`${stamp()} warm-up`);
-    for (const s of [S.ceilP, S.ceilS, S.a, S.cUser, S.cApp, S.d, S.e]) {
+    for (const s of [S.ceilP, S.ceilS, S.a, S.cUser, S.cApp, S.q, S.d, S.e]) {
       const r = await runCell(env, s, 10, { warmupMs: 0, measureMs: QUICK ? 400 : 800, keep: false });
       if (r.wrong > 0) problems.push(`warm-up ${s.id}: ${r.wrong} unexpected replies, e.g. ${JSON.stringify(r.sampleWrong)}`);
     }
@@ -423,7 +429,7 @@ async function benchmark(): Promise<void> {
     // Hot policy paths.
     for (const c of CS) {
       say(`${stamp()} policy hot paths, C=${c}`);
-      for (let rep = 0; rep < REPS; rep++) for (const s of [S.ceilP, S.a, S.cUser, S.cApp]) await runCell(env, s, c);
+      for (let rep = 0; rep < REPS; rep++) for (const s of [S.ceilP, S.a, S.cUser, S.cApp, S.q]) await runCell(env, s, c);
     }
     // Hot socketmap paths.
     for (const c of CS) {
@@ -539,7 +545,7 @@ async function benchmark(): Promise<void> {
       if (r) rows.push(r);
       return r;
     };
-    for (const c of CS) for (const s of [S.ceilP, S.a, S.aInfo, S.b0, S.b20, S.cUser, S.cApp]) {
+    for (const c of CS) for (const s of [S.ceilP, S.a, S.aInfo, S.b0, S.b20, S.cUser, S.cApp, S.q]) {
       const r = add(s, c);
       if (r && s.id === S.b20.id) r.ratioExpectedCeiling = round(r.rps / (c * (1000 / KC_LATENCY_MS)), 3);
     }
@@ -731,7 +737,7 @@ async function hotOnly(): Promise<void> {
   const env = await setup({ bare: true });
   const only = onlyScenarios();
   const pick = (xs: Scenario[]): Scenario[] => xs.filter((x) => x.target === "bare" || !only || only.includes(x.id));
-  const policy = pick([S.a, S.cUser, S.cApp]);
+  const policy = pick([S.a, S.cUser, S.cApp, S.q]);
   const socketmap = pick([S.d, S.e]);
   try {
     for (const s of [S.ceilP, S.ceilS, ...policy, ...socketmap]) await runCell(env, s, 10, { warmupMs: 0, measureMs: 800, keep: false });
@@ -744,8 +750,11 @@ async function hotOnly(): Promise<void> {
       await runCell(env, S.b20, 50);
       env.fake.latencyMs = 0;
     }
-    const rows = [S.ceilP, S.a, S.cUser, S.cApp, S.ceilS, S.d, S.e, S.b20].map((s) => summary(s, 50)).filter((r): r is CellSummary => r !== null);
+    const rows = [S.ceilP, S.a, S.cUser, S.cApp, S.q, S.ceilS, S.d, S.e, S.b20].map((s) => summary(s, 50)).filter((r): r is CellSummary => r !== null);
     say(fmtTable(rows));
+    const q = rows.find((r) => r.scenario === S.q.id);
+    const cu = rows.find((r) => r.scenario === S.cUser.id);
+    if (q && cu) say(`(q) quota check at end of data vs (c) sender check, C=50: ${(q.rps / cu.rps * 100).toFixed(0)}% of its req/s; ${(q.cpuUsPerReq - cu.cpuUsPerReq).toFixed(1)} µs more daemon CPU per request`);
     const b = rows.find((r) => r.scenario === S.b20.id);
     if (b) say(`(b) with Keycloak at ${KC_LATENCY_MS} ms, C=50: ${b.rps} req/s = ${((b.rps / (50 * (1000 / KC_LATENCY_MS))) * 100).toFixed(0)}% of C/${KC_LATENCY_MS}ms`);
     if ((!only || only.includes("postmap")) && postfixMissing() === null && process.getuid?.() === 0) {

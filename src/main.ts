@@ -14,6 +14,7 @@ import { testIdp } from "./idp-check/run.js";
 import { lookupUser } from "./system/accounts.js";
 import type { Metrics } from "./metrics.js";
 import { StoreError } from "./store/sqlite.js";
+import { redactUrl } from "./quota/redis-counters.js";
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -43,6 +44,7 @@ export function redacted(cfg: Config): unknown {
       keycloak: kc ? { ...kc, clientSecret: kc.clientSecret ? "[redacted]" : "" } : null,
       authentik: ak ? { ...ak, apiToken: ak.apiToken ? "[redacted]" : "" } : null,
     },
+    quotas: { ...cfg.quotas, redis: { ...cfg.quotas.redis, url: redactUrl(cfg.quotas.redis.url) } },
     sockets: {
       ...cfg.sockets,
       policy: describeAddress(cfg.sockets.policy),
@@ -104,7 +106,7 @@ async function run(path: string): Promise<void> {
   const metrics: Metrics | undefined = metricsModule ? new metricsModule.Metrics() : undefined;
   let daemon: Daemon;
   try {
-    daemon = await startDaemon(cfg, log, metrics);
+    daemon = await startDaemon(cfg, log, metrics, { fileOwner: priv.kind === "drop" ? priv.to : null });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     log.flush?.();

@@ -11,6 +11,10 @@ import type { ListenerEvents } from "./server/listener.js";
 import type { KeycloakEvents } from "./directory/keycloak.js";
 import type { AuthentikEvents } from "./directory/authentik.js";
 import type { SourceEvents } from "./directory/guard.js";
+import type { QuotaEvents } from "./quota/check.js";
+
+/** Logins named in the refusals metric; past this many, further ones are counted as "other" (bounded label values). */
+const MAX_REFUSAL_LOGINS = 1000;
 
 const LATENCY_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -32,6 +36,11 @@ export class Metrics {
   readonly refused = new Counter({ name: "mailcloak_connections_refused_total", help: "Connections refused by a limit", labelNames: ["server", "reason"], registers: [this.registry] });
   readonly limits = new Counter({ name: "mailcloak_limit_closes_total", help: "Connections closed by a limit (idle_timeout, read_timeout, max_request_bytes, malformed)", labelNames: ["server", "reason"], registers: [this.registry] });
 
+  readonly quotaChecks = new Counter({ name: "mailcloak_quota_checks_total", help: "Quota checks at the end of a message, by result (counted, over, unlimited, error)", labelNames: ["result"], registers: [this.registry] });
+  readonly quotaRefusals = new Counter({ name: "mailcloak_quota_refusals_total", help: "Messages refused with 450 4.7.1 because a quota was exceeded, by login and limit (at most 1000 logins, then \"other\")", labelNames: ["login", "limit"], registers: [this.registry] });
+  readonly quotaBackendErrors = new Counter({ name: "mailcloak_quota_backend_errors_total", help: "Quota checks the counter store could not answer (the quotas.failure_mode applied)", labelNames: ["backend"], registers: [this.registry] });
+  readonly #refusalLogins = new Set<string>();
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "mailcloak_" });
   }
@@ -50,6 +59,15 @@ export class Metrics {
       this.requests.inc({ server: "policy", map: "", action });
       this.latency.observe({ server: "policy" }, s);
     },
+  };
+
+  readonly quotaEvents: QuotaEvents = {
+    onCheck: (result) => this.quotaChecks.inc({ result }),
+    onRefusal: (login, limit) => {
+      if (!this.#refusalLogins.has(login) && this.#refusalLogins.size < MAX_REFUSAL_LOGINS) this.#refusalLogins.add(login);
+      this.quotaRefusals.inc({ login: this.#refusalLogins.has(login) ? login : "other", limit });
+    },
+    onBackendError: (backend) => this.quotaBackendErrors.inc({ backend }),
   };
 
   readonly listenerEvents: ListenerEvents = {

@@ -20,6 +20,10 @@ import { exposedToOthers } from "./server/socket-reach.js";
 import { lookupGroup, lookupUser } from "./system/accounts.js";
 import type { Limits } from "./config/types.js";
 import type { Metrics } from "./metrics.js";
+import { QuotaCheck } from "./quota/check.js";
+import { openCounters } from "./quota/open.js";
+import { RedisCounters } from "./quota/redis-counters.js";
+import { SqliteCounters } from "./quota/sqlite-counters.js";
 
 export interface Daemon {
   readonly config: Config;
@@ -35,8 +39,8 @@ export interface Daemon {
 
 export function createSource(cfg: Config, log: Logger, metrics?: Metrics): IdentitySource {
   if (cfg.idp.provider === "static") return new StaticSource(cfg.idp.staticUsers);
-  // Cached users keep only the attribute the rules read.
-  const attributes = cfg.policy.sendAllowedAttribute ? [cfg.policy.sendAllowedAttribute] : [];
+  // Cached users keep only the attributes the rules read.
+  const attributes = readAttributes(cfg);
   if (cfg.idp.provider === "authentik") {
     const { baseUrl, apiToken, timeoutMs } = cfg.idp.authentik!;
     const logger = log.child({ component: "authentik" });
@@ -45,6 +49,12 @@ export function createSource(cfg: Config, log: Logger, metrics?: Metrics): Ident
   const { baseUrl, realm, clientId, clientSecret, timeoutMs } = cfg.idp.keycloak!;
   const logger = log.child({ component: "keycloak" });
   return new KeycloakSource({ baseUrl, realm, clientId, clientSecret, timeoutMs, attributes, logger, events: metrics?.keycloakEvents });
+}
+
+/** The user attributes the rules read: only these are kept in cached users. */
+function readAttributes(cfg: Config): string[] {
+  const a = cfg.quotas.attributes;
+  return [cfg.policy.sendAllowedAttribute, a.per_hour, a.per_day, a.recipients_per_hour].filter((x): x is string => x !== null);
 }
 
 /**
@@ -91,7 +101,12 @@ function warnExposedSockets(cfg: Config, log: Logger): void {
     "Put the sockets in a directory only Postfix can enter (as Postfix's private/, mode 0700) or use socket_mode 0660");
 }
 
-export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): Promise<Daemon> {
+export interface StartOptions {
+  /** The account the daemon will drop to: files it creates (the quota counters) are given to it. */
+  readonly fileOwner?: { readonly uid: number; readonly gid: number } | null;
+}
+
+export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics, opts: StartOptions = {}): Promise<Daemon> {
   const owner = socketOwnership(cfg);
   const store = Store.open(cfg.sqlite.path, cfg.sqlite.busyTimeoutMs, {
     onUnavailable: (reason) => log.error({ reason }, "database unavailable: answering 451 4.3.0 / TEMP until it is back"),
@@ -104,7 +119,16 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): 
   const limits = (): Limits => current.limits;
 
   const smHandler = new SocketmapHandler(facts, log.child({ server: "socketmap" }), metrics?.socketmapEvents);
-  const policyHandler = new PolicyHandler(facts, log.child({ server: "policy" }), metrics?.policyEvents);
+  const quotaLog = log.child({ component: "quota" });
+  const counters = openCounters(cfg.quotas, { busyTimeoutMs: cfg.sqlite.busyTimeoutMs, daemon: true, logger: quotaLog, owner: opts.fileOwner ?? null });
+  // Neither a bad counter file nor a Redis that is down stops the daemon: the failure mode applies until they work.
+  if (counters instanceof SqliteCounters && !counters.tryOpen()) quotaLog.warn({ reason: counters.lastError }, "quota counters cannot be opened; retrying at each message");
+  if (counters instanceof RedisCounters) counters.connect().catch(() => undefined);
+  const quota = new QuotaCheck({
+    facts, counters, settings: cfg.quotas, warnTtlMs: cfg.cache.ttlSeconds * 1000, log: quotaLog,
+    ...(metrics ? { events: metrics.quotaEvents } : {}),
+  });
+  const policyHandler = new PolicyHandler(facts, log.child({ server: "policy" }), metrics?.policyEvents, quota);
 
   // One batch per event-loop turn for both servers: one look at the DB for all the requests read in it.
   const turn = new Turn((run) => store.within(run), (err) => log.error({ err: err instanceof Error ? err.message : String(err) }, "internal error handling requests"));
@@ -116,6 +140,7 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): 
     policy = (await Listener.open({ ...common, address: cfg.sockets.policy, protocol: policyProtocol(policyHandler), logger: log.child({ server: "policy" }) })) as Listener<unknown>;
   } catch (err) {
     await socketmap?.close(0);
+    await counters.close();
     store.close();
     await source.close();
     throw err;
@@ -143,9 +168,12 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): 
         ["daemon.pid_file", next.daemon.pidFile, cfg.daemon.pidFile],
         ["cache.max_entries", next.cache.maxEntries, cfg.cache.maxEntries],
         ["metrics.listen", next.metrics.listen, cfg.metrics.listen],
+        ["quotas.backend", next.quotas.backend, cfg.quotas.backend],
+        ["quotas.sqlite_path", next.quotas.sqlitePath, cfg.quotas.sqlitePath],
+        ["quotas.redis", next.quotas.redis, cfg.quotas.redis],
       ].filter(([, a, b]) => !same(a, b)).map(([k]) => k as string);
       // Cached users keep only the attribute the rules read: a new one needs fresh users.
-      if (!same(next.idp, current.idp) || next.policy.sendAllowedAttribute !== current.policy.sendAllowedAttribute) {
+      if (!same(next.idp, current.idp) || !same(readAttributes(next), readAttributes(current))) {
         const old = cache.source;
         cache.reconfigure(next.cache, createSource(next, log, metrics));
         await old.close();
@@ -156,6 +184,9 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): 
       if (!same(next.cache, current.cache)) changed.push("cache");
       if (!same(next.policy, current.policy)) changed.push("policy");
       if (!same(next.limits, current.limits)) changed.push("limits");
+      if (!same(next.quotas, current.quotas)) changed.push("quotas");
+      quota.settings = next.quotas;
+      quota.warnTtlMs = next.cache.ttlSeconds * 1000;
       if (next.log.level !== current.log.level) {
         log.level = next.log.level;
         changed.push("log.level");
@@ -173,6 +204,7 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics): 
         const grace = current.daemon.shutdownGraceMs;
         await Promise.all([policy!.close(grace), socketmap!.close(grace)]);
         await cache.source.close();
+        await counters.close();
         store.close();
       })();
       return stopping;

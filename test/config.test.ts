@@ -108,6 +108,15 @@ const GO_MODEL: Config = {
   limits: LIMIT_DEFAULTS,
   log: { level: "info" },
   metrics: { listen: null },
+  quotas: {
+    defaults: { per_hour: 0, per_day: 0, recipients_per_hour: 0 },
+    attributes: { per_hour: null, per_day: null, recipients_per_hour: null },
+    message: "Sending quota exceeded, try again later",
+    failureMode: "open",
+    backend: "sqlite",
+    sqlitePath: "/var/lib/mailcloak/quota.db",
+    redis: { url: "redis://127.0.0.1:6379/0", keyPrefix: "mailcloak:quota:", timeoutMs: 500 },
+  },
 };
 
 /** A small valid config as a plain object, for variants. */

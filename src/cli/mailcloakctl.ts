@@ -12,6 +12,7 @@ import { AdminService, type Actor } from "../admin/service.js";
 import { CliError, describeFailure, EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from "./exit.js";
 import { formatAliases, formatApps, formatDomains, formatJson } from "./format.js";
 import { runInit } from "./init.js";
+import { addQuotaCommands } from "./quota.js";
 import { readPassword } from "./password-input.js";
 import { openAdminStore, resolveSettings, type GlobalOptions, type Settings } from "./settings.js";
 
@@ -238,6 +239,7 @@ export function buildProgram(io: Io = processIo): Command {
   addAliasCommands(program, io);
   addAppCommands(program, io);
   addCacheCommands(program, io);
+  addQuotaCommands(program, io);
   return program;
 }
 

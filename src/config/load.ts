@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { ConfigError, scalarSources, Section, type SectionContext } from "./reader.js";
 import type { Config, FailureMode, ListenAddress, StaticUser } from "./types.js";
+import { parseQuotas } from "./quotas.js";
 import { DEFAULTS } from "./types.js";
 
 export { ConfigError } from "./reader.js";
@@ -257,6 +258,8 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
   }
   metrics.finish();
 
+  const quotas = parseQuotas(top.section("quotas"), sqlitePath);
+
   top.finish();
 
   return {
@@ -277,6 +280,7 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
     limits: limitValues,
     log: { level },
     metrics: { listen: metricsAddress },
+    quotas,
   };
 }
 

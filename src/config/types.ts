@@ -13,6 +13,19 @@ export interface StaticUser {
 
 export type FailureMode = "tempfail" | "dunno";
 
+/** Outbound quotas (src/quota/): limits 0 = unlimited; attribute names null = not read. */
+export interface QuotaSettings {
+  readonly defaults: { readonly per_hour: number; readonly per_day: number; readonly recipients_per_hour: number };
+  readonly attributes: { readonly per_hour: string | null; readonly per_day: string | null; readonly recipients_per_hour: string | null };
+  /** The text after "450 4.7.1 ". */
+  readonly message: string;
+  /** When the counter store fails: open lets the message through, closed defers it (451 4.3.0). */
+  readonly failureMode: "open" | "closed";
+  readonly backend: "sqlite" | "redis";
+  readonly sqlitePath: string;
+  readonly redis: { readonly url: string; readonly keyPrefix: string; readonly timeoutMs: number };
+}
+
 export interface KeycloakSettings {
   readonly baseUrl: string;
   readonly realm: string;
@@ -76,6 +89,7 @@ export interface Config {
   readonly limits: Limits;
   readonly log: { readonly level: string };
   readonly metrics: { readonly listen: { readonly host: string; readonly port: number } | null };
+  readonly quotas: QuotaSettings;
 }
 
 export const DEFAULTS = {
@@ -107,4 +121,11 @@ export const DEFAULTS = {
   readTimeoutSeconds: 10,
   /** Postfix caps socketmap queries at 10000 bytes; policy requests are a few hundred. */
   maxRequestBytes: 65_536,
+  /** The counter file, beside sqlite.path. */
+  quotaFileName: "quota.db",
+  quotaMessage: "Sending quota exceeded, try again later",
+  redisUrl: "redis://127.0.0.1:6379/0",
+  redisKeyPrefix: "mailcloak:quota:",
+  /** Well inside Postfix's 10 s policy timeout of postfix-main.cf: a slow Redis becomes the failure mode, not a stalled SMTP session. */
+  redisTimeoutMs: 500,
 } as const;

@@ -10,6 +10,7 @@ import { domainOf, normalize } from "../rules/address.js";
 import { formatPolicyReply, PolicyDecoder, type PolicyRequest } from "../protocol/policy.js";
 import type { ConnectionInfo, Framing, Protocol } from "../server/listener.js";
 import { recover, then, type Maybe } from "./maybe.js";
+import type { QuotaCheck, QuotaDecision } from "../quota/check.js";
 
 /** Reply texts, as the Go original's (a reject code is always followed by text). */
 export const ACTIONS = {
@@ -26,6 +27,16 @@ export const ACTIONS = {
 export interface Decision {
   readonly action: string;
   readonly reason: string;
+  /** A quota refusal's facts, for its log line (logged at warn). */
+  readonly detail?: QuotaDecision["detail"];
+}
+
+/** The states at which a message is counted against its login's quota (one of them, once per message). */
+export function countsQuota(req: PolicyRequest): boolean {
+  const s = req.protocol_state;
+  if (s === "RCPT" || s === "MAIL") return false; // the hot path: no case folding
+  const u = s.toUpperCase();
+  return u === "END-OF-MESSAGE" || u === "DATA";
 }
 
 export interface PolicyEvents {
@@ -77,11 +88,13 @@ export class PolicyHandler {
   readonly #facts: Facts;
   readonly #log: Logger;
   readonly #events: PolicyEvents;
+  readonly #quota: QuotaCheck | null;
 
-  constructor(facts: Facts, log: Logger, events: PolicyEvents = {}) {
+  constructor(facts: Facts, log: Logger, events: PolicyEvents = {}, quota: QuotaCheck | null = null) {
     this.#facts = facts;
     this.#log = log;
     this.#events = events;
+    this.#quota = quota;
   }
 
   /**
@@ -99,8 +112,9 @@ export class PolicyHandler {
     } catch (err) {
       d = this.#failed(err);
     }
-    if (d instanceof Promise) return d.catch((err: unknown) => this.#failed(err)).then((x) => (timed ? this.#report(req, x, trace, started) : x));
-    return timed ? this.#report(req, d, trace, started) : d;
+    // A quota refusal is always logged (at warn), whatever the log level says about decisions.
+    if (d instanceof Promise) return d.catch((err: unknown) => this.#failed(err)).then((x) => (timed || x.detail ? this.#report(req, x, trace, started) : x));
+    return timed || d.detail ? this.#report(req, d, trace, started) : d;
   }
 
   /** For a memo of decisions: the store's state they were made on (Store.generation). */
@@ -119,12 +133,17 @@ export class PolicyHandler {
   }
 
   #report(req: PolicyRequest, d: Decision, trace: Trace | null, started: number): Decision {
-    const seconds = (performance.now() - started) / 1000;
+    const seconds = started === 0 ? 0 : (performance.now() - started) / 1000;
     if (this.#events.onDecision) {
       const sp = d.action.indexOf(" ");
       this.#events.onDecision(req.protocol_state, sp < 0 ? d.action : d.action.slice(0, sp), d.reason, seconds);
     }
-    if (this.#log.isLevelEnabled("info")) this.#log.info({
+    if (d.detail !== undefined) {
+      this.#log.warn({
+        state: req.protocol_state, login: d.detail.login, sender: req.sender, queue_id: req.queue_id || undefined, action: d.action, reason: d.reason,
+        limit: d.detail.limit, used: d.detail.used, max: d.detail.max, recipients: d.detail.recipients, ms: Math.round(seconds * 10000) / 10,
+      }, "sending quota exceeded");
+    } else if (this.#log.isLevelEnabled("info")) this.#log.info({
       state: req.protocol_state, login: req.sasl_username || undefined, sender: req.sender, recipient: req.recipient || undefined,
       context: req.policy_context || undefined, action: d.action, reason: d.reason, cache: trace?.cache ?? "none", ms: Math.round(seconds * 10000) / 10,
     }, "policy decision");
@@ -133,6 +152,9 @@ export class PolicyHandler {
 
   #decide(req: PolicyRequest, trace: Trace | null): Maybe<Decision> {
     const state = req.protocol_state.toUpperCase();
+    if (req.request === "smtpd_access_policy" && this.#quota !== null && countsQuota(req)) {
+      return this.#quota.check(req.sasl_username, req.recipient_count, trace ? (c) => trace.note(c) : undefined);
+    }
     if (req.request !== "smtpd_access_policy" || (state !== "RCPT" && state !== "MAIL")) return D.stateNotChecked;
     const ctx = req.policy_context.trim().toLowerCase();
     const checkSender = ctx !== "recipient";
@@ -234,8 +256,9 @@ export function policyProtocol(handler: PolicyHandler): Protocol<PolicyRequest> 
   };
   const reply = (conn: ConnectionInfo, req: PolicyRequest, generation: number, d: Decision): string => {
     const text = encode(d.action);
-    // Temporary failures are not remembered: a retry should ask again.
-    conn.memo = d.action.startsWith("4") ? undefined : ({ req, reply: text, generation } satisfies Memo);
+    // Temporary failures are not remembered: a retry should ask again. Nor
+    // are quota checks: each one counts a message.
+    conn.memo = d.action.startsWith("4") || countsQuota(req) ? undefined : ({ req, reply: text, generation } satisfies Memo);
     return text;
   };
   return {

@@ -13,11 +13,13 @@ export interface PolicyRequest {
   instance: string;
   client_address: string;
   queue_id: string;
+  /** Accepted recipients so far: the message's real count at END-OF-MESSAGE (and DATA). */
+  recipient_count: string;
 }
 
 const KNOWN: readonly (keyof PolicyRequest)[] = [
   "request", "protocol_state", "sender", "recipient", "sasl_username", "sasl_method",
-  "policy_context", "instance", "client_address", "queue_id",
+  "policy_context", "instance", "client_address", "queue_id", "recipient_count",
 ];
 
 /**
@@ -42,7 +44,7 @@ function knownName(buf: Buffer, start: number, end: number): keyof PolicyRequest
 export function emptyPolicyRequest(): PolicyRequest {
   return {
     request: "", protocol_state: "", sender: "", recipient: "", sasl_username: "", sasl_method: "",
-    policy_context: "", instance: "", client_address: "", queue_id: "",
+    policy_context: "", instance: "", client_address: "", queue_id: "", recipient_count: "",
   };
 }
 

@@ -11,6 +11,8 @@ import { accessSync, constants as fsConstants, existsSync, readFileSync, statSyn
 import { isCatchAll, isValidAddress, isValidDomain, normalize } from "../rules/address.js";
 import { WalVersion } from "./wal-version.js";
 import { detach } from "../strings.js";
+import type { LimitOverride } from "../quota/limits.js";
+import { readQuotaOverride } from "./quota-limits.js";
 
 type DB = Database.Database;
 
@@ -269,6 +271,7 @@ export class Store {
     app: new Map<string, unknown>(),
     appAllows: new Map<string, unknown>(),
     appsForSender: new Map<string, unknown>(),
+    quota: new Map<string, unknown>(),
   };
   #memoEntries = 0;
   /** See `generation`. */
@@ -477,6 +480,13 @@ export class Store {
     if (hit !== MISS) return hit as boolean;
     const r = this.#st.appAllows.get(appId, fromAddr);
     return this.#keep(this.#memo.appAllows, key, r !== undefined && b(r.enabled));
+  }
+
+  /** Limits set with mailcloakctl quota set (store/quota-limits.ts), for a lower-cased login. */
+  quotaOverride(login: string): LimitOverride {
+    const hit = this.#recall(this.#memo.quota, login);
+    if (hit !== MISS) return hit as LimitOverride;
+    return this.#keep(this.#memo.quota, login, readQuotaOverride(this.#db, login));
   }
 
   /** Enabled apps allowed to send as `fromAddr`. */

@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parse } from "yaml";
 import { FakeKeycloak, type FakeUserInput } from "../fake-keycloak.js";
-import { ctlOk, DaemonProcess, have, ROOT, tempDir, type ConfigTree } from "./daemon.js";
+import { ctlOk, DaemonProcess, have, mergeTree, ROOT, tempDir, type ConfigTree } from "./daemon.js";
 import { lookupGroup, lookupUser } from "../../src/system/accounts.js";
 
 export type FailureMode = "tempfail" | "dunno";
@@ -233,6 +233,8 @@ export interface MailStackOptions {
   failureMode?: FailureMode;
   /** mailcloak's idp section, replacing the one for the fake Keycloak (e.g. a real Keycloak). */
   idp?: ConfigTree;
+  /** Merged over mailcloak's config (e.g. quotas, metrics); may be changed before restartDaemon(). */
+  config?: ConfigTree;
 }
 
 /** Standard Postfix services (test base; chroot n everywhere). The SMTP listeners come from configs/postfix-master.cf (the benchmark adds its own). */
@@ -285,6 +287,7 @@ export class MailStack {
   daemon!: DaemonProcess;
   failureMode: FailureMode;
   readonly idp: ConfigTree | null;
+  extraConfig: ConfigTree;
   #dovecot: ChildProcess | null = null;
   #dovecotExited: Promise<void> | null = null;
   #dovecotOutput = "";
@@ -304,6 +307,7 @@ export class MailStack {
     this.dovecotLogPath = join(this.dovecotDir, "dovecot.log");
     this.failureMode = opts.failureMode ?? "tempfail";
     this.idp = opts.idp ?? null;
+    this.extraConfig = opts.config ?? {};
   }
 
   /** Start everything; on failure, stop what was started and rethrow. */
@@ -402,7 +406,7 @@ export class MailStack {
 
   /** mailcloak's config: Keycloak (the fake), sockets where postfix-main.cf expects them. */
   daemonConfig(): ConfigTree {
-    return {
+    return mergeTree({
       idp: this.idp ?? {
         provider: "keycloak",
         keycloak: {
@@ -426,7 +430,7 @@ export class MailStack {
         socket_owner_group: "postfix",
         socket_mode: "0660",
       },
-    };
+    }, this.extraConfig);
   }
 
   /** Rewrite the daemon's config with another failure mode and restart it (its cache starts empty). */
