@@ -3,7 +3,9 @@
 // real HTTP on 127.0.0.1 so the real admin client (and fetch) run against it,
 // and it has knobs for latency and failure modes so test suites can exercise
 // timeouts, outages and permission problems. Wire details follow
-// PROTOCOLS.md section 4.
+// PROTOCOLS.md section 4 and, where they disagree, what Keycloak 26.5.6 does:
+// test/keycloak-emulator-parity.integration.test.ts compares the two live
+// (test/helpers/fixture-users.ts loads the realm fixture into a fake).
 
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer } from "node:http";
