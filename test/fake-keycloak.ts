@@ -227,7 +227,9 @@ export class FakeKeycloak {
   }
 
   #apply(user: FakeUser, input: Partial<FakeUserInput>): void {
-    if (input.email !== undefined) user.email = input.email.toLowerCase();
+    // An empty email removes it, as Keycloak's user update does.
+    if (input.email === "") delete user.email;
+    else if (input.email !== undefined) user.email = input.email.toLowerCase();
     if (input.enabled !== undefined) user.enabled = input.enabled;
     if (input.emailVerified !== undefined) user.emailVerified = input.emailVerified;
     if (input.firstName !== undefined) user.firstName = input.firstName;

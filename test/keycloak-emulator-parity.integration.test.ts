@@ -18,7 +18,7 @@ import { KeycloakSource } from "../src/directory/keycloak.js";
 import type { DirectoryUser, Lookup } from "../src/directory/lookup.js";
 import type { FakeKeycloak } from "./fake-keycloak.js";
 import { fixtureFakeOptions, fixtureUsers, startFixtureFake } from "./helpers/fixture-users.js";
-import { FIXTURE, releaseKeycloak, sharedKeycloak, type RealKeycloak } from "./helpers/keycloak-real.js";
+import { FIXTURE, KeycloakAdmin, releaseKeycloak, sharedKeycloak, type RealKeycloak } from "./helpers/keycloak-real.js";
 
 type ClientName = "view" | "query" | "norole";
 const CLIENTS: Record<ClientName, { id: string; secret: string }> = {
@@ -342,6 +342,27 @@ describe("admin users endpoint", () => {
     assert.equal(svc.serviceAccountClientId, undefined, "the service-account link is not in the representation");
   });
 
+});
+
+test("a service account an admin gave an email is found by it, unmarked", async (t) => {
+  if (skipped(t)) return;
+  // Changes the shared server's realm for a moment: an address nobody else looks up, on the no-role client's account.
+  const name = `service-account-${CLIENTS.norole.id}`;
+  const email = "svc-parity@d1.test";
+  const admin = new KeycloakAdmin(targets[0]!.baseUrl);
+  await admin.updateUser(name, { email });
+  fake!.updateUser(name, { email });
+  try {
+    const got = await same((tg) => adminRequest(tg, { name, path: lookup("email", email), status: 200 }));
+    assert.deepEqual((got.body as Record<string, unknown>[]).map((u) => [u.username, u.serviceAccountClientId]), [[name, undefined]]);
+    const found = await bothSources(CLIENTS.view, async (s) => [await s.userByEmail(email)]);
+    assert.equal(found[0]?.kind, "found");
+  } finally {
+    await admin.updateUser(name, { email: "" });
+    fake!.updateUser(name, { email: "" });
+  }
+  const gone = await same((tg) => adminRequest(tg, { name, path: lookup("email", email), status: 200 }));
+  assert.deepEqual(gone.body, []);
 });
 
 // ---- mailcloak's own lookups ----
