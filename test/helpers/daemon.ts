@@ -136,7 +136,11 @@ export class DaemonProcess {
     const deadline = Date.now() + 10_000;
     while (!this.output.includes("mailcloak started")) {
       if (this.exitCode !== null) throw new Error(`daemon exited with ${this.exitCode}: ${this.output}`);
-      if (Date.now() > deadline) throw new Error(`daemon did not start: ${this.output}`);
+      if (Date.now() > deadline) {
+        // Don't leave it running: a live child keeps the test file from exiting.
+        child.kill("SIGKILL");
+        throw new Error(`daemon did not start: ${this.output}`);
+      }
       await sleep(20);
     }
   }
