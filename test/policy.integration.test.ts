@@ -1,16 +1,22 @@
 // Every policy rule, table-driven, against the real daemon over its real
-// policy socket (static identity source; Keycloak flows are in
-// keycloak-daemon.integration.test.ts).
+// policy socket. The decision table runs once per identity source holding the
+// people of test/fixtures/keycloak-realm.json: the static source, the Keycloak
+// emulator and a real Keycloak. The other tests use the static source
+// (Keycloak flows are in keycloak-daemon.integration.test.ts).
 
-import { test, before, after } from "node:test";
+import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { Client, ctlOk, DaemonProcess, policyQuery, tempDir } from "./helpers/daemon.js";
+import { Client, ctlOk, DaemonProcess, policyQuery, tempDir, type ConfigTree } from "./helpers/daemon.js";
+import { staticSource, tableSources } from "./helpers/directory.js";
 import { ACTIONS } from "../src/handlers/policy.js";
+
+const directories = await tableSources();
 
 let d: DaemonProcess;
 let c: Client;
 
-before(async () => {
+/** A daemon on the table's database, with users from `config`'s identity source. */
+async function tableDaemon(config: ConfigTree): Promise<DaemonProcess> {
   const dir = tempDir();
   const db = `${dir}/state.db`;
   await ctlOk(db, "init");
@@ -25,13 +31,18 @@ before(async () => {
   await ctlOk(db, "apps", "add", "oldapp", "old-password");
   await ctlOk(db, "apps", "allow", "oldapp", "alice@d1.test");
   await ctlOk(db, "apps", "disable", "oldapp");
-  d = await DaemonProcess.start({ dir });
+  return DaemonProcess.start({ dir, config });
+}
+
+before(async () => {
+  d = await tableDaemon({});
   c = await Client.connect(d.policySocket);
 });
 
 after(async () => {
   c?.destroy();
   await d?.cleanup();
+  await directories.release();
 });
 
 type Row = [name: string, attrs: Record<string, string>, want: string];
@@ -51,6 +62,8 @@ const rows: Row[] = [
   ["an app id does not receive", RCPT({ recipient: "crm@d1.test" }), ACTIONS.noSuchUser],
   ["catch-all domain", RCPT({ recipient: "anything@d2.test" }), ACTIONS.dunno],
   ["user with sending disabled still receives", RCPT({ recipient: "bob@d1.test" }), ACTIONS.dunno],
+  ["email given in mixed case to the directory", RCPT({ recipient: "erin.mixed@d1.test" }), ACTIONS.dunno],
+  ["a user without an email has no mailbox", RCPT({ recipient: "frank@d1.test" }), ACTIONS.noSuchUser],
   ["authenticated user to unknown local address", AUTH("alice", "alice@d1.test", "nobody@d1.test"), ACTIONS.noSuchUser],
   // Recipients elsewhere.
   ["unauthenticated to a foreign domain", RCPT({ recipient: "x@ext.test" }), ACTIONS.notLocal],
@@ -60,6 +73,8 @@ const rows: Row[] = [
   ["own primary email", AUTH("alice", "alice@d1.test"), ACTIONS.dunno],
   ["own primary email, other case, extension", AUTH("alice", "ALICE+x@D1.TEST"), ACTIONS.dunno],
   ["login name case-insensitive", AUTH("Alice", "alice@d1.test"), ACTIONS.dunno],
+  ["mixed-case login and address given to the directory", AUTH("Erin.Mixed", "Erin.Mixed@D1.Test"), ACTIONS.dunno],
+  ["a user without an email owns no address", AUTH("frank", "frank@d1.test"), ACTIONS.notOwned],
   ["own alias", AUTH("alice", "sales@d1.test"), ACTIONS.dunno],
   ["own alias with extension", AUTH("alice", "sales+x@d1.test"), ACTIONS.dunno],
   ["someone else's address", AUTH("alice", "bob@d1.test"), ACTIONS.notOwned],
@@ -93,9 +108,23 @@ const rows: Row[] = [
   ["context sender still checks the sender", { ...AUTH("alice", "bob@d1.test"), policy_context: "sender" }, ACTIONS.notOwned],
 ];
 
-for (const [name, attrs, want] of rows) {
-  test(`${name} -> ${want}`, async () => {
-    assert.equal(await policyQuery(c, attrs), want);
+for (const source of [staticSource, ...directories.sources]) {
+  describe(`decision table, users from ${source.name}`, { skip: source.skip ?? false }, () => {
+    let td: DaemonProcess;
+    let tc: Client;
+    before(async () => {
+      td = await tableDaemon(source.config());
+      tc = await Client.connect(td.policySocket);
+    });
+    after(async () => {
+      tc?.destroy();
+      await td?.cleanup();
+    });
+    for (const [name, attrs, want] of rows) {
+      test(`${name} -> ${want}`, async () => {
+        assert.equal(await policyQuery(tc, attrs), want, td.output.slice(-2000));
+      });
+    }
   });
 }
 

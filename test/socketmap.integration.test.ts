@@ -1,17 +1,24 @@
 // The socketmap server over its real Unix socket, daemon in a child process.
+// The lookup table runs once per identity source holding the people of
+// test/fixtures/keycloak-realm.json: the static source, the Keycloak emulator
+// and a real Keycloak; the other tests use the static source.
 
-import { test, before, after } from "node:test";
+import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { AdminStore } from "../src/store/sqlite.js";
-import { Client, ctlOk, DaemonProcess, netstring, netstringLength, socketmapQuery, tempDir } from "./helpers/daemon.js";
+import { Client, ctlOk, DaemonProcess, netstring, netstringLength, socketmapQuery, tempDir, type ConfigTree } from "./helpers/daemon.js";
+import { staticSource, tableSources } from "./helpers/directory.js";
+
+const directories = await tableSources();
 
 let d: DaemonProcess;
 let c: Client;
 
-before(async () => {
+/** A daemon on the table's database, with users from `config`'s identity source. */
+async function tableDaemon(config: ConfigTree): Promise<DaemonProcess> {
   const dir = tempDir();
   const db = `${dir}/state.db`;
   await ctlOk(db, "init");
@@ -24,13 +31,18 @@ before(async () => {
   await ctlOk(db, "aliases", "add", "@d2.test", "dave");
   await ctlOk(db, "apps", "add", "crm", "pw-crm-1");
   await ctlOk(db, "apps", "allow", "crm", "sales@d1.test");
-  d = await DaemonProcess.start({ dir });
+  return DaemonProcess.start({ dir, config });
+}
+
+before(async () => {
+  d = await tableDaemon({});
   c = await Client.connect(d.socketmapSocket);
 });
 
 after(async () => {
   c?.destroy();
   await d?.cleanup();
+  await directories.release();
 });
 
 test("socket is created with the configured mode", () => {
@@ -55,17 +67,35 @@ const table: [map: string, key: string, want: string][] = [
   ["mailbox", "alice@d1.test", "OK d1.test/alice/"],
   ["mailbox", "alice+tag@d1.test", "OK d1.test/alice/"],
   ["mailbox", "carol@d1.test", "NOTFOUND "], // disabled user
+  ["mailbox", "Erin.Mixed@D1.Test", "OK d1.test/erin.mixed/"], // given to the directory in mixed case
+  ["mailbox", "frank@d1.test", "NOTFOUND "], // a user without an email
   ["mailbox", "sales@d1.test", "NOTFOUND "], // alias, not a mailbox
   ["senders", "alice@d1.test", "OK alice"],
   ["senders", "sales@d1.test", "OK alice,crm"],
   ["senders", "bob@d1.test", "NOTFOUND "], // sending disabled by attribute
+  ["senders", "erin.mixed@d1.test", "OK erin.mixed"],
+  ["senders", "frank@d1.test", "NOTFOUND "],
   ["senders", "nobody@d1.test", "NOTFOUND "],
   ["nosuchmap", "x", "PERM unknown map \"nosuchmap\"; mailcloak serves alias, domain, mailbox, senders"],
 ];
 
-for (const [map, key, want] of table) {
-  test(`${map} ${key} -> ${want.trim()}`, async () => {
-    assert.equal(await socketmapQuery(c, map, key), want);
+for (const source of [staticSource, ...directories.sources]) {
+  describe(`lookup table, users from ${source.name}`, { skip: source.skip ?? false }, () => {
+    let td: DaemonProcess;
+    let tc: Client;
+    before(async () => {
+      td = await tableDaemon(source.config());
+      tc = await Client.connect(td.socketmapSocket);
+    });
+    after(async () => {
+      tc?.destroy();
+      await td?.cleanup();
+    });
+    for (const [map, key, want] of table) {
+      test(`${map} ${key} -> ${want.trim()}`, async () => {
+        assert.equal(await socketmapQuery(tc, map, key), want, td.output.slice(-2000));
+      });
+    }
   });
 }
 
