@@ -87,6 +87,36 @@ export interface TableSource {
   readonly skip: string | null;
   /** Config merged over the daemon's base config: the idp section. */
   config(extra?: ConfigTree): ConfigTree;
+  /** Changing the directory's users while the daemon runs (null: the static source cannot). */
+  readonly users: DirectoryUsers | null;
+}
+
+export interface UserPatch {
+  attributes?: Record<string, string[]>;
+  enabled?: boolean;
+}
+
+/** User changes, made the way the directory takes them (the emulator's methods, or the admin REST API). */
+export interface DirectoryUsers {
+  add(username: string, email: string): Promise<void>;
+  update(username: string, patch: UserPatch): Promise<void>;
+  remove(username: string): Promise<void>;
+}
+
+export function emulatorUsersAdmin(fake: FakeKeycloak): DirectoryUsers {
+  return {
+    add: async (username, email) => void fake.addUser({ username, email }),
+    update: async (username, patch) => void fake.updateUser(username, patch),
+    remove: async (username) => void fake.removeUser(username),
+  };
+}
+
+export function realUsersAdmin(admin: KeycloakAdmin): DirectoryUsers {
+  return {
+    add: async (username, email) => void await admin.ok("POST", "/users", { username, email, enabled: true, emailVerified: true }),
+    update: (username, patch) => admin.updateUser(username, { ...patch }),
+    remove: async (username) => void await admin.ok("DELETE", `/users/${await admin.userId(username)}`),
+  };
 }
 
 /** The static source with the fixture's people (no Keycloak at all). */
@@ -106,6 +136,7 @@ export const staticSource: TableSource = {
       },
     },
   }, extra),
+  users: null,
 };
 
 /**
@@ -117,12 +148,13 @@ export async function tableSources(): Promise<{ sources: TableSource[]; emulator
   const emulator = await startEmulator();
   const real = await sharedKeycloak();
   const sources: TableSource[] = [
-    { name: "emulator", skip: null, config: (extra = {}) => mergeTree(keycloakIdpFor(emulator.url), extra) },
+    { name: "emulator", skip: null, config: (extra = {}) => mergeTree(keycloakIdpFor(emulator.url), extra), users: emulatorUsersAdmin(emulator) },
     {
       name: "real Keycloak",
       skip: "skip" in real ? real.skip : null,
       // A generous deadline: the machine is shared and the first calls warm the server up.
       config: (extra = {}) => mergeTree("skip" in real ? {} : keycloakIdpFor(real.baseUrl, { timeout_ms: 10_000 }), extra),
+      users: "skip" in real ? null : realUsersAdmin(new KeycloakAdmin(real.baseUrl)),
     },
   ];
   return {
@@ -136,11 +168,6 @@ export async function tableSources(): Promise<{ sources: TableSource[]; emulator
 }
 
 // ---- the SMTP suite's controller ----
-
-export interface UserPatch {
-  attributes?: Record<string, string[]>;
-  enabled?: boolean;
-}
 
 export interface DirectoryCounts {
   /** Token requests (client_credentials grants asked for, answered or not). */
@@ -222,7 +249,7 @@ export class EmulatorDirectory implements DirectoryController {
 export class RealDirectory implements DirectoryController {
   readonly name = "real Keycloak";
   readonly defaultTokenLifespan = FIXTURE.tokenLifespanSeconds;
-  readonly admin: KeycloakAdmin;
+  admin: KeycloakAdmin;
 
   private constructor(readonly server: KeycloakServer) {
     this.admin = new KeycloakAdmin(server.baseUrl);
@@ -249,8 +276,9 @@ export class RealDirectory implements DirectoryController {
   }
 
   /** Start again (the realm is imported afresh: changes made before down() are gone). */
-  up(): Promise<void> {
-    return this.server.resume();
+  async up(): Promise<void> {
+    await this.server.resume();
+    this.admin = new KeycloakAdmin(this.server.baseUrl); // the old admin token died with the old master realm
   }
 
   async setTokenLifespan(seconds: number): Promise<void> {
