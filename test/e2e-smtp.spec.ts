@@ -33,6 +33,8 @@ export interface SmtpSpecOptions {
   directoryUnavailable: string | null;
   /** Per-test backstop (a real Keycloak's restart takes tens of seconds). */
   timeoutMs: number;
+  /** mailcloak's deadline for each Keycloak call. */
+  keycloakTimeoutMs: number;
   /** Lifetime (s) of tokens in the renewal test: short, so the test sees several. */
   shortTokenLifespan: number;
   /** How long the renewal test runs (ms). */
@@ -56,7 +58,7 @@ export function smtpSpec(name: string, o: SmtpSpecOptions): void {
       }
       dir = await o.directory();
       try {
-        s = await MailStack.start({ failureMode: "tempfail", idp: dir.idp({ cache_ttl_seconds: 1, timeout_ms: 2000 }) });
+        s = await MailStack.start({ failureMode: "tempfail", idp: dir.idp({ cache_ttl_seconds: 1, timeout_ms: o.keycloakTimeoutMs }) });
       } catch (err) {
         await dir.dispose();
         throw err;
@@ -271,6 +273,10 @@ export function smtpSpec(name: string, o: SmtpSpecOptions): void {
       await dir.revokeTokens(); // the daemon's current token is revoked as well
       const before = await dir.counts(s.metricsPort);
       const started = Date.now();
+      // An address never asked before, so the daemon must ask the directory.
+      expectReply(await mx("renewal@d1.test"), "rcpt", noSuchUser("renewal@d1.test"), "first lookup after the revocation");
+      const renewed = await dir.counts(s.metricsPort);
+      assert.ok(renewed.tokens > before.tokens, "the revoked token was replaced at the first lookup");
       let n = 0;
       const times: number[] = [];
       try {

@@ -8,6 +8,7 @@ smtpSpec("SMTP end to end, Keycloak emulator", {
   directory: () => EmulatorDirectory.start(),
   directoryUnavailable: null,
   timeoutMs: 60_000,
+  keycloakTimeoutMs: 2000,
   shortTokenLifespan: 2,
   renewalRunMs: 5000,
 });

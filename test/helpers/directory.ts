@@ -256,7 +256,37 @@ export class RealDirectory implements DirectoryController {
   }
 
   static async start(): Promise<RealDirectory> {
-    return new RealDirectory(await KeycloakServer.start());
+    const d = new RealDirectory(await KeycloakServer.start());
+    try {
+      await d.#warmUp();
+    } catch (err) {
+      await d.dispose();
+      throw err;
+    }
+    return d;
+  }
+
+  /**
+   * A fresh server answers its first token and users requests slowly (seconds
+   * on a busy machine: classes load, caches fill); ask a few of each before
+   * mailcloak does, so the first lookups are not timed out.
+   */
+  async #warmUp(): Promise<void> {
+    const base = this.server.baseUrl;
+    for (let i = 0; i < 3; i++) {
+      const t = await fetch(`${base}/realms/${FIXTURE.realm}/protocol/openid-connect/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ grant_type: "client_credentials", client_id: FIXTURE.client.id, client_secret: FIXTURE.client.secret }),
+      });
+      if (!t.ok) throw new Error(`warm-up token: ${t.status} ${await t.text()}`);
+      const { access_token: token } = await t.json() as { access_token: string };
+      for (const q of ["username=alice", "email=dave%40d2.test"]) {
+        const r = await fetch(`${base}/admin/realms/${FIXTURE.realm}/users?${q}&exact=true&max=2&briefRepresentation=false`, { headers: { authorization: `Bearer ${token}` } });
+        if (!r.ok) throw new Error(`warm-up users query: ${r.status} ${await r.text()}`);
+        await r.arrayBuffer();
+      }
+    }
   }
 
   get baseUrl(): string {
@@ -277,8 +307,9 @@ export class RealDirectory implements DirectoryController {
 
   /** Start again (the realm is imported afresh: changes made before down() are gone). */
   async up(): Promise<void> {
-    await this.server.resume();
+    await this.server.resume(300_000); // a busy machine has been seen to need 150 s
     this.admin = new KeycloakAdmin(this.server.baseUrl); // the old admin token died with the old master realm
+    await this.#warmUp();
   }
 
   async setTokenLifespan(seconds: number): Promise<void> {
