@@ -3,7 +3,9 @@
 // real HTTP on 127.0.0.1 so the real admin client (and fetch) run against it,
 // and it has knobs for latency and failure modes so test suites can exercise
 // timeouts, outages and permission problems. Wire details follow
-// PROTOCOLS.md section 4.
+// PROTOCOLS.md section 4 and, where they disagree, what Keycloak 26.5.6 does:
+// test/keycloak-emulator-parity.integration.test.ts compares the two live
+// (test/helpers/fixture-users.ts loads the realm fixture into a fake).
 
 import { randomBytes, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -37,6 +39,25 @@ export interface FakeKeycloakOptions {
   expiresIn?: number;
   /** Port to listen on (default 0 = pick a free one). */
   port?: number;
+  /** More confidential clients with a service account, besides clientId/clientSecret (which has view-users). */
+  clients?: readonly FakeClient[];
+  /**
+   * The attribute names the realm's user profile declares. Keycloak >= 24
+   * stores undeclared ("unmanaged") attributes but leaves them out of user
+   * representations. Default: every attribute is shown (unmanaged attributes enabled).
+   */
+  declaredAttributes?: readonly string[];
+}
+
+/** A client_credentials client and the realm-management roles of its service account. */
+export interface FakeClient {
+  id: string;
+  secret: string;
+  /**
+   * "view-users" reads users; "query-users" alone may call the users endpoint
+   * but sees nobody (200 []); none at all gets 403.
+   */
+  roles: readonly ("view-users" | "query-users")[];
 }
 
 /** Fields a test may give when creating or patching a user. */
@@ -48,7 +69,11 @@ export interface FakeUserInput {
   firstName?: string;
   lastName?: string;
   attributes?: Record<string, string[]>;
-  /** Set to make this a service-account user (as Keycloak does for client service accounts). */
+  /**
+   * Makes this the service-account user of that client. Keycloak keeps the
+   * link but never sends it in admin representations; it only changes which
+   * queries return the user.
+   */
   serviceAccountClientId?: string;
 }
 
@@ -82,7 +107,9 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
   /** GETs that reached the users endpoints (list or by id), whatever the outcome. */
   userQueries = 0;
 
-  readonly #tokens = new Map<string, number>(); // token -> expiry (epoch ms)
+  readonly #tokens = new Map<string, IssuedToken>();
+  readonly #clients: readonly FakeClient[];
+  readonly #declared: ReadonlySet<string> | null;
   readonly #users = new Map<string, FakeUser>(); // by username
 
   private constructor(opts: FakeKeycloakOptions) {
@@ -91,6 +118,8 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
     this.clientId = opts.clientId ?? "mailcloak";
     this.clientSecret = opts.clientSecret ?? "s3cret";
     this.expiresIn = opts.expiresIn ?? 300;
+    this.#clients = (opts.clients ?? []).map((c) => ({ ...c, roles: [...c.roles] }));
+    this.#declared = opts.declaredAttributes ? new Set(opts.declaredAttributes) : null;
   }
 
   /** Start listening on 127.0.0.1 (a free port unless opts.port is given). */
@@ -144,7 +173,9 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
   }
 
   #apply(user: FakeUser, input: Partial<FakeUserInput>): void {
-    if (input.email !== undefined) user.email = input.email.toLowerCase();
+    // An empty email removes it, as Keycloak's user update does.
+    if (input.email === "") delete user.email;
+    else if (input.email !== undefined) user.email = input.email.toLowerCase();
     if (input.enabled !== undefined) user.enabled = input.enabled;
     if (input.emailVerified !== undefined) user.emailVerified = input.emailVerified;
     if (input.firstName !== undefined) user.firstName = input.firstName;
@@ -164,17 +195,28 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
   protected answer(req: IncomingMessage, url: URL, body: string, res: ServerResponse): void {
     const path = segments(url);
     if (isToken(path)) this.#token(req, body, path[1]!, res);
-    else if (isUsers(path)) this.#admin(req, url, path, res);
-    else send(res, 404, { error: "Not Found" });
+    else if (isAdmin(path)) this.#admin(req, url, path, res);
+    else send(res, 404, NOT_FOUND_BODY);
+  }
+
+  /** Every accepted client; the first is the one clientId/clientSecret name (they may change at any time). */
+  #allClients(): FakeClient[] {
+    return [{ id: this.clientId, secret: this.clientSecret, roles: ["view-users"] }, ...this.#clients];
   }
 
   #token(req: IncomingMessage, body: string, realm: string, res: ServerResponse): void {
-    if (req.method !== "POST") return send(res, 405, { error: "Method Not Allowed" });
-    if (realm !== this.realm) {
-      return send(res, 404, { error: "Realm does not exist", error_description: "Realm does not exist" });
-    }
+    if (req.method !== "POST") return send(res, 405, { error: "HTTP 405 Method Not Allowed" });
+    if (realm !== this.realm) return send(res, 404, { error: "Realm does not exist" });
     if (this.mode === "tokenFails") return send(res, 500, { error: "unknown_error" });
     const form = new URLSearchParams(body);
+    // Keycloak checks the grant type before it authenticates the client.
+    const grant = form.get("grant_type");
+    if (grant === null || grant === "") {
+      return send(res, 400, { error: "invalid_request", error_description: "Missing form parameter: grant_type" });
+    }
+    if (grant !== "client_credentials" && grant !== "password") {
+      return send(res, 400, { error: "unsupported_grant_type", error_description: "Unsupported grant_type" });
+    }
     let id = form.get("client_id");
     let secret = form.get("client_secret");
     const basic = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? "");
@@ -187,53 +229,66 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
         secret = formDecode(decoded.slice(colon + 1));
       }
     }
-    if (id !== this.clientId || secret !== this.clientSecret) {
-      return send(res, 401, {
-        error: "invalid_client",
-        error_description: "Invalid client or Invalid client credentials",
-      });
+    const client = this.#allClients().find((c) => c.id === id);
+    const description = "Invalid client or Invalid client credentials";
+    // An unknown client is invalid_client; a known one with a wrong secret is unauthorized_client.
+    if (!client) return send(res, 401, { error: "invalid_client", error_description: description });
+    if (secret !== client.secret) return send(res, 401, { error: "unauthorized_client", error_description: description });
+    if (grant === "password") {
+      // A grant Keycloak knows, refused after client authentication: these clients have no direct access grants.
+      return send(res, 400, { error: "unauthorized_client", error_description: "Client not allowed for direct access grants" });
     }
-    if (form.get("grant_type") !== "client_credentials") {
-      return send(res, 400, { error: "unsupported_grant_type", error_description: "Unsupported grant_type" });
-    }
-    const token = this.#issueToken();
+    const token = this.#issueToken(client);
     send(res, 200, {
       access_token: token,
       expires_in: this.expiresIn,
       refresh_expires_in: 0,
       token_type: "Bearer",
       "not-before-policy": 0,
-      scope: "profile email",
+      scope: "email profile",
     });
   }
 
   /** A JWT-looking opaque token (unsigned; only this fake can check it). */
-  #issueToken(): string {
+  #issueToken(client: FakeClient): string {
     const now = Date.now();
     const b64 = (v: Json): string => Buffer.from(JSON.stringify(v)).toString("base64url");
+    const account = [...this.#users.values()].find((u) => u.serviceAccountClientId === client.id);
     const claims = {
       exp: Math.floor(now / 1000) + this.expiresIn,
       iat: Math.floor(now / 1000),
       jti: randomUUID(),
       iss: `${this.url}/realms/${this.realm}`,
-      azp: this.clientId,
+      ...(account ? { sub: account.id } : {}),
       typ: "Bearer",
+      azp: client.id,
+      resource_access: { "realm-management": { roles: [...client.roles] } },
+      preferred_username: `service-account-${client.id.toLowerCase()}`,
     };
     const token = `${b64({ alg: "none", typ: "JWT" })}.${b64(claims)}.${randomBytes(16).toString("base64url")}`;
-    this.#tokens.set(token, now + this.expiresIn * 1000);
+    this.#tokens.set(token, { expiresAt: now + this.expiresIn * 1000, roles: [...client.roles] });
     return token;
   }
 
+  /**
+   * Keycloak's order: the bearer token (401), the realm (404), a realm the
+   * token may not administer (403), the endpoint's role check (403).
+   */
   #admin(req: IncomingMessage, url: URL, path: string[], res: ServerResponse): void {
-    if (req.method !== "GET") return send(res, 405, { error: "HTTP 405 Method Not Allowed" });
     if (this.mode === "users500") return send(res, 500, { error: "unknown_error" });
     const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "");
-    const expiry = bearer ? this.#tokens.get(bearer[1]!) : undefined;
-    if (expiry === undefined || expiry <= Date.now() || this.mode === "unauthorizedForever") {
+    const token = bearer ? this.#tokens.get(bearer[1]!) : undefined;
+    if (token === undefined || token.expiresAt <= Date.now() || this.mode === "unauthorizedForever") {
       return send(res, 401, { error: "HTTP 401 Unauthorized" });
     }
-    if (this.mode === "users403") return send(res, 403, { error: "HTTP 403 Forbidden" });
-    if (path[2] !== this.realm) return send(res, 404, { error: "Realm not found." });
+    if (path[2] !== this.realm) {
+      // master exists on every server; a token of this realm may not administer it.
+      return path[2] === "master" ? send(res, 403, FORBIDDEN_BODY) : send(res, 404, { error: "Realm not found." });
+    }
+    if (!isUsers(path)) return send(res, 404, NOT_FOUND_BODY);
+    if (req.method !== "GET") return send(res, 405, { error: "HTTP 405 Method Not Allowed" });
+    const view = token.roles.includes("view-users");
+    if (this.mode === "users403" || !(view || token.roles.includes("query-users"))) return send(res, 403, FORBIDDEN_BODY);
     if (this.mode === "usersMalformed") {
       res.writeHead(200, { "content-type": "application/json" });
       res.end('[{"id":"0b1c","username":"trunc');
@@ -241,38 +296,52 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
     }
 
     const q = url.searchParams;
-    const brief = q.get("briefRepresentation") === "true";
     if (path.length === 5) {
+      if (!view) return send(res, 403, FORBIDDEN_BODY);
       const user = [...this.#users.values()].find((u) => u.id === path[4]);
       if (!user) return send(res, 404, { error: "User not found" });
-      return send(res, 200, represent(user, false));
+      return send(res, 200, this.#represent(user, "single"));
     }
+    // first/max are Java ints: anything else fails the parameter conversion, which Keycloak answers 404.
     const first = intParam(q.get("first"), 0);
     const max = intParam(q.get("max"), 100);
+    if (first === null || max === null) return send(res, 404, NOT_FOUND_BODY);
+    // query-users alone passes the endpoint check, but the caller may view no one.
+    if (!view) return send(res, 200, []);
+    const brief = isTrue(q.get("briefRepresentation"));
     const list = this.#query(q)
       .sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0))
-      .slice(first, max < 0 ? undefined : first + max)
-      .map((u) => represent(u, brief));
+      .slice(Math.max(first, 0), max < 0 ? undefined : Math.max(first, 0) + max)
+      .map((u) => this.#represent(u, brief ? "brief" : "full"));
     send(res, 200, list);
   }
 
   /** The JPA store's filtering, as described in PROTOCOLS.md 4.4. */
   #query(q: URLSearchParams): FakeUser[] {
-    const exact = q.get("exact") === "true" && !this.ignoreExact;
+    const given = (name: string): string | null => {
+      const v = q.get(name);
+      return v === null || v === "" ? null : v;
+    };
+    const exact = isTrue(given("exact")) && !this.ignoreExact;
     let users = [...this.#users.values()];
-    const search = q.get("search");
-    if (search !== null && search.trim() !== "") {
-      // search= excludes service accounts; terms are ANDed.
+    const search = given("search");
+    if (search !== null) {
+      // search= excludes service accounts; terms are ANDed. A blank search is a plain listing.
       users = users.filter((u) => u.serviceAccountClientId === undefined);
-      for (const term of search.trim().split(/\s+/)) {
+      for (const term of search.trim().split(/\s+/).filter((t) => t !== "")) {
         const match = searchMatcher(term);
         users = users.filter((u) =>
           [u.username, u.email, u.firstName, u.lastName].some((v) => v !== undefined && match(v.toLowerCase())));
       }
+      return users;
+    }
+    // Without any (non-empty) filter the list leaves service accounts out; any filter, even exact=true alone, includes them.
+    if (!SERVICE_ACCOUNT_FILTERS.some((name) => given(name) !== null)) {
+      users = users.filter((u) => u.serviceAccountClientId === undefined);
     }
     for (const field of ["username", "email", "firstName", "lastName"] as const) {
-      const value = q.get(field);
-      if (value === null || value === "") continue;
+      const value = given(field);
+      if (value === null) continue;
       const wanted = value.toLowerCase();
       users = users.filter((u) => {
         const have = u[field]?.toLowerCase();
@@ -281,11 +350,56 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
         return exact ? have === wanted : likeRegExp(`%${wanted}%`).test(have);
       });
     }
-    const enabled = q.get("enabled");
-    if (enabled === "true" || enabled === "false") users = users.filter((u) => u.enabled === (enabled === "true"));
+    for (const flag of ["enabled", "emailVerified"] as const) {
+      const v = given(flag)?.toLowerCase();
+      if (v === "true" || v === "false") users = users.filter((u) => u[flag] === (v === "true"));
+    }
+    // No federated identities here.
+    if (given("idpAlias") !== null || given("idpUserId") !== null) users = [];
     return users;
   }
+
+  /** A UserRepresentation: "brief" and "full" as in lists, "single" as GET /users/{id} (view-users) gives it. */
+  #represent(u: FakeUser, shape: "brief" | "full" | "single"): Json {
+    const names = {
+      id: u.id,
+      username: u.username,
+      ...(u.firstName !== undefined ? { firstName: u.firstName } : {}),
+      ...(u.lastName !== undefined ? { lastName: u.lastName } : {}),
+      ...(u.email !== undefined ? { email: u.email } : {}),
+      emailVerified: u.emailVerified,
+    };
+    // The service-account link is never sent; undeclared attributes are stored but not shown.
+    const attributes = Object.fromEntries(Object.entries(u.attributes)
+      .filter(([name]) => this.#declared === null || this.#declared.has(name)));
+    const common = { enabled: u.enabled, createdTimestamp: u.createdTimestamp };
+    if (shape === "brief") return { ...names, ...common, access: { manage: false } };
+    return {
+      ...names,
+      // Keycloak leaves `attributes` out when the user has none.
+      ...(Object.keys(attributes).length > 0 ? { attributes: structuredClone(attributes) } : {}),
+      ...common,
+      totp: false,
+      disableableCredentialTypes: [],
+      requiredActions: [],
+      notBefore: 0,
+      access: shape === "single"
+        ? { manageGroupMembership: false, resetPassword: false, view: true, mapRoles: false, impersonate: false, manage: false }
+        : { manage: false },
+    };
+  }
 }
+
+interface IssuedToken {
+  /** Epoch ms. */
+  readonly expiresAt: number;
+  readonly roles: readonly string[];
+}
+
+const NOT_FOUND_BODY = { error: "HTTP 404 Not Found" };
+const FORBIDDEN_BODY = { error: "HTTP 403 Forbidden" };
+/** Query parameters whose presence (non-empty) makes a user list include service accounts. */
+const SERVICE_ACCOUNT_FILTERS = ["username", "email", "firstName", "lastName", "exact", "enabled", "emailVerified", "idpAlias", "idpUserId", "q"];
 
 function segments(url: URL): string[] {
   return url.pathname.split("/").filter((p) => p !== "").map(safeDecode);
@@ -295,33 +409,18 @@ function isToken(path: string[]): boolean {
   return path.length === 5 && path[0] === "realms" && path.slice(2).join("/") === "protocol/openid-connect/token";
 }
 
-function isUsers(path: string[]): boolean {
-  return (path.length === 4 || path.length === 5) && path[0] === "admin" && path[1] === "realms" && path[3] === "users";
+/** Anything under /admin/realms/{realm}: the realm and token checks come before the endpoint's. */
+function isAdmin(path: string[]): boolean {
+  return path.length >= 3 && path[0] === "admin" && path[1] === "realms";
 }
 
-function represent(u: FakeUser, brief: boolean): Json {
-  const rep: { [key: string]: Json } = {
-    id: u.id,
-    username: u.username,
-    ...(u.firstName !== undefined ? { firstName: u.firstName } : {}),
-    ...(u.lastName !== undefined ? { lastName: u.lastName } : {}),
-    ...(u.email !== undefined ? { email: u.email } : {}),
-    emailVerified: u.emailVerified,
-    createdTimestamp: u.createdTimestamp,
-    enabled: u.enabled,
-    ...(u.serviceAccountClientId !== undefined ? { serviceAccountClientId: u.serviceAccountClientId } : {}),
-  };
-  if (brief) return rep;
-  return {
-    ...rep,
-    // Keycloak leaves `attributes` out when the user has none.
-    ...(Object.keys(u.attributes).length > 0 ? { attributes: structuredClone(u.attributes) } : {}),
-    totp: false,
-    disableableCredentialTypes: [],
-    requiredActions: [],
-    notBefore: 0,
-    access: { manage: false },
-  };
+function isUsers(path: string[]): boolean {
+  return isAdmin(path) && (path.length === 4 || path.length === 5) && path[3] === "users";
+}
+
+/** Java's Boolean.parseBoolean. */
+function isTrue(v: string | null): boolean {
+  return v?.toLowerCase() === "true";
 }
 
 /** `"x"` exact, `*x*` infix (each `*` any run), plain `x` prefix; case-insensitive. */
@@ -351,8 +450,10 @@ function formDecode(s: string): string {
   return safeDecode(s.replace(/\+/g, " "));
 }
 
-function intParam(v: string | null, dflt: number): number {
+/** A Java int (Integer.valueOf), the default when absent or empty, null when unparseable. */
+function intParam(v: string | null, dflt: number): number | null {
   if (v === null || v === "") return dflt;
-  const n = Number.parseInt(v, 10);
-  return Number.isFinite(n) ? n : dflt;
+  if (!/^[+-]?\d+$/.test(v)) return null;
+  const n = Number(v);
+  return n >= -(2 ** 31) && n < 2 ** 31 ? n : null;
 }

@@ -12,7 +12,8 @@ import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery, tempDir, mergeTree, type ConfigTree } from "./helpers/daemon.js";
 import type { FakeKeycloak } from "./fake-keycloak.js";
-import { keycloakIdpFor, startEmulator, tableSources } from "./helpers/directory.js";
+import { keycloakIdpFor, tableSources } from "./helpers/directory.js";
+import { fixtureDeclaredAttributes, startFixtureFake } from "./helpers/fixture-users.js";
 import { policyTable, socketmapTable } from "./helpers/tables.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 
@@ -40,8 +41,10 @@ const directories = await tableSources();
 let kc: FakeKeycloak;
 
 before(async () => {
-  // The fixture's people, and 300 more for the load-shaped tests.
-  kc = await startEmulator();
+  // The fixture's people, and 300 more for the load-shaped tests. The SIGHUP
+  // test's second flag is declared in the user profile, as a realm admin
+  // would have to (Keycloak hides undeclared attributes).
+  kc = await startFixtureFake({ declaredAttributes: [...fixtureDeclaredAttributes(), "otherFlag"] });
   for (let i = 0; i < 300; i++) kc.addUser({ username: `u${i}`, email: `u${i}@d1.test` });
 });
 

@@ -7,7 +7,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { fixtureUsers } from "./helpers/directory.js";
+import { fixtureUsers } from "./helpers/fixture-users.js";
 import { FIXTURE, KeycloakAdmin, releaseKeycloak, sharedKeycloak, type RealKeycloak } from "./helpers/keycloak-real.js";
 
 let kc: RealKeycloak | { skip: string };

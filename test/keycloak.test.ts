@@ -142,12 +142,15 @@ describe("lookups", () => {
     assert.equal(assertFound(await h.source.userByUsername("dave")).enabled, true);
   });
 
-  test("email lookups skip service accounts; duplicate emails are notfound with one warning", async () => {
+  test("service accounts are users like any other; duplicate emails are notfound with one warning", async () => {
     const h = await harness();
+    // Keycloak's admin API does not mark service-account users (checked by
+    // keycloak-emulator-parity), so one an admin gave an email is found by it.
     h.fake.addUser({ username: "service-account-mailcloak", email: "svc@x.test", serviceAccountClientId: "mailcloak" });
     h.fake.addUser({ username: "erin", email: "shared@x.test" });
     h.fake.addUser({ username: "frank", email: "shared@x.test" });
-    assert.deepEqual(await h.source.userByEmail("svc@x.test"), { kind: "notfound" });
+    assert.equal(assertFound(await h.source.userByEmail("svc@x.test")).username, "service-account-mailcloak");
+    assert.equal(assertFound(await h.source.userByUsername("service-account-mailcloak")).email, "svc@x.test");
     for (let i = 0; i < 3; i++) assert.deepEqual(await h.source.userByEmail("shared@x.test"), { kind: "notfound" });
     assert.equal(h.logMessages().filter((m) => m.includes("several Keycloak users")).length, 1);
     h.fake.removeUser("frank");
@@ -163,7 +166,7 @@ describe("lookups", () => {
 
     const bad = await harness({}, { clientSecret: "wrong-secret-xyz" });
     bad.fake.addUser({ username: "gina" });
-    const reason = assertUnavailable(await bad.source.userByUsername("gina"), /token request HTTP 401 \(invalid_client\)/);
+    const reason = assertUnavailable(await bad.source.userByUsername("gina"), /token request HTTP 401 \(unauthorized_client\)/);
     assert.ok(!reason.includes("wrong-secret-xyz"));
     assert.equal(bad.fake.userQueries, 0);
     assertNoSecrets(bad, "wrong-secret-xyz");
@@ -365,8 +368,9 @@ describe("fake keycloak itself", () => {
       body: "grant_type=client_credentials&client_id=mailcloak&client_secret=nope",
     });
     assert.equal(bad.status, 401);
+    // A known client with a wrong secret; an unknown client gets invalid_client.
     assert.deepEqual(await bad.json(), {
-      error: "invalid_client",
+      error: "unauthorized_client",
       error_description: "Invalid client or Invalid client credentials",
     });
     const good = await fetch(`${fake.url}/realms/corp/protocol/openid-connect/token`, {
@@ -388,7 +392,7 @@ describe("fake keycloak itself", () => {
 
     type U = { id: string; username: string; attributes?: unknown };
     const list = async (query: string): Promise<U[]> => (await (await get(`/admin/realms/corp/users?${query}`)).json()) as U[];
-    assert.deepEqual((await list("")).map((u) => u.username), ["amy", "service-account-x", "zed"]);
+    assert.deepEqual((await list("")).map((u) => u.username), ["amy", "zed"], "a plain listing leaves service accounts out");
     assert.deepEqual((await list("search=ZE")).map((u) => u.username), ["zed"]);
     assert.deepEqual((await list("search=ed")).map((u) => u.username), []);
     assert.deepEqual((await list("search=*ed*")).map((u) => u.username), ["zed"]);
@@ -396,13 +400,14 @@ describe("fake keycloak itself", () => {
     assert.deepEqual((await list("search=service")).map((u) => u.username), [], "search excludes service accounts");
     assert.deepEqual((await list("username=E")).map((u) => u.username), ["service-account-x", "zed"]);
     assert.deepEqual((await list("username=E&exact=true")).map((u) => u.username), []);
-    assert.deepEqual((await list("first=1&max=1")).map((u) => u.username), ["service-account-x"]);
+    assert.deepEqual((await list("first=1&max=1")).map((u) => u.username), ["zed"]);
+    assert.deepEqual((await list("exact=true&first=1&max=1")).map((u) => u.username), ["service-account-x"], "any filter includes them");
     const [zed] = await list("username=zed&exact=true&briefRepresentation=false");
     assert.deepEqual(zed?.attributes, { a: ["1"] });
     assert.equal((await list("username=zed&briefRepresentation=true"))[0]?.attributes, undefined);
     assert.equal((await get(`/admin/realms/corp/users/${zed?.id}`)).status, 200);
     assert.equal((await get("/admin/realms/corp/users/00000000-0000-0000-0000-000000000000")).status, 404);
     assert.equal(fake.tokenRequests, 2);
-    assert.equal(fake.userQueries, 15);
+    assert.equal(fake.userQueries, 16);
   });
 });

@@ -97,7 +97,9 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     for (const u of list) {
       // exact=true is sent, but equality is checked here too (keycloak#30580).
       if (lower(u[field]) !== key) continue;
-      if (field === "email" && u.serviceAccountClientId !== undefined && u.serviceAccountClientId !== null) continue;
+      // No service-account filter: the admin API never marks service-account
+      // users (no serviceAccountClientId in 26.x), so one an admin gave an
+      // email is found like any user.
       byId.set(typeof u.id === "string" ? u.id : `${byId.size}`, u);
     }
     if (byId.size === 0) return NOT_FOUND;

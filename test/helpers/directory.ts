@@ -8,51 +8,14 @@
 // daemon); the SMTP suite takes a DirectoryController, which also changes
 // users, takes the server down and up, and counts token requests.
 
-import { readFileSync } from "node:fs";
 import { FakeAuthentik } from "../fake-authentik.js";
-import { FakeKeycloak, type FakeUserInput } from "../fake-keycloak.js";
+import type { FakeKeycloak } from "../fake-keycloak.js";
 import { mergeTree, type ConfigTree } from "./daemon.js";
 import { metric, scrape } from "./faults.js";
-import { FIXTURE, KeycloakAdmin, KeycloakServer, REALM_FIXTURE, releaseKeycloak, sharedKeycloak } from "./keycloak-real.js";
+import { fixtureUsers, startFixtureFake } from "./fixture-users.js";
+import { FIXTURE, KeycloakAdmin, KeycloakServer, releaseKeycloak, sharedKeycloak } from "./keycloak-real.js";
 
-// ---- the fixture's users ----
-
-interface FixtureUser {
-  username: string;
-  enabled?: boolean;
-  email?: string;
-  emailVerified?: boolean;
-  firstName?: string;
-  lastName?: string;
-  attributes?: Record<string, string[]>;
-  credentials?: { type: string; value: string }[];
-  serviceAccountClientId?: string;
-}
-
-let fixture: FixtureUser[] | null = null;
-
-/** The users of the realm fixture, as written there (service accounts included). */
-export function fixtureUsers(): readonly FixtureUser[] {
-  if (fixture) return fixture;
-  const realm = JSON.parse(readFileSync(REALM_FIXTURE, "utf8")) as { users?: FixtureUser[] };
-  if (!Array.isArray(realm.users)) throw new Error(`${REALM_FIXTURE}: no users array`);
-  fixture = realm.users;
-  return fixture;
-}
-
-/** The fixture's users as the emulator takes them (so its list cannot drift from the real server's). */
-export function emulatorUsers(): FakeUserInput[] {
-  return fixtureUsers().map((u) => ({
-    username: u.username,
-    ...(u.email !== undefined ? { email: u.email } : {}),
-    enabled: u.enabled ?? true,
-    emailVerified: u.emailVerified ?? false,
-    ...(u.firstName !== undefined ? { firstName: u.firstName } : {}),
-    ...(u.lastName !== undefined ? { lastName: u.lastName } : {}),
-    ...(u.attributes !== undefined ? { attributes: structuredClone(u.attributes) } : {}),
-    ...(u.serviceAccountClientId !== undefined ? { serviceAccountClientId: u.serviceAccountClientId } : {}),
-  }));
-}
+// ---- the fixture's people ----
 
 /** A person of the fixture (no service account), as mailcloak's static source and the Authentik emulator take one. */
 export interface FixturePerson {
@@ -62,7 +25,7 @@ export interface FixturePerson {
   attributes?: Record<string, string[]>;
 }
 
-/** The fixture's people: its users without the clients' service accounts. */
+/** The fixture's people: its users without the clients' service accounts (the Keycloak emulator takes all: helpers/fixture-users.ts). */
 export function fixturePeople(): FixturePerson[] {
   return fixtureUsers().filter((u) => u.serviceAccountClientId === undefined).map((u) => ({
     username: u.username,
@@ -70,23 +33,6 @@ export function fixturePeople(): FixturePerson[] {
     enabled: u.enabled ?? true,
     ...(u.attributes !== undefined ? { attributes: structuredClone(u.attributes) } : {}),
   }));
-}
-
-/** Password of each fixture user that has one. */
-export function fixturePasswords(): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const u of fixtureUsers()) {
-    const pw = u.credentials?.find((c) => c.type === "password")?.value;
-    if (pw !== undefined) out[u.username] = pw;
-  }
-  return out;
-}
-
-/** A running emulator with the fixture's realm, client and users. */
-export async function startEmulator(): Promise<FakeKeycloak> {
-  const fake = await FakeKeycloak.start({ realm: FIXTURE.realm, clientId: FIXTURE.client.id, clientSecret: FIXTURE.client.secret });
-  for (const u of emulatorUsers()) fake.addUser(u);
-  return fake;
 }
 
 /**
@@ -178,7 +124,7 @@ export const staticSource: TableSource = {
  * server, that one.
  */
 export async function tableSources(): Promise<{ sources: TableSource[]; emulator: FakeKeycloak; release(): Promise<void> }> {
-  const emulator = await startEmulator();
+  const emulator = await startFixtureFake();
   const real = await sharedKeycloak();
   const sources: TableSource[] = [
     { name: "emulator", skip: null, config: (extra = {}) => mergeTree(keycloakIdpFor(emulator.url), extra), users: emulatorUsersAdmin(emulator) },
@@ -233,12 +179,15 @@ export interface DirectoryController {
 
 export class EmulatorDirectory implements DirectoryController {
   readonly name = "emulator";
-  readonly defaultTokenLifespan = 300;
+  /** The fixture realm's, as the emulator was given it. */
+  readonly defaultTokenLifespan: number;
 
-  private constructor(readonly fake: FakeKeycloak) {}
+  private constructor(readonly fake: FakeKeycloak) {
+    this.defaultTokenLifespan = fake.expiresIn;
+  }
 
   static async start(): Promise<EmulatorDirectory> {
-    return new EmulatorDirectory(await startEmulator());
+    return new EmulatorDirectory(await startFixtureFake());
   }
 
   get baseUrl(): string {

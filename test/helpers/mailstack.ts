@@ -22,7 +22,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parse } from "yaml";
 import type { FakeKeycloak } from "../fake-keycloak.js";
 import { ctlOk, DaemonProcess, freePort, have, mergeTree, ROOT, tempDir, type ConfigTree } from "./daemon.js";
-import { keycloakIdpFor, startEmulator } from "./directory.js";
+import { keycloakIdpFor } from "./directory.js";
+import { startFixtureFake } from "./fixture-users.js";
 import { lookupGroup, lookupUser } from "../../src/system/accounts.js";
 
 export type FailureMode = "tempfail" | "dunno";
@@ -351,7 +352,7 @@ export class MailStack {
     // Keycloak and the mailcloak database, while `postfix check` creates the
     // queue directories (private/ must exist before mailcloak and Dovecot put
     // their sockets there).
-    if (!this.idp) this.fake = await startEmulator();
+    if (!this.idp) this.fake = await startFixtureFake();
     [this.smtpPort, this.submissionPort, this.nativePort] = await freePorts(3);
     this.metricsPort = await freePort();
     this.#writePostfixConfig();
