@@ -125,7 +125,9 @@ before(async () => {
     return;
   }
   kc = shared;
+  const t0 = Date.now();
   slapd = await Slapd.start();
+  const t1 = Date.now();
   admin = new KeycloakAdmin(kc.baseUrl, REALM);
   await masterCall("DELETE", `/${REALM}`); // left over from an interrupted run on the same server
   const created = await masterCall("POST", "", realmRepresentation());
@@ -133,6 +135,7 @@ before(async () => {
   const realm = await admin.ok("GET", "") as { id: string };
   federationId = await createComponent(federation(realm.id, slapd.url));
   await createComponent(sendAllowedMapper(federationId));
+  const t2 = Date.now();
   s = await MailStack.start({
     idp: {
       provider: "keycloak",
@@ -148,6 +151,7 @@ before(async () => {
     },
     passwords: { lena: LDAP.users.lena.password, otto: LDAP.users.otto.password },
   });
+  process.stderr.write(`# slapd ready in ${t1 - t0} ms at ${slapd.url} (pid ${slapd.pid}); realm and federation ${t2 - t1} ms; mail stack ${Date.now() - t2} ms\n`);
 });
 
 after(async () => {
@@ -229,13 +233,18 @@ test("slapd runs as our foreground child on loopback, with the fixture's schema 
   const d = directory();
   assert.match(d.url, /^ldap:\/\/127\.0\.0\.1:\d+$/);
   assert.equal(d.pidFromFile(), d.pid, "slapd's pid file names the process we spawned");
-  const lena = await d.search(LDAP.usersDn, "(uid=lena)", "mail", "tnMailSendAllowed");
+  const lena = await d.search(LDAP.usersDn, "(uid=lena)", ["mail", "tnMailSendAllowed"]);
   assert.match(lena, /^mail: lena@d1\.test$/m);
   assert.match(lena, /^tnMailSendAllowed: TRUE$/m);
   // The schema's Boolean syntax: nothing but TRUE or FALSE.
   await assert.rejects(d.replace(LDAP.users.lena.dn, "tnMailSendAllowed", "no"), /Invalid syntax/);
-  // Keycloak's bind may read entries, never a password hash.
-  assert.ok(await d.canBind(LDAP.keycloak.dn, LDAP.keycloak.password));
+  // Keycloak's bind reads the entries but never a password hash; users bind with their own password.
+  const seen = await d.search(LDAP.usersDn, "(uid=lena)", ["uid", "tnMailSendAllowed", "userPassword"], LDAP.keycloak);
+  assert.match(seen, /^tnMailSendAllowed: TRUE$/m);
+  assert.doesNotMatch(seen, /userPassword/);
+  assert.match(await d.search(LDAP.usersDn, "(uid=lena)", ["userPassword"]), /^userPassword::? /m, "the root DN sees it: the ACL is what hides it");
+  assert.ok(await d.canBind({ dn: LDAP.users.lena.dn, password: LDAP.users.lena.password }));
+  assert.equal(await d.canBind({ dn: LDAP.users.lena.dn, password: "wrong" }), false);
 });
 
 test("Keycloak finds the LDAP users by username and email, with tnMailSendAllowed as mailSendAllowed", opts, async (t) => {

@@ -4,7 +4,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Client, ctlOk, DaemonProcess, policyQuery, tempDir } from "./helpers/daemon.js";
+import { BASE_USERS, Client, ctlOk, DaemonProcess, policyQuery, tempDir } from "./helpers/daemon.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 
 let d: DaemonProcess;
@@ -25,7 +25,12 @@ before(async () => {
   await ctlOk(db, "apps", "add", "oldapp", "old-password");
   await ctlOk(db, "apps", "allow", "oldapp", "alice@d1.test");
   await ctlOk(db, "apps", "disable", "oldapp");
-  d = await DaemonProcess.start({ dir });
+  // LDAP's Boolean syntax spells the flag TRUE/FALSE (an LDAP federation in Keycloak passes it as is).
+  const ldapStyle = [
+    { username: "ivy", email: "ivy@d1.test", enabled: true, attributes: { mailSendAllowed: ["FALSE"] } },
+    { username: "kim", email: "kim@d1.test", enabled: true, attributes: { mailSendAllowed: ["TRUE"] } },
+  ];
+  d = await DaemonProcess.start({ dir, config: { idp: { static: { users: [...BASE_USERS, ...ldapStyle] } } } });
   c = await Client.connect(d.policySocket);
 });
 
@@ -68,6 +73,8 @@ const rows: Row[] = [
   ["foreign address", AUTH("alice", "alice@ext.test"), ACTIONS.notOwned],
   ["null sender", AUTH("alice", ""), ACTIONS.dunno],
   ["sending disabled by attribute", AUTH("bob", "bob@d1.test"), ACTIONS.sendingDisabled],
+  ["sending disabled by attribute in upper case (FALSE)", AUTH("ivy", "ivy@d1.test"), ACTIONS.sendingDisabled],
+  ["attribute TRUE allows sending", AUTH("kim", "kim@d1.test"), ACTIONS.dunno],
   ["disabled user", AUTH("carol", "carol@d1.test"), ACTIONS.notOwned],
   ["unknown login", AUTH("mallory", "alice@d1.test"), ACTIONS.notOwned],
   // Authenticated senders: apps.

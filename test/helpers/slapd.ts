@@ -32,7 +32,13 @@ export const LDAP = {
   },
 } as const;
 
-const TOOLS = ["slapd", "slapadd", "ldapmodify", "ldapsearch"] as const;
+/** A DN and its password, for a simple bind. */
+export interface Bind {
+  readonly dn: string;
+  readonly password: string;
+}
+
+const TOOLS = ["slapd", "slapadd", "ldapmodify", "ldapsearch", "ldapwhoami"] as const;
 const SCHEMA_DIR = "/etc/ldap/schema";
 const MODULE_DIR = "/usr/lib/ldap";
 
@@ -171,29 +177,31 @@ export class Slapd {
     return this.modify(`dn: ${dn}\nchangetype: modify\nreplace: ${attr}\n${attr}: ${value}\n`);
   }
 
-  /** ldapsearch -LLL as the root DN; the LDIF it prints. */
-  async search(base: string, filter: string, ...attrs: string[]): Promise<string> {
-    const r = await this.#client("ldapsearch", ["-LLL", "-b", base, filter, ...attrs]);
+  /** ldapsearch -LLL (as the root DN unless `as` is given); the LDIF it prints. */
+  async search(base: string, filter: string, attrs: readonly string[] = [], as?: Bind): Promise<string> {
+    const r = await this.#client("ldapsearch", ["-LLL", "-b", base, filter, ...attrs], undefined, as);
     if (r.code !== 0) throw new Error(`ldapsearch exited ${r.code}: ${r.stderr}${r.stdout}`);
     return r.stdout;
   }
 
-  /** A simple bind as `dn`; true if slapd accepts the password. */
-  async canBind(dn: string, password: string): Promise<boolean> {
-    const pw = join(this.dir, `bind-${randomBytes(4).toString("hex")}.pw`);
-    writeFileSync(pw, password, { mode: 0o600 });
-    try {
-      const r = await run("ldapwhoami", ["-x", "-H", this.url, "-D", dn, "-y", pw]);
-      return r.code === 0;
-    } finally {
-      rmSync(pw, { force: true });
-    }
+  /** A simple bind; true if slapd accepts the password. */
+  async canBind(as: Bind): Promise<boolean> {
+    return (await this.#client("ldapwhoami", [], undefined, as)).code === 0;
   }
 
-  #client(cmd: string, args: string[], input?: string): Promise<RunResult> {
+  async #client(cmd: string, args: string[], input?: string, as?: Bind): Promise<RunResult> {
     // -y: the password from a file, so it is not on a command line.
-    const base = ["-x", "-H", this.url, "-D", LDAP.adminDn, "-y", this.#adminPwFile];
-    return run(cmd, [...base, ...args], input === undefined ? {} : { input });
+    let pwFile = this.#adminPwFile;
+    if (as) {
+      pwFile = join(this.dir, `bind-${randomBytes(4).toString("hex")}.pw`);
+      writeFileSync(pwFile, as.password, { mode: 0o600 });
+    }
+    try {
+      const base = ["-x", "-H", this.url, "-D", as?.dn ?? LDAP.adminDn, "-y", pwFile];
+      return await run(cmd, [...base, ...args], input === undefined ? {} : { input });
+    } finally {
+      if (as) rmSync(pwFile, { force: true });
+    }
   }
 
   /** SIGTERM (slapd flushes and exits), SIGKILL after 10 s; then delete the temp dir. */
