@@ -151,7 +151,7 @@ before(async () => {
     },
     passwords: { lena: LDAP.users.lena.password, otto: LDAP.users.otto.password },
   });
-  process.stderr.write(`# slapd ready in ${t1 - t0} ms at ${slapd.url} (pid ${slapd.pid}); realm and federation ${t2 - t1} ms; mail stack ${Date.now() - t2} ms\n`);
+  process.stderr.write(`slapd ready in ${t1 - t0} ms at ${slapd.url} (pid ${slapd.pid}); realm and federation ${t2 - t1} ms; mail stack ${Date.now() - t2} ms\n`);
 });
 
 after(async () => {
@@ -313,4 +313,21 @@ test("ldapmodify tnMailSendAllowed FALSE: after a cache flush lena may not send,
   expectReply(await timed("accepted after flush", () => submit("lena")), "rcpt", OK_RCPT, "after setting TRUE again");
   assert.equal(stack().runningMasterPid(), master, "same Postfix master: no reload");
   t.diagnostic(timings.join("; "));
+});
+
+// ---- the directory down (last: it stops slapd) ----
+
+test("caveat: with the directory down Keycloak reports its users as disabled, so mailcloak refuses them (5xx, not a tempfail)", opts, async (t) => {
+  if (skip) return t.skip(skip);
+  await directory().stop();
+  await flush();
+  const lena = await admin.ok("GET", "/users?username=lena&exact=true&briefRepresentation=false") as { enabled?: boolean }[];
+  assert.equal(lena[0]?.enabled, false, `Keycloak's answer for lena with LDAP down: ${JSON.stringify(lena)}`);
+  expectReply(await smtp({ port: stack().smtpPort, from: "someone@ext.test", to: "lena@d1.test" }), "rcpt",
+    "550 5.1.1 <lena@d1.test>: Recipient address rejected: No such user", "an LDAP user as recipient");
+  const r = await submit("lena");
+  expectReply(r, "auth", AUTH_OK, "the passwd-file login does not need LDAP");
+  expectReply(r, "rcpt", "553 5.7.1 <lena@d1.test>: Sender address rejected: Sender not owned by authenticated user");
+  // Keycloak's own users are unaffected.
+  expectReply(await smtp({ port: stack().smtpPort, from: "someone@ext.test", to: "alice@d1.test" }), "rcpt", OK_RCPT, "a Keycloak-only user");
 });
