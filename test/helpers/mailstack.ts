@@ -230,6 +230,8 @@ export interface MailStackOptions {
   idp?: ConfigTree;
   /** Merged over mailcloak's config (e.g. quotas, metrics); may be changed before restartDaemon(). */
   config?: ConfigTree;
+  /** More logins for Dovecot's passwd-file (user -> password), e.g. users of another directory. */
+  passwords?: Readonly<Record<string, string>>;
 }
 
 /** Standard Postfix services (test base; chroot n everywhere). The SMTP listeners come from configs/postfix-master.cf (the benchmark adds its own). */
@@ -286,6 +288,7 @@ export class MailStack {
   failureMode: FailureMode;
   readonly idp: ConfigTree | null;
   extraConfig: ConfigTree;
+  readonly passwords: Readonly<Record<string, string>>;
   #dovecot: ChildProcess | null = null;
   #dovecotExited: Promise<void> | null = null;
   #dovecotOutput = "";
@@ -306,6 +309,7 @@ export class MailStack {
     this.failureMode = opts.failureMode ?? "tempfail";
     this.idp = opts.idp ?? null;
     this.extraConfig = opts.config ?? {};
+    this.passwords = { ...Object.fromEntries(Object.entries(PASSWORDS).filter(([u]) => u !== "crm")), ...opts.passwords };
   }
 
   /** Start everything; on failure, stop what was started and rethrow. */
@@ -332,6 +336,11 @@ export class MailStack {
 
   get socketmapSocket(): string {
     return join(this.spool, MailStack.sampleSocketNames().socketmap);
+  }
+
+  /** The daemon's pid file (daemon.pid_file), for mailcloakctl cache flush. */
+  get pidFile(): string {
+    return join(this.mcDir, "mailcloak.pid");
   }
 
   get authSocket(): string {
@@ -411,7 +420,7 @@ export class MailStack {
       policy: { idp_failure_mode: this.failureMode, send_allowed_attribute: "mailSendAllowed", recipient_delimiter: "+" },
       // Postfix keeps idle connections open, and the daemon waits out the whole
       // grace period for them on every stop: keep restarts short.
-      daemon: { shutdown_grace_ms: 300 },
+      daemon: { shutdown_grace_ms: 300, pid_file: this.pidFile },
       sockets: {
         policy_socket: this.policySocket,
         socketmap_socket: this.socketmapSocket,
@@ -516,7 +525,7 @@ export class MailStack {
     writeFileSync(sqlExt, sqlLines.join("\n") + "\n", { mode: 0o640 });
     chownSync(sqlExt, 0, gid("dovecot"));
     writeFileSync(join(d, "mailcloak.conf"), conf);
-    writeFileSync(join(d, "users"), Object.entries(PASSWORDS).filter(([u]) => u !== "crm").map(([u, p]) => `${u}:{PLAIN}${p}\n`).join(""), { mode: 0o640 });
+    writeFileSync(join(d, "users"), Object.entries(this.passwords).map(([u, p]) => `${u}:{PLAIN}${p}\n`).join(""), { mode: 0o640 });
     chownSync(join(d, "users"), 0, gid("dovecot"));
     mkdirSync(join(d, "run"), { recursive: true });
     mkdirSync(join(d, "state"), { recursive: true });
