@@ -11,11 +11,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { freePort, have, ROOT, tempDir } from "./daemon.js";
-import { run, type RunResult } from "./mailstack.js";
+import { canConnect, run, type RunResult } from "./mailstack.js";
 
 export const LDAP_FIXTURE_DIR = join(ROOT, "test/fixtures/ldap");
 
@@ -160,7 +159,7 @@ export class Slapd {
     const deadline = Date.now() + 20_000;
     for (;;) {
       if (exited) return false;
-      if (await connects(this.port)) return true;
+      if (await canConnect(this.port)) return true;
       if (Date.now() > deadline) throw new Error(`slapd did not accept connections on ${this.url} within 20 s:\n${this.#output}`);
       await sleep(50);
     }
@@ -229,18 +228,4 @@ export class Slapd {
     const f = join(this.dir, "slapd.pid");
     return existsSync(f) ? Number(readFileSync(f, "utf8").trim()) : null;
   }
-}
-
-function connects(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: "127.0.0.1", port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-    s.setTimeout(1000, () => {
-      s.destroy();
-      resolve(false);
-    });
-  });
 }
