@@ -1,26 +1,24 @@
-// The daemon with idp.provider authentik against the Authentik emulator,
-// over the real sockets: the whole policy decision table (the same rows as
-// the static source), the failure mode when Authentik is down or refuses the
-// token, and the send attribute read from Authentik's JSON attributes.
+// The daemon with idp.provider authentik against the Authentik emulator
+// holding the fixture realm's people, over the real sockets: the policy and
+// socketmap tables (helpers/tables.ts, the same rows as every source), the
+// failure mode when Authentik is down or refuses the token, and the send
+// attribute read from Authentik's JSON attributes.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Client, ctlOk, DaemonProcess, freePort, mergeTree, policyQuery, socketmapQuery, tempDir, type ConfigTree } from "./helpers/daemon.js";
-import { policyTable } from "./helpers/policy-table.js";
-import { FakeAuthentik } from "./fake-authentik.js";
+import { authentikIdpFor, startAuthentikEmulator } from "./helpers/directory.js";
+import { policyTable, socketmapTable } from "./helpers/tables.js";
+import type { FakeAuthentik } from "./fake-authentik.js";
 import { TOKEN_HINT } from "../src/directory/authentik.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 
 let fake: FakeAuthentik;
 
 before(async () => {
-  fake = await FakeAuthentik.start();
-  // As an Authentik admin might have typed them: mixed case is kept by Authentik.
-  fake.addUser({ username: "Alice", name: "Alice Liddell", email: "Alice@D1.test" });
-  fake.addUser({ username: "bob", email: "bob@d1.test", attributes: { mailSendAllowed: false } });
-  fake.addUser({ username: "carol", email: "carol@d1.test", isActive: false });
-  fake.addUser({ username: "dave", email: "dave@d2.test" });
+  fake = await startAuthentikEmulator();
+  // Authentik's search matches substrings: an address that contains alice@d1.test.
   fake.addUser({ username: "malice", email: "malice@d1.test" });
 });
 
@@ -30,18 +28,23 @@ after(async () => {
 
 /** The idp section for the emulator, merged over the harness's base config. */
 function authentik(extra: ConfigTree = {}): ConfigTree {
-  const idp = { provider: "authentik", static: null, authentik: { base_url: fake.url, api_token: fake.token, cache_ttl_seconds: 60, timeout_ms: 500 } };
-  return mergeTree({ idp }, extra);
+  return mergeTree(authentikIdpFor(fake, { cache_ttl_seconds: 60, timeout_ms: 500 }), extra);
 }
 
 describe("the policy table with Authentik as the identity provider", () => {
-  const stack = policyTable("authentik", (dir) => DaemonProcess.start({ dir, config: authentik() }));
+  const stack = policyTable("authentik", () => authentik());
 
   test("the table was answered by Authentik, searched case-insensitively", () => {
     const started = stack().daemon.records().find((r) => r.msg === "mailcloak started");
     assert.equal(started?.idp, "authentik");
     assert.ok(fake.queries.some((q) => q.get("search") === "alice@d1.test"), "alice@d1.test was looked up in Authentik");
+    // Stored as typed, "Erin.Mixed@D1.Test": asked in lower case, matched regardless of case.
+    assert.ok(fake.queries.some((q) => q.get("search") === "erin.mixed@d1.test"), "erin.mixed@d1.test was looked up in Authentik");
   });
+});
+
+describe("the socketmap table with Authentik as the identity provider", () => {
+  socketmapTable("authentik", () => authentik());
 });
 
 describe("Authentik failures in the daemon", () => {

@@ -1,64 +1,129 @@
-// The daemon with the Keycloak identity source against the fake Keycloak:
-// the policy decision table, token reuse, coalescing, the shared failure
-// mode, stale answers, cache flush and config reload — over the real sockets.
+// The daemon with the Keycloak identity source, over the real sockets. What
+// depends only on the directory's users (the policy and socketmap tables of
+// helpers/tables.ts, lookups, attribute changes, cache flush) runs against
+// the emulator and a real Keycloak, both holding the fixture realm; token
+// reuse, coalescing, the shared failure mode, stale answers and config reload
+// use the emulator's knobs (latency, revocation, outages on demand; the SMTP
+// suite shows outages of a real server).
 
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BASE_USERS, Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery, tempDir, mergeTree, type ConfigTree } from "./helpers/daemon.js";
-import { FakeKeycloak } from "./fake-keycloak.js";
-import { policyTable } from "./helpers/policy-table.js";
+import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery, tempDir, mergeTree, type ConfigTree } from "./helpers/daemon.js";
+import type { FakeKeycloak } from "./fake-keycloak.js";
+import { keycloakIdpFor, tableSources } from "./helpers/directory.js";
+import { fixtureDeclaredAttributes, startFixtureFake } from "./helpers/fixture-users.js";
+import { policyTable, socketmapTable } from "./helpers/tables.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 
 const RCPT = (recipient: string) => ({ protocol_state: "RCPT", sender: "ext@ext.test", recipient });
 
-async function stack(kc: FakeKeycloak, extra: ConfigTree = {}): Promise<DaemonProcess> {
+/** A daemon on a fresh DB (domain d1.test, alias sales -> alice) with the given idp section and overrides. */
+async function daemonWith(idp: ConfigTree, extra: ConfigTree = {}): Promise<DaemonProcess> {
   const dir = tempDir();
   const db = `${dir}/state.db`;
   await ctlOk(db, "init");
   await ctlOk(db, "domains", "add", "d1.test");
   await ctlOk(db, "aliases", "add", "sales@d1.test", "alice");
-  const base: ConfigTree = {
-    idp: { provider: "keycloak", static: null, keycloak: { base_url: kc.url, realm: "test", client_id: "mailcloak", client_secret: "s3cret", cache_ttl_seconds: 60, timeout_ms: 500 } },
-  };
   const d = new DaemonProcess(dir);
-  d.writeConfig(mergeTree(base, extra));
+  d.writeConfig(mergeTree(idp, extra));
   await d.spawn();
   return d;
 }
 
+/** A daemon on the emulator `kc`. */
+function stack(kc: FakeKeycloak, extra: ConfigTree = {}): Promise<DaemonProcess> {
+  return daemonWith(keycloakIdpFor(kc.url, { cache_ttl_seconds: 60, timeout_ms: 500 }), extra);
+}
+
+const directories = await tableSources();
 let kc: FakeKeycloak;
 
 before(async () => {
-  kc = await FakeKeycloak.start();
-  kc.addUser({ username: "alice", email: "alice@d1.test" });
-  kc.addUser({ username: "bob", email: "bob@d1.test", attributes: { mailSendAllowed: ["true"] } });
-  kc.addUser({ username: "carol", email: "carol@d1.test", enabled: false });
+  // The fixture's people, and 300 more for the load-shaped tests. The SIGHUP
+  // test's second flag is declared in the user profile, as a realm admin
+  // would have to (Keycloak hides undeclared attributes).
+  kc = await startFixtureFake({ declaredAttributes: [...fixtureDeclaredAttributes(), "otherFlag"] });
   for (let i = 0; i < 300; i++) kc.addUser({ username: `u${i}`, email: `u${i}@d1.test` });
 });
 
 after(async () => {
   await kc.stop();
+  await directories.release();
 });
 
-describe("the policy table with Keycloak as the identity provider", () => {
-  let table: FakeKeycloak;
-  before(async () => {
-    table = await FakeKeycloak.start();
-    // The static source's users, as Keycloak holds them.
-    for (const u of BASE_USERS) table.addUser(u);
+for (const source of directories.sources) {
+  describe(`the decision tables with users from ${source.name}`, { skip: source.skip ?? false }, () => {
+    describe("policy", () => {
+      policyTable(source.name, () => source.config());
+    });
+    describe("socketmap", () => {
+      socketmapTable(source.name, () => source.config());
+    });
   });
-  after(async () => {
-    await table.stop();
-  });
-  policyTable("keycloak", (dir) => DaemonProcess.start({
-    dir,
-    config: { idp: { provider: "keycloak", static: null, keycloak: { base_url: table.url, realm: "test", client_id: "mailcloak", client_secret: "s3cret", timeout_ms: 500 } } },
-  }));
-});
 
-describe("keycloak source in the daemon", () => {
+  describe(`users from ${source.name}`, { skip: source.skip ?? false }, () => {
+    let d: DaemonProcess;
+    let c: Client;
+    before(async () => {
+      d = await daemonWith(source.config({ idp: { keycloak: { cache_ttl_seconds: 1 } } }), { policy: { send_allowed_attribute: "mailSendAllowed" }, cache: { negative_ttl_seconds: 1, stale_seconds: 0 } });
+      c = await Client.connect(d.policySocket);
+    });
+    after(async () => {
+      c?.destroy();
+      await d?.cleanup();
+    });
+
+    test("users and their status come from Keycloak", async () => {
+      assert.equal(await policyQuery(c, RCPT("alice@d1.test")), ACTIONS.dunno);
+      assert.equal(await policyQuery(c, RCPT("carol@d1.test")), ACTIONS.noSuchUser);
+      assert.equal(await policyQuery(c, RCPT("nobody@d1.test")), ACTIONS.noSuchUser);
+      const s = await Client.connect(d.socketmapSocket);
+      assert.equal(await socketmapQuery(s, "mailbox", "alice@d1.test"), "OK d1.test/alice/");
+      s.destroy();
+    });
+
+    test("the send attribute is honoured and toggling it applies within the TTL, no restart", async () => {
+      const users = source.users!;
+      const heidi = { protocol_state: "RCPT", sasl_username: "heidi", sender: "heidi@d1.test", recipient: "x@ext.test" };
+      assert.equal(await policyQuery(c, heidi), ACTIONS.dunno);
+      await users.update("heidi", { attributes: { mailSendAllowed: ["false"] } });
+      try {
+        await sleep(1200);
+        assert.equal(await policyQuery(c, heidi), ACTIONS.sendingDisabled);
+        assert.equal(await policyQuery(c, RCPT("heidi@d1.test")), ACTIONS.dunno, "heidi still receives");
+      } finally {
+        await users.update("heidi", { attributes: { mailSendAllowed: ["true"] } });
+      }
+      await sleep(1200);
+      assert.equal(await policyQuery(c, heidi), ACTIONS.dunno);
+    });
+
+    test("SIGUSR1 empties the cache", async () => {
+      const users = source.users!;
+      const ttl60 = await daemonWith(source.config({ idp: { keycloak: { cache_ttl_seconds: 60 } } }));
+      const x = await Client.connect(ttl60.policySocket);
+      await users.add("temp", "temp@d1.test");
+      let removed = false;
+      try {
+        assert.equal(await policyQuery(x, RCPT("temp@d1.test")), ACTIONS.dunno);
+        await users.remove("temp");
+        removed = true;
+        assert.equal(await policyQuery(x, RCPT("temp@d1.test")), ACTIONS.dunno, "still cached");
+        ttl60.signal("SIGUSR1");
+        await sleep(200);
+        assert.equal(await policyQuery(x, RCPT("temp@d1.test")), ACTIONS.noSuchUser);
+      } finally {
+        if (!removed) await users.remove("temp");
+        x.destroy();
+        await ttl60.cleanup();
+      }
+    });
+  });
+}
+
+describe("keycloak source in the daemon (emulator)", () => {
   let d: DaemonProcess;
   let c: Client;
   before(async () => {
@@ -68,13 +133,6 @@ describe("keycloak source in the daemon", () => {
   after(async () => {
     c.destroy();
     await d.cleanup();
-  });
-
-  test("users and their status come from Keycloak", async () => {
-    assert.equal(await policyQuery(c, RCPT("alice@d1.test")), ACTIONS.dunno);
-    assert.equal(await policyQuery(c, RCPT("carol@d1.test")), ACTIONS.noSuchUser);
-    assert.equal(await policyQuery(c, RCPT("nobody@d1.test")), ACTIONS.noSuchUser);
-    assert.equal(await socketmapQuery(await Client.connect(d.socketmapSocket), "mailbox", "alice@d1.test"), "OK d1.test/alice/");
   });
 
   test("one token for many lookups: 300 distinct misses cost one token request", async () => {
@@ -108,31 +166,6 @@ describe("keycloak source in the daemon", () => {
     assert.equal(kc.tokenRequests, 1);
   });
 
-  test("the send attribute is honoured and toggling it applies within the TTL, no restart", async () => {
-    const bob = { protocol_state: "RCPT", sasl_username: "bob", sender: "bob@d1.test", recipient: "x@ext.test" };
-    assert.equal(await policyQuery(c, bob), ACTIONS.dunno);
-    kc.updateUser("bob", { attributes: { mailSendAllowed: ["false"] } });
-    await sleep(1200);
-    assert.equal(await policyQuery(c, bob), ACTIONS.sendingDisabled);
-    assert.equal(await policyQuery(c, RCPT("bob@d1.test")), ACTIONS.dunno, "bob still receives");
-    kc.updateUser("bob", { attributes: { mailSendAllowed: ["true"] } });
-    await sleep(1200);
-    assert.equal(await policyQuery(c, bob), ACTIONS.dunno);
-  });
-
-  test("SIGUSR1 empties the cache", async () => {
-    const ttl60 = await stack(kc);
-    const x = await Client.connect(ttl60.policySocket);
-    kc.addUser({ username: "temp", email: "temp@d1.test" });
-    assert.equal(await policyQuery(x, RCPT("temp@d1.test")), ACTIONS.dunno);
-    kc.removeUser("temp");
-    assert.equal(await policyQuery(x, RCPT("temp@d1.test")), ACTIONS.dunno, "still cached");
-    ttl60.signal("SIGUSR1");
-    await sleep(200);
-    assert.equal(await policyQuery(x, RCPT("temp@d1.test")), ACTIONS.noSuchUser);
-    x.destroy();
-    await ttl60.cleanup();
-  });
 });
 
 describe("failure mode, shared by both servers", () => {
@@ -221,7 +254,7 @@ describe("failure mode, shared by both servers", () => {
 describe("SIGHUP", () => {
   test("a new send_allowed_attribute applies at once: cached users keep only the attribute read, so they are fetched again", async () => {
     kc.addUser({ username: "hank", email: "hank@d1.test", attributes: { mailSendAllowed: ["true"], otherFlag: ["false"] } });
-    const idp = { provider: "keycloak", static: null, keycloak: { base_url: kc.url, realm: "test", client_id: "mailcloak", client_secret: "s3cret", cache_ttl_seconds: 300, timeout_ms: 500 } };
+    const idp = keycloakIdpFor(kc.url, { cache_ttl_seconds: 300, timeout_ms: 500 }).idp;
     const d = await stack(kc, { policy: { send_allowed_attribute: "mailSendAllowed" }, idp });
     const p = await Client.connect(d.policySocket);
     try {
@@ -244,7 +277,7 @@ describe("SIGHUP", () => {
     try {
       assert.equal(await policyQuery(p, RCPT("u40@d1.test")), ACTIONS.tempfailIdp);
       const cfg = d.baseConfig();
-      d.writeConfig({ idp: { provider: "keycloak", static: null, keycloak: { base_url: kc.url, realm: "test", client_id: "mailcloak", client_secret: "s3cret" } }, policy: { idp_failure_mode: "dunno" }, cache: { stale_seconds: 0 } });
+      d.writeConfig({ ...keycloakIdpFor(kc.url), policy: { idp_failure_mode: "dunno" }, cache: { stale_seconds: 0 } });
       void cfg;
       d.signal("SIGHUP");
       await sleep(300);

@@ -1,16 +1,18 @@
-// Every policy rule, table-driven (helpers/policy-table.ts), against the real
-// daemon over its real policy socket with the static identity source, and
-// the policy server's own behaviour. The same table runs against Authentik
-// in authentik-daemon.integration.test.ts; Keycloak flows are in
-// keycloak-daemon.integration.test.ts.
+// Every policy rule, table-driven (helpers/tables.ts), against the real
+// daemon over its real policy socket with the static identity source holding
+// the fixture realm's people, and the policy server's own behaviour. The same
+// table runs against the Keycloak emulator and a real Keycloak in
+// keycloak-daemon.integration.test.ts, and against the Authentik emulator in
+// authentik-daemon.integration.test.ts.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client, ctlOk, DaemonProcess, policyQuery } from "./helpers/daemon.js";
-import { AUTH, RCPT, policyTable } from "./helpers/policy-table.js";
+import { staticSource } from "./helpers/directory.js";
+import { AUTH, RCPT, policyTable } from "./helpers/tables.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 
-const stack = policyTable("static", (dir) => DaemonProcess.start({ dir }));
+const stack = policyTable("static", () => staticSource.config());
 /** The daemon and a client connected to its policy socket, once the table's before() has run. */
 const daemon = (): DaemonProcess => stack().daemon;
 const client = (): Client => stack().client;

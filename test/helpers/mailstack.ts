@@ -1,5 +1,6 @@
 // A private, throw-away mail stack for end-to-end tests: the real mailcloak
-// daemon (identity from a FakeKeycloak), a real Postfix instance and a real
+// daemon (identity from a Keycloak: the emulator unless an idp section is
+// given, e.g. for a real Keycloak), a real Postfix instance and a real
 // Dovecot (auth and LMTP only), all in one temp dir, on loopback ports picked
 // at run time. Nothing of the system's own Postfix (/etc/postfix,
 // /var/spool/postfix, port 25) or Dovecot is used or touched.
@@ -19,21 +20,15 @@ import net from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parse } from "yaml";
-import { FakeKeycloak, type FakeUserInput } from "../fake-keycloak.js";
-import { ctlOk, DaemonProcess, have, mergeTree, ROOT, tempDir, type ConfigTree } from "./daemon.js";
+import type { FakeKeycloak } from "../fake-keycloak.js";
+import { ctlOk, DaemonProcess, freePort, have, mergeTree, ROOT, tempDir, type ConfigTree } from "./daemon.js";
+import { keycloakIdpFor } from "./directory.js";
+import { startFixtureFake } from "./fixture-users.js";
 import { lookupGroup, lookupUser } from "../../src/system/accounts.js";
 
 export type FailureMode = "tempfail" | "dunno";
 
-/** Keycloak users in the fake (the same people as the static BASE_USERS of daemon.ts). */
-export const KEYCLOAK_USERS: readonly FakeUserInput[] = [
-  { username: "alice", email: "alice@d1.test", enabled: true },
-  { username: "bob", email: "bob@d1.test", enabled: true, attributes: { mailSendAllowed: ["false"] } },
-  { username: "carol", email: "carol@d1.test", enabled: false },
-  { username: "dave", email: "dave@d2.test", enabled: true },
-];
-
-/** SMTP AUTH passwords: users (Dovecot passwd-file) and the app crm (mailcloak DB, Argon2id). */
+/** SMTP AUTH passwords: users of the realm fixture (Dovecot passwd-file) and the app crm (mailcloak DB, Argon2id). */
 export const PASSWORDS = {
   alice: "alice-pw",
   bob: "bob-pw",
@@ -235,6 +230,8 @@ export interface MailStackOptions {
   idp?: ConfigTree;
   /** Merged over mailcloak's config (e.g. quotas, metrics); may be changed before restartDaemon(). */
   config?: ConfigTree;
+  /** More logins for Dovecot's passwd-file (user -> password), e.g. users of another directory. */
+  passwords?: Readonly<Record<string, string>>;
 }
 
 /** Standard Postfix services (test base; chroot n everywhere). The SMTP listeners come from configs/postfix-master.cf (the benchmark adds its own). */
@@ -283,11 +280,15 @@ export class MailStack {
   submissionPort = 0;
   /** Test-only extra submission service that checks senders with Postfix's own reject_authenticated_sender_login_mismatch. */
   nativePort = 0;
-  fake!: FakeKeycloak;
+  /** mailcloak's /metrics listener (127.0.0.1). */
+  metricsPort = 0;
+  /** The emulator started for the stack when no idp section was given. */
+  fake: FakeKeycloak | null = null;
   daemon!: DaemonProcess;
   failureMode: FailureMode;
   readonly idp: ConfigTree | null;
   extraConfig: ConfigTree;
+  readonly passwords: Readonly<Record<string, string>>;
   #dovecot: ChildProcess | null = null;
   #dovecotExited: Promise<void> | null = null;
   #dovecotOutput = "";
@@ -308,6 +309,7 @@ export class MailStack {
     this.failureMode = opts.failureMode ?? "tempfail";
     this.idp = opts.idp ?? null;
     this.extraConfig = opts.config ?? {};
+    this.passwords = { ...Object.fromEntries(Object.entries(PASSWORDS).filter(([u]) => u !== "crm")), ...opts.passwords };
   }
 
   /** Start everything; on failure, stop what was started and rethrow. */
@@ -336,6 +338,11 @@ export class MailStack {
     return join(this.spool, MailStack.sampleSocketNames().socketmap);
   }
 
+  /** The daemon's pid file (daemon.pid_file), for mailcloakctl cache flush. */
+  get pidFile(): string {
+    return join(this.mcDir, "mailcloak.pid");
+  }
+
   get authSocket(): string {
     return join(this.spool, "private/auth");
   }
@@ -354,9 +361,9 @@ export class MailStack {
     // Keycloak and the mailcloak database, while `postfix check` creates the
     // queue directories (private/ must exist before mailcloak and Dovecot put
     // their sockets there).
-    this.fake = await FakeKeycloak.start({ realm: "test", clientId: "mailcloak", clientSecret: "s3cret" });
-    for (const u of KEYCLOAK_USERS) this.fake.addUser(u);
+    if (!this.idp) this.fake = await startFixtureFake();
     [this.smtpPort, this.submissionPort, this.nativePort] = await freePorts(3);
+    this.metricsPort = await freePort();
     this.#writePostfixConfig();
     await Promise.all([
       runOk("postfix", ["-c", this.postfixDir, "check"], "postfix check", () => this.postfixLog()),
@@ -404,25 +411,16 @@ export class MailStack {
     this.#shareDatabaseWithDovecot();
   }
 
-  /** mailcloak's config: Keycloak (the fake), sockets where postfix-main.cf expects them. */
+  /** mailcloak's config: Keycloak (the given idp or the emulator), sockets where postfix-main.cf expects them. */
   daemonConfig(): ConfigTree {
     return mergeTree({
-      idp: this.idp ?? {
-        provider: "keycloak",
-        keycloak: {
-          base_url: this.fake.url,
-          realm: "test",
-          client_id: "mailcloak",
-          client_secret: "s3cret",
-          cache_ttl_seconds: 1,
-          timeout_ms: 2000,
-        },
-      },
+      idp: this.idp ?? keycloakIdpFor(this.fake!.url, { cache_ttl_seconds: 1, timeout_ms: 2000 }).idp,
+      metrics: { listen: `127.0.0.1:${this.metricsPort}` },
       cache: { negative_ttl_seconds: 1, stale_seconds: 0 },
       policy: { idp_failure_mode: this.failureMode, send_allowed_attribute: "mailSendAllowed", recipient_delimiter: "+" },
       // Postfix keeps idle connections open, and the daemon waits out the whole
       // grace period for them on every stop: keep restarts short.
-      daemon: { shutdown_grace_ms: 300 },
+      daemon: { shutdown_grace_ms: 300, pid_file: this.pidFile },
       sockets: {
         policy_socket: this.policySocket,
         socketmap_socket: this.socketmapSocket,
@@ -527,7 +525,7 @@ export class MailStack {
     writeFileSync(sqlExt, sqlLines.join("\n") + "\n", { mode: 0o640 });
     chownSync(sqlExt, 0, gid("dovecot"));
     writeFileSync(join(d, "mailcloak.conf"), conf);
-    writeFileSync(join(d, "users"), Object.entries(PASSWORDS).filter(([u]) => u !== "crm").map(([u, p]) => `${u}:{PLAIN}${p}\n`).join(""), { mode: 0o640 });
+    writeFileSync(join(d, "users"), Object.entries(this.passwords).map(([u, p]) => `${u}:{PLAIN}${p}\n`).join(""), { mode: 0o640 });
     chownSync(join(d, "users"), 0, gid("dovecot"));
     mkdirSync(join(d, "run"), { recursive: true });
     mkdirSync(join(d, "state"), { recursive: true });
@@ -632,7 +630,7 @@ export class MailStack {
 
   // -- shutdown --
 
-  /** Stop Postfix, Dovecot, mailcloak and the fake (each bounded), then delete the temp dir. */
+  /** Stop Postfix, Dovecot, mailcloak and the emulator if it started one (each bounded), then delete the temp dir. */
   async stop(): Promise<void> {
     const errors: unknown[] = [];
     const step = async (f: () => Promise<void>): Promise<void> => {
