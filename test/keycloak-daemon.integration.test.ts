@@ -123,15 +123,20 @@ describe("keycloak source in the daemon", () => {
   test("SIGUSR1 empties the cache", async () => {
     const ttl60 = await stack(kc);
     const x = await Client.connect(ttl60.policySocket);
-    kc.addUser({ username: "temp", email: "temp@d1.test" });
-    assert.equal(await policyQuery(x, RCPT("temp@d1.test")), ACTIONS.dunno);
-    kc.removeUser("temp");
-    assert.equal(await policyQuery(x, RCPT("temp@d1.test")), ACTIONS.dunno, "still cached");
-    ttl60.signal("SIGUSR1");
-    await sleep(200);
-    assert.equal(await policyQuery(x, RCPT("temp@d1.test")), ACTIONS.noSuchUser);
-    x.destroy();
-    await ttl60.cleanup();
+    // Cleaned up on failure too: a live client socket would keep the test file from exiting.
+    try {
+      kc.addUser({ username: "temp", email: "temp@d1.test" });
+      assert.equal(await policyQuery(x, RCPT("temp@d1.test")), ACTIONS.dunno);
+      kc.removeUser("temp");
+      assert.equal(await policyQuery(x, RCPT("temp@d1.test")), ACTIONS.dunno, "still cached");
+      ttl60.signal("SIGUSR1");
+      await sleep(200);
+      assert.equal(await policyQuery(x, RCPT("temp@d1.test")), ACTIONS.noSuchUser);
+    } finally {
+      kc.removeUser("temp");
+      x.destroy();
+      await ttl60.cleanup();
+    }
   });
 });
 
