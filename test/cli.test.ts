@@ -42,7 +42,7 @@ interface Result {
 /** Run mailcloakctl; stdin is a pipe carrying `input` (empty by default), never a terminal. */
 function run(args: readonly string[], input = ""): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: REPO, timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [BIN, ...args], { cwd: REPO, timeout: 120_000 }, (err, stdout, stderr) => {
       if (err && typeof err.code !== "number") {
         reject(err);
         return;

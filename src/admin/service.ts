@@ -62,6 +62,18 @@ function checkPassword(password: string): void {
 
 /** Self-service app labels: short, and safe in an SMTP login name. */
 const LABEL = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+/**
+ * A generated app password: 24 random bytes, base64url (32 characters),
+ * never starting with "-" (mail clients and CLIs such as swaks would read
+ * it as an option).
+ */
+export function generatedPassword(): string {
+  for (;;) {
+    const p = randomBytes(GENERATED_PASSWORD_BYTES).toString("base64url");
+    if (!p.startsWith("-")) return p;
+  }
+}
+
 /** Generated app passwords: 24 random bytes, base64url (32 characters). */
 const GENERATED_PASSWORD_BYTES = 24;
 
@@ -191,7 +203,7 @@ export class AdminService {
       throw new StoreError(`invalid app name: ${JSON.stringify(rawLabel)} (1 to 32 of a-z, 0-9, - and _, starting with a letter or digit)`);
     }
     const appId = validAppId(AdminService.ownAppId(user, label));
-    const password = randomBytes(GENERATED_PASSWORD_BYTES).toString("base64url");
+    const password = generatedPassword();
     this.store.createOwnedApp(appId, await hash(password), user.username);
     this.#log(actor, "self.app.add", appId);
     return { app_id: appId, password };

@@ -133,7 +133,8 @@ export class DaemonProcess {
       this.exitCode = code;
       resolve(code);
     }));
-    const deadline = Date.now() + 10_000;
+    // Generous: a loaded CI machine (a JVM, browsers and mail stacks beside it) starts Node slowly.
+    const deadline = Date.now() + 30_000;
     while (!this.output.includes("mailcloak started")) {
       if (this.exitCode !== null) throw new Error(`daemon exited with ${this.exitCode}: ${this.output}`);
       if (Date.now() > deadline) {
