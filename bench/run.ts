@@ -12,7 +12,7 @@
 // server under test each have a core most of the time.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -105,8 +105,10 @@ interface Scenario {
   readonly id: string;
   readonly label: string;
   readonly protocol: WireProtocol;
-  /** "bare" runs against the bare responder. */
-  readonly target: "mailcloak" | "bare";
+  /** "bare" runs against the bare responder, "quotas" against the second daemon (quotas configured). */
+  readonly target: "mailcloak" | "quotas" | "bare";
+  /** For a "quotas" scenario: the default daemon's scenario it is paired with. */
+  readonly baseline?: string;
   readonly requests: () => RequestSource;
   readonly expect: string;
 }
@@ -147,8 +149,10 @@ const S = {
   b0: { id: "b-0ms", label: "(b) RCPT, distinct recipients, KC 0 ms", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "distinct", template: MISS_TEMPLATE, start: nextBulk }), expect: "DUNNO" },
   b20: { id: "b-20ms", label: `(b) RCPT, distinct recipients, KC ${KC_LATENCY_MS} ms`, protocol: "policy", target: "mailcloak", requests: () => ({ kind: "distinct", template: MISS_TEMPLATE, start: nextBulk }), expect: "DUNNO" },
   cUser: { id: "c-user", label: "(c) sender check, user login", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "cycle", items: POLICY_C_USER }), expect: "DUNNO" },
+  aQ: { id: "a-quotas", label: "(a) same, quotas configured", protocol: "policy", target: "quotas", baseline: "a", requests: () => ({ kind: "cycle", items: POLICY_A }), expect: "DUNNO" },
+  cUserQ: { id: "c-user-quotas", label: "(c) same, quotas configured", protocol: "policy", target: "quotas", baseline: "c-user", requests: () => ({ kind: "cycle", items: POLICY_C_USER }), expect: "DUNNO" },
   cApp: { id: "c-app", label: "(c) sender check, app login", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "cycle", items: POLICY_C_APP }), expect: "DUNNO" },
-  q: { id: "q", label: "(q) end of data, quota check + count (SQLite)", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "cycle", items: POLICY_Q }), expect: "DUNNO" },
+  q: { id: "q", label: "(q) end of data, quota check + count (SQLite)", protocol: "policy", target: "quotas", requests: () => ({ kind: "cycle", items: POLICY_Q }), expect: "DUNNO" },
   d: { id: "d", label: "(d) socketmap alias (SQLite)", protocol: "socketmap", target: "mailcloak", requests: () => ({ kind: "cycle", items: SM_ALIAS }), expect: "OK kuser" },
   e: { id: "e", label: "(e) socketmap mailbox (cache hit)", protocol: "socketmap", target: "mailcloak", requests: () => ({ kind: "cycle", items: SM_MAILBOX }), expect: `OK ${DOMAIN}/kuser` },
 } as const satisfies Record<string, Scenario>;
@@ -173,6 +177,8 @@ interface CellSummary {
   /** The bare responder's CPU per request ÷ this one's: the throughput ratio of two CPU-bound servers. */
   cpuRatioCeiling: number | null;
   ratioExpectedCeiling?: number;
+  /** A "quotas" scenario: median over repetitions of req/s ÷ its baseline's req/s (default daemon) in the same repetition. */
+  ratioBaseline: number | null;
   wrong: number;
   errors: string[];
 }
@@ -182,10 +188,13 @@ interface Run {
   readonly cpuUsPerReq: number;
   /** req/s ÷ the latest bare-responder run's req/s for this protocol and C. */
   readonly paired: number | null;
+  /** req/s ÷ the latest run of the scenario's baseline at this C. */
+  readonly vsBaseline: number | null;
 }
 
 const results = new Map<string, Run[]>();
 const lastCeiling = new Map<string, number>();
+const lastRps = new Map<string, number>();
 const problems: string[] = [];
 
 function record(s: Scenario, c: number, r: RunResult, cpuUsPerReq: number): void {
@@ -194,7 +203,9 @@ function record(s: Scenario, c: number, r: RunResult, cpuUsPerReq: number): void
   const ck = `${s.protocol}@${c}`;
   if (s.target === "bare") lastCeiling.set(ck, r.rps);
   const ceil = lastCeiling.get(ck);
-  list.push({ r, cpuUsPerReq, paired: s.target === "bare" || ceil === undefined ? null : r.rps / ceil });
+  const base = s.baseline !== undefined ? lastRps.get(`${s.baseline}@${c}`) : undefined;
+  lastRps.set(k, r.rps);
+  list.push({ r, cpuUsPerReq, paired: s.target === "bare" || ceil === undefined ? null : r.rps / ceil, vsBaseline: base === undefined ? null : r.rps / base });
   results.set(k, list);
   if (r.wrong > 0) problems.push(`${s.id} C=${c}: ${r.wrong} unexpected replies, e.g. ${JSON.stringify(r.sampleWrong)}`);
   for (const e of r.errors) problems.push(`${s.id} C=${c}: ${e}`);
@@ -208,6 +219,7 @@ function summary(s: Scenario, c: number): CellSummary | null {
   const ceilCpu = median(ceiling.map((x) => x.cpuUsPerReq));
   const cpu = median(list.map((x) => x.cpuUsPerReq));
   const paired = list.map((x) => x.paired).filter((x): x is number => x !== null);
+  const vsBase = list.map((x) => x.vsBaseline).filter((x): x is number => x !== null);
   return {
     scenario: s.id,
     label: s.label,
@@ -222,6 +234,7 @@ function summary(s: Scenario, c: number): CellSummary | null {
     ratioCeiling: s.target === "bare" || paired.length === 0 ? null : round(median(paired), 3),
     cpuUsPerReq: round(cpu, 1),
     cpuRatioCeiling: s.target === "bare" ? null : round(ceilCpu / cpu, 3),
+    ratioBaseline: vsBase.length === 0 ? null : round(median(vsBase), 3),
     wrong: list.reduce((n, x) => n + x.r.wrong, 0),
     errors: list.flatMap((x) => x.r.errors),
   };
@@ -254,6 +267,9 @@ interface Env {
   fake: FakeKeycloak;
   front: KeycloakFront;
   daemon: BenchDaemon;
+  /** The same daemon with quotas configured (own sockets, config and log in a subdirectory; same database). */
+  quotaPaths: DaemonPaths;
+  quotaDaemon: BenchDaemon;
   bare: { child: ChildProcess; policy: string; socketmap: string } | null;
   lg: Loadgen;
 }
@@ -297,15 +313,21 @@ async function setup(opts: { bare: boolean; cpuProfDir?: string; nodeArgs?: read
   } catch {
     socketGroup = null;
   }
-  const daemon = new BenchDaemon(paths, benchConfig(paths, front.url, { maxEntries: MAX_ENTRIES, logLevel: "warn", socketGroup }));
+  const daemon = new BenchDaemon(paths, benchConfig(paths, front.url, { maxEntries: MAX_ENTRIES, logLevel: "warn", socketGroup, quotas: false }));
   await daemon.start({ nodeArgs: [...DAEMON_NODE_ARGS, ...(opts.nodeArgs ?? [])], ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}) });
+  const qdir = join(dir, "quotas");
+  mkdirSync(qdir, { mode: 0o755 });
+  const quotaPaths: DaemonPaths = { dir: qdir, db: paths.db, policySocket: join(qdir, "policy.sock"), socketmapSocket: join(qdir, "socketmap.sock") };
+  const quotaDaemon = new BenchDaemon(quotaPaths, benchConfig(quotaPaths, front.url, { maxEntries: MAX_ENTRIES, logLevel: "warn", socketGroup: null, quotas: true }));
+  await quotaDaemon.start({ nodeArgs: DAEMON_NODE_ARGS });
   const bare = opts.bare ? await startBare(dir) : null;
-  return { dir, paths, fake, front, daemon, bare, lg: new Loadgen() };
+  return { dir, paths, fake, front, daemon, quotaPaths, quotaDaemon, bare, lg: new Loadgen() };
 }
 
 async function teardown(env: Env): Promise<void> {
   await env.lg.stop().catch(() => undefined);
   await env.daemon.stop().catch(() => undefined);
+  await env.quotaDaemon.stop().catch(() => undefined);
   env.bare?.child.kill("SIGTERM");
   await env.front.stop().catch(() => undefined);
   await env.fake.stop().catch(() => undefined);
@@ -316,7 +338,8 @@ function socketOf(env: Env, s: Scenario): string {
     if (!env.bare) throw new Error("no bare responder");
     return s.protocol === "policy" ? env.bare.policy : env.bare.socketmap;
   }
-  return s.protocol === "policy" ? env.paths.policySocket : env.paths.socketmapSocket;
+  const paths = s.target === "quotas" ? env.quotaPaths : env.paths;
+  return s.protocol === "policy" ? paths.policySocket : paths.socketmapSocket;
 }
 
 /** postmap -q - over every alias key: mailcloak, Postfix's sqlite: table, the bare responder, the C floor. */
@@ -328,7 +351,7 @@ function postmapAliases(env: Env): Promise<PostmapResult> {
 }
 
 async function runCell(env: Env, s: Scenario, c: number, o: { warmupMs?: number; measureMs?: number; limit?: number; keep?: boolean } = {}): Promise<RunResult & { cpuUsPerReq: number }> {
-  const pid = s.target === "bare" ? env.bare!.child.pid! : env.daemon.pid;
+  const pid = s.target === "bare" ? env.bare!.child.pid! : s.target === "quotas" ? env.quotaDaemon.pid : env.daemon.pid;
   const cpu0 = cpuNs(pid);
   const r = await env.lg.run({
     socket: socketOf(env, s),
@@ -401,6 +424,23 @@ interface Target {
   pass: boolean | null;
 }
 
+/** Issue 15's target: the policy hot path with quotas configured, against the same path on the default daemon (no quotas), same run. */
+function quotaTargets(cell: (s: Scenario, c: number) => CellSummary | undefined): Target[] {
+  const out: Target[] = [];
+  for (const s of [S.aQ, S.cUserQ]) {
+    const r = cell(s, 50);
+    const base = cell(s.baseline === S.a.id ? S.a : S.cUser, 50);
+    if (!r || !base || r.ratioBaseline === null) continue;
+    out.push({
+      name: `hot path ${s.baseline} at C=50 with quotas configured`,
+      value: `${(r.ratioBaseline * 100).toFixed(0)}% of the throughput without quotas (${r.rps} vs ${base.rps} req/s; CPU ${r.cpuUsPerReq} vs ${base.cpuUsPerReq} µs/req = ${((base.cpuUsPerReq / r.cpuUsPerReq) * 100).toFixed(0)}%)`,
+      target: ">= 90%",
+      pass: r.ratioBaseline >= 0.9,
+    });
+  }
+  return out;
+}
+
 async function benchmark(): Promise<void> {
   const started = performance.now();
   const elapsed = (): number => (performance.now() - started) / 1000;
@@ -410,6 +450,7 @@ async function benchmark(): Promise<void> {
   say(`method: closed loop, C persistent Unix-socket connections, one request in flight each; per repetition ${WARMUP_MS} ms warm-up + ${MEASURE_MS} ms measured;`);
   say(`        ${REPS} repetitions per cell (${MISS_REPS} for cache misses), interleaved with the bare responder; figures are medians over repetitions.`);
   say(`daemon: log.level warn — the info-level per-request decision log is OFF (row "(a) same, log.level info" shows its cost); cache.max_entries ${MAX_ENTRIES};`);
+  say(`        no quotas (as shipped); rows "quotas configured" and (q) run against a second daemon with quotas limits no run reaches.`);
   say(`        Keycloak = test/fake-keycloak.ts (${KNOWN_USERS} named users) + bench/keycloak-front.ts (${BULK_USERS} indexed bulk users); token lifetime ${TOKEN_LIFETIME_S} s.`);
   say(`        daemon node flags: ${DAEMON_NODE_ARGS.length > 0 ? DAEMON_NODE_ARGS.join(" ") : "(Node defaults)"}${process.argv.some((a) => a.startsWith("--daemon-node-args=")) ? "" : " (NODE_OPTIONS of configs/mailcloak.service)"}`);
   say("");
@@ -421,7 +462,7 @@ async function benchmark(): Promise<void> {
 
     // Warm-up: every known user and alias into the cache / page cache, JIT.
     say(`${stamp()} warm-up`);
-    for (const s of [S.ceilP, S.ceilS, S.a, S.cUser, S.cApp, S.q, S.d, S.e]) {
+    for (const s of [S.ceilP, S.ceilS, S.a, S.aQ, S.cUser, S.cUserQ, S.cApp, S.q, S.d, S.e]) {
       const r = await runCell(env, s, 10, { warmupMs: 0, measureMs: QUICK ? 400 : 800, keep: false });
       if (r.wrong > 0) problems.push(`warm-up ${s.id}: ${r.wrong} unexpected replies, e.g. ${JSON.stringify(r.sampleWrong)}`);
     }
@@ -429,7 +470,7 @@ async function benchmark(): Promise<void> {
     // Hot policy paths.
     for (const c of CS) {
       say(`${stamp()} policy hot paths, C=${c}`);
-      for (let rep = 0; rep < REPS; rep++) for (const s of [S.ceilP, S.a, S.cUser, S.cApp, S.q]) await runCell(env, s, c);
+      for (let rep = 0; rep < REPS; rep++) for (const s of [S.ceilP, S.a, S.aQ, S.cUser, S.cUserQ, S.cApp, S.q]) await runCell(env, s, c);
     }
     // Hot socketmap paths.
     for (const c of CS) {
@@ -545,7 +586,7 @@ async function benchmark(): Promise<void> {
       if (r) rows.push(r);
       return r;
     };
-    for (const c of CS) for (const s of [S.ceilP, S.a, S.aInfo, S.b0, S.b20, S.cUser, S.cApp, S.q]) {
+    for (const c of CS) for (const s of [S.ceilP, S.a, S.aInfo, S.aQ, S.b0, S.b20, S.cUser, S.cUserQ, S.cApp, S.q]) {
       const r = add(s, c);
       if (r && s.id === S.b20.id) r.ratioExpectedCeiling = round(r.rps / (c * (1000 / KC_LATENCY_MS)), 3);
     }
@@ -597,6 +638,7 @@ async function benchmark(): Promise<void> {
         pass: r.p99Ms < 2,
       });
     }
+    targets.push(...quotaTargets(cell));
     for (const c of CS) {
       const r = cell(S.b20, c);
       if (!r || r.ratioExpectedCeiling === undefined) continue;
@@ -736,8 +778,9 @@ async function memoryOnly(): Promise<void> {
 async function hotOnly(): Promise<void> {
   const env = await setup({ bare: true });
   const only = onlyScenarios();
-  const pick = (xs: Scenario[]): Scenario[] => xs.filter((x) => x.target === "bare" || !only || only.includes(x.id));
-  const policy = pick([S.a, S.cUser, S.cApp, S.q]);
+  // A "quotas configured" row comes with its baseline (--scenarios=a runs a and a-quotas).
+  const pick = (xs: Scenario[]): Scenario[] => xs.filter((x) => x.target === "bare" || !only || only.includes(x.id) || (x.baseline !== undefined && only.includes(x.baseline)));
+  const policy = pick([S.a, S.aQ, S.cUser, S.cUserQ, S.cApp, S.q]);
   const socketmap = pick([S.d, S.e]);
   try {
     for (const s of [S.ceilP, S.ceilS, ...policy, ...socketmap]) await runCell(env, s, 10, { warmupMs: 0, measureMs: 800, keep: false });
@@ -750,8 +793,9 @@ async function hotOnly(): Promise<void> {
       await runCell(env, S.b20, 50);
       env.fake.latencyMs = 0;
     }
-    const rows = [S.ceilP, S.a, S.cUser, S.cApp, S.q, S.ceilS, S.d, S.e, S.b20].map((s) => summary(s, 50)).filter((r): r is CellSummary => r !== null);
+    const rows = [S.ceilP, S.a, S.aQ, S.cUser, S.cUserQ, S.cApp, S.q, S.ceilS, S.d, S.e, S.b20].map((s) => summary(s, 50)).filter((r): r is CellSummary => r !== null);
     say(fmtTable(rows));
+    for (const t of quotaTargets((s) => rows.find((r) => r.scenario === s.id))) say(`${t.pass ? "PASS" : "FAIL"}  ${t.name}: ${t.value} (target ${t.target})`);
     const q = rows.find((r) => r.scenario === S.q.id);
     const cu = rows.find((r) => r.scenario === S.cUser.id);
     if (q && cu) say(`(q) quota check at end of data vs (c) sender check, C=50: ${(q.rps / cu.rps * 100).toFixed(0)}% of its req/s; ${(q.cpuUsPerReq - cu.cpuUsPerReq).toFixed(1)} µs more daemon CPU per request`);
