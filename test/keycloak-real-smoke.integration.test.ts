@@ -35,7 +35,7 @@ test("the fixture realm answers and the daemon finds its users", async (t) => {
   const c = await Client.connect(d.socketmapSocket);
   try {
     assert.match(await socketmapQuery(c, "mailbox", "alice@d1.test"), /^OK /);
-    assert.equal(await socketmapQuery(c, "mailbox", "nobody@d1.test"), "NOTFOUND ");
+    assert.equal(await socketmapQuery(c, "mailbox", "nobody@d1.test"), "NOTFOUND");
   } finally {
     c.destroy();
   }
