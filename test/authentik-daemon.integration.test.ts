@@ -113,7 +113,8 @@ describe("Authentik failures in the daemon", () => {
 
   test("Authentik calls and its breaker are counted in /metrics; /ready fails while it is unreachable", async () => {
     const port = await freePort();
-    const { d, policy, socketmap } = await daemon({ metrics: { listen: `127.0.0.1:${port}` }, cache: { stale_seconds: 0, negative_ttl_seconds: 0 } });
+    // A roomy deadline: the first lookup must not time out on a loaded machine (down is a refused connection, not a hang).
+    const { d, policy, socketmap } = await daemon({ idp: { authentik: { timeout_ms: 5000 } }, metrics: { listen: `127.0.0.1:${port}` }, cache: { stale_seconds: 0, negative_ttl_seconds: 0 } });
     const scrape = async (path: string): Promise<[number, string]> => {
       const r = await fetch(`http://127.0.0.1:${port}${path}`);
       return [r.status, await r.text()];
