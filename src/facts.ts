@@ -29,6 +29,8 @@ function plausibleUsername(username: string): boolean {
   return username !== "" && username.length <= 255 && !/[\s\x00-\x1f]/.test(username);
 }
 
+const NONE: readonly string[] = Object.freeze([]);
+
 export class Facts {
   readonly store: Store;
   readonly cache: DirectoryCache;
@@ -65,6 +67,16 @@ export class Facts {
 
   userByUsername(username: string): CachedLookup | Promise<CachedLookup> {
     return this.cache.byUsername(username, plausibleUsername);
+  }
+
+  /**
+   * Logins delegated to send as `addr` (mailcloakctl senders allow). Only in
+   * a local domain: a delegation outlives its domain's removal, not its use.
+   */
+  delegatedLogins(addr: string): readonly string[] {
+    const at = addr.lastIndexOf("@");
+    if (at <= 0 || !this.isLocalDomain(addr.slice(at + 1))) return NONE;
+    return this.store.delegatedLogins(addr);
   }
 
   /** Is sending disabled for this user by the configured attribute? */

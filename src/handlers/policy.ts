@@ -197,6 +197,7 @@ export class PolicyHandler {
       for (const c of ext ? [sender, ext.base] : [sender]) {
         if (user.email !== null && c === user.email) return null;
         if (f.store.aliasOwnedBy(c, user.username)) return null;
+        if (f.delegatedLogins(c).includes(user.username.toLowerCase())) return null; // mailcloakctl senders allow
       }
       return D.notOwned;
     });

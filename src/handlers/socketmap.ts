@@ -163,7 +163,8 @@ export class SocketmapHandler {
   /**
    * senders (smtpd_sender_login_maps): the logins that may use this sender
    * address: the user whose primary email it is (unless sending is disabled
-   * for them), the owner of the alias, and the enabled apps allowed it.
+   * for them), the owner of the alias, the logins delegated to send as it
+   * (or as it without its extension), and the enabled apps allowed it.
    */
   senders(key: string): Answer {
     const f = this.#facts;
@@ -185,6 +186,7 @@ export class SocketmapHandler {
         if (a?.active) add(a.targetUser);
         if (a) break;
       }
+      for (const k of ext ? [key, ext.base] : [key]) for (const login of f.delegatedLogins(k)) add(login);
       for (const app of f.store.appsForSender(key)) add(app);
       return logins.length > 0 ? ok(logins.join(",")) : NOTFOUND;
     };
