@@ -7,6 +7,7 @@ import type { Config, FailureMode } from "./config/types.js";
 import type { CachedLookup, DirectoryCache } from "./directory/cache.js";
 import type { AliasTarget, Store } from "./store/sqlite.js";
 import { isValidAddress, stripExtension, type Extension } from "./rules/address.js";
+import type { ListDirectory, ListLookup } from "./directory/lists.js";
 
 export interface RuleSettings {
   readonly failureMode: FailureMode;
@@ -30,16 +31,30 @@ function plausibleUsername(username: string): boolean {
 }
 
 const NONE: readonly string[] = Object.freeze([]);
+const NO_LIST: ListLookup = Object.freeze({ kind: "none" });
 
 export class Facts {
   readonly store: Store;
   readonly cache: DirectoryCache;
   settings: RuleSettings;
+  /** Distribution lists from Keycloak groups, or null when lists.parent_group is unset. */
+  lists: ListDirectory | null;
 
-  constructor(store: Store, cache: DirectoryCache, settings: RuleSettings) {
+  constructor(store: Store, cache: DirectoryCache, settings: RuleSettings, lists: ListDirectory | null = null) {
     this.store = store;
     this.cache = cache;
     this.settings = settings;
+    this.lists = lists;
+  }
+
+  /** The list at `addr` (exact, then without its extension); "none" when lists are off. */
+  list(addr: string): ListLookup | Promise<ListLookup> {
+    if (this.lists === null) return NO_LIST;
+    const ext = this.strip(addr);
+    const exact = this.lists.lookup(addr);
+    if (!ext) return exact;
+    const base = (l: ListLookup): ListLookup | Promise<ListLookup> => (l.kind === "none" ? this.lists!.lookup(ext.base) : l);
+    return exact instanceof Promise ? exact.then(base) : base(exact);
   }
 
   isLocalDomain(domain: string): boolean {
