@@ -6,22 +6,34 @@
 // a member removed in Keycloak gone after a cache flush, and one paged read
 // per TTL.
 
-import { test, before, after } from "node:test";
+import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery } from "./helpers/daemon.js";
 import { AUTH, RCPT } from "./helpers/policy-table.js";
-import { FIXTURE, KeycloakAdmin, releaseKeycloak, sharedKeycloak, type RealKeycloak } from "./helpers/keycloak-real.js";
+import { FIXTURE, KeycloakAdmin, releaseKeycloak, sharedKeycloak } from "./helpers/keycloak-real.js";
 import { ACTIONS } from "../src/handlers/policy.js";
+import { startFixtureFake } from "./helpers/fixture-users.js";
+import type { FakeKeycloak } from "./fake-keycloak.js";
 
-let kc: RealKeycloak | null = null;
+/** Where the lists come from, and how a test changes a membership there. */
+interface ListIdp {
+  readonly baseUrl: string;
+  removeLouFromCore(): Promise<() => Promise<void>>;
+  stop(): Promise<void>;
+}
+
+const TEAM = "lars@d1.test,lena@d1.test,lou@d1.test";
+
+function listSuite(name: string, open: () => Promise<ListIdp | { skip: string }>): void {
+describe(name, () => {
+let kc: ListIdp | null = null;
 let skip = "";
 let daemon: DaemonProcess;
 let sm: Client;
 let pol: Client;
-const TEAM = "lars@d1.test,lena@d1.test,lou@d1.test";
 
 before(async () => {
-  const s = await sharedKeycloak();
+  const s = await open();
   if ("skip" in s) {
     skip = s.skip;
     return;
@@ -44,7 +56,7 @@ after(async () => {
   sm?.destroy();
   pol?.destroy();
   await daemon?.cleanup();
-  await releaseKeycloak();
+  await kc?.stop();
 });
 
 const reads = (): number => daemon.records().filter((r) => r.msg === "lists read from Keycloak").length;
@@ -95,11 +107,7 @@ test("send-as: board's members may send as it (policy and senders map); nobody m
 
 test("a member removed in Keycloak is gone after a cache flush (SIGUSR1), and back when re-added", async (t) => {
   if (!kc) return t.skip(skip);
-  const admin = new KeycloakAdmin(kc.baseUrl);
-  const lou = await admin.userId("lou");
-  const groups = await admin.ok("GET", `/users/${lou}/groups`) as { id: string; path: string }[];
-  const core = groups.find((g) => g.path === "/lists/team/team-core")!;
-  await admin.ok("DELETE", `/users/${lou}/groups/${core.id}`);
+  const restore = await kc.removeLouFromCore();
   try {
     assert.equal(await socketmapQuery(sm, "alias", "team@d1.test"), `OK ${TEAM}`, "cached until the TTL or a flush");
     const before = reads();
@@ -109,7 +117,7 @@ test("a member removed in Keycloak is gone after a cache flush (SIGUSR1), and ba
     assert.equal(await policyQuery(pol, AUTH("lou", "lou@d1.test", "team@d1.test")), ACTIONS.listMembersOnly);
     assert.equal(reads(), before + 1);
   } finally {
-    await admin.ok("PUT", `/users/${lou}/groups/${core.id}`);
+    await restore();
   }
   daemon.signal("SIGUSR1");
   await sleep(300);
@@ -131,4 +139,35 @@ test("a list address that is also an SQLite alias: the alias wins, one warning",
   } finally {
     await ctlOk(daemon.db, "aliases", "del", "board@d1.test");
   }
+});
+});
+}
+
+listSuite("real Keycloak", async () => {
+  const s = await sharedKeycloak();
+  if ("skip" in s) return s;
+  const admin = new KeycloakAdmin(s.baseUrl);
+  return {
+    baseUrl: s.baseUrl,
+    async removeLouFromCore() {
+      const lou = await admin.userId("lou");
+      const groups = await admin.ok("GET", `/users/${lou}/groups`) as { id: string; path: string }[];
+      const core = groups.find((g) => g.path === "/lists/team/team-core")!;
+      await admin.ok("DELETE", `/users/${lou}/groups/${core.id}`);
+      return async () => void await admin.ok("PUT", `/users/${lou}/groups/${core.id}`);
+    },
+    stop: () => releaseKeycloak(),
+  };
+});
+
+listSuite("Keycloak emulator", async () => {
+  const fake: FakeKeycloak = await startFixtureFake();
+  return {
+    baseUrl: fake.url,
+    removeLouFromCore() {
+      fake.removeMember("lou", "/lists/team/team-core");
+      return Promise.resolve(async () => fake.addMember("lou", "/lists/team/team-core"));
+    },
+    stop: () => fake.stop(),
+  };
 });

@@ -283,7 +283,8 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
     log: { level },
     metrics: { listen: metricsAddress },
     quotas,
-    lists,
+    // Absent while off, so a config without lists reads as before.
+    ...(lists.parentGroup !== null ? { lists } : {}),
   };
 }
 
