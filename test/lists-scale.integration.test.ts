@@ -24,6 +24,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 before(async () => {
   fake = await startFixtureFake();
   fake.addGroup("/lists/big", { mail: ["big@d1.test"], mailPosting: ["anyone"] });
+  // A list whose address is a user's primary email, and a second group with team's address.
+  fake.addGroup("/lists/alice-list", { mail: ["Alice@D1.test"], mailPosting: ["anyone"] });
+  fake.addMember("lou", "/lists/alice-list");
+  fake.addGroup("/lists/zz-team-again", { mail: ["team@d1.test"], mailPosting: ["anyone"] });
+  fake.addMember("lou", "/lists/zz-team-again");
   for (let i = 0; i < BIG; i++) {
     const name = `m${String(i).padStart(4, "0")}`;
     fake.addUser({ username: name, email: `${name}@d1.test`, enabled: true });
@@ -105,4 +110,17 @@ test("an outage never shrinks a list: with nothing cached it is TEMP / 451, and 
     fake.mode = "ok";
   }
   assert.equal(await socketmapQuery(sm, "alias", "team@d1.test"), full);
+});
+
+test("a list address that is a user's email: the user wins, one warning; a second group with a list's address is ignored, one warning", async () => {
+  for (let i = 0; i < 2; i++) assert.equal(await socketmapQuery(sm, "alias", "alice@d1.test"), "NOTFOUND");
+  assert.equal(await socketmapQuery(sm, "mailbox", "alice@d1.test"), "OK d1.test/alice/");
+  assert.equal(await policyQuery(pol, RCPT({ recipient: "alice@d1.test" })), ACTIONS.dunno);
+  assert.equal(await socketmapQuery(sm, "alias", "team@d1.test"), "OK lars@d1.test,lena@d1.test,lou@d1.test");
+  await sleep(100);
+  const user = daemon.records().filter((r) => r.msg === "list address is also a user's email: the user's mailbox wins, the list is ignored");
+  assert.equal(user.length, 1);
+  assert.equal(user[0]!.address, "alice@d1.test");
+  const dup = daemon.records().filter((r) => r.msg === "two list groups have the same address; the first (by name) is used");
+  assert.deepEqual(dup.map((r) => [r.address, r.kept, r.ignored]), [["team@d1.test", "/lists/team", "/lists/zz-team-again"]]);
 });
