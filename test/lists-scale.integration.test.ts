@@ -43,8 +43,8 @@ before(async () => {
   }
   daemon = await DaemonProcess.start({
     config: {
-      idp: { provider: "keycloak", static: null, keycloak: { base_url: fake.url, realm: FIXTURE.realm, client_id: FIXTURE.client.id, client_secret: FIXTURE.client.secret, timeout_ms: 3000 } },
-      cache: { ttl_seconds: 300, stale_seconds: 2 },
+      idp: { provider: "keycloak", static: null, keycloak: { base_url: fake.url, realm: FIXTURE.realm, client_id: FIXTURE.client.id, client_secret: FIXTURE.client.secret, timeout_ms: 3000, cache_ttl_seconds: 300 } },
+      cache: { stale_seconds: 2 },
       lists: { parent_group: "/lists" },
     },
   });
@@ -123,4 +123,31 @@ test("a list address that is a user's email: the user wins, one warning; a secon
   assert.equal(user[0]!.address, "alice@d1.test");
   const dup = daemon.records().filter((r) => r.msg === "two list groups have the same address; the first (by name) is used");
   assert.deepEqual(dup.map((r) => [r.address, r.kept, r.ignored]), [["team@d1.test", "/lists/team", "/lists/zz-team-again"]]);
+});
+
+test("an outage after a read: the last expansion is served for cache.stale_seconds, then TEMP, never a shorter list", async () => {
+  const d = await DaemonProcess.start({
+    config: {
+      idp: { provider: "keycloak", static: null, keycloak: { base_url: fake.url, realm: FIXTURE.realm, client_id: FIXTURE.client.id, client_secret: FIXTURE.client.secret, timeout_ms: 1000, cache_ttl_seconds: 1 } },
+      cache: { negative_ttl_seconds: 1, stale_seconds: 3 },
+      lists: { parent_group: "/lists" },
+    },
+  });
+  const c = await Client.connect(d.socketmapSocket);
+  try {
+    await ctlOk(d.db, "domains", "add", "d1.test");
+    const full = "OK lars@d1.test,lena@d1.test,lou@d1.test";
+    assert.equal(await socketmapQuery(c, "alias", "team@d1.test"), full);
+    fake.mode = "users500";
+    await sleep(1500); // past the TTL, inside the stale window
+    assert.equal(await socketmapQuery(c, "alias", "team@d1.test"), full);
+    await sleep(3500); // past TTL + stale_seconds
+    assert.equal(await socketmapQuery(c, "alias", "team@d1.test"), "TEMP identity provider lookup failed");
+    await sleep(200); // the log is written asynchronously
+    assert.ok(d.records().some((r) => r.msg === "lists cannot be read from Keycloak; serving the last ones read"), d.output.slice(-2000));
+  } finally {
+    fake.mode = "ok";
+    c.destroy();
+    await d.cleanup();
+  }
 });

@@ -41,8 +41,7 @@ before(async () => {
   kc = s;
   daemon = await DaemonProcess.start({
     config: {
-      idp: { provider: "keycloak", static: null, keycloak: { base_url: kc.baseUrl, realm: FIXTURE.realm, client_id: FIXTURE.client.id, client_secret: FIXTURE.client.secret, timeout_ms: 5000 } },
-      cache: { ttl_seconds: 300 },
+      idp: { provider: "keycloak", static: null, keycloak: { base_url: kc.baseUrl, realm: FIXTURE.realm, client_id: FIXTURE.client.id, client_secret: FIXTURE.client.secret, timeout_ms: 5000, cache_ttl_seconds: 300 } },
       lists: { parent_group: "/lists", page_size: 10 },
       daemon: { pid_file: null },
     },
