@@ -102,4 +102,14 @@ CREATE TABLE IF NOT EXISTS quota_limits (
     updated_at          INTEGER NOT NULL DEFAULT (strftime('%s','now'))
 );
 
+-- Delegated senders (send-as), set with `mailcloakctl senders allow` (a table
+-- of this version only; the Go mailcloak does not read it): login may send as
+-- from_addr, an address in a local domain it does not own.
+CREATE TABLE IF NOT EXISTS sender_delegations (
+    from_addr  TEXT NOT NULL,
+    login      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL DEFAULT (strftime('%s','now')),
+    PRIMARY KEY (from_addr, login)
+);
+
 PRAGMA user_version = 1;

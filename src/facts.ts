@@ -7,6 +7,7 @@ import type { Config, FailureMode } from "./config/types.js";
 import type { CachedLookup, DirectoryCache } from "./directory/cache.js";
 import type { AliasTarget, Store } from "./store/sqlite.js";
 import { isValidAddress, stripExtension, type Extension } from "./rules/address.js";
+import type { ListDirectory, ListLookup } from "./directory/lists.js";
 
 export interface RuleSettings {
   readonly failureMode: FailureMode;
@@ -29,15 +30,31 @@ function plausibleUsername(username: string): boolean {
   return username !== "" && username.length <= 255 && !/[\s\x00-\x1f]/.test(username);
 }
 
+const NONE: readonly string[] = Object.freeze([]);
+const NO_LIST: ListLookup = Object.freeze({ kind: "none" });
+
 export class Facts {
   readonly store: Store;
   readonly cache: DirectoryCache;
   settings: RuleSettings;
+  /** Distribution lists from Keycloak groups, or null when lists.parent_group is unset. */
+  lists: ListDirectory | null;
 
-  constructor(store: Store, cache: DirectoryCache, settings: RuleSettings) {
+  constructor(store: Store, cache: DirectoryCache, settings: RuleSettings, lists: ListDirectory | null = null) {
     this.store = store;
     this.cache = cache;
     this.settings = settings;
+    this.lists = lists;
+  }
+
+  /** The list at `addr` (exact, then without its extension); "none" when lists are off. */
+  list(addr: string): ListLookup | Promise<ListLookup> {
+    if (this.lists === null) return NO_LIST;
+    const ext = this.strip(addr);
+    const exact = this.lists.lookup(addr);
+    if (!ext) return exact;
+    const base = (l: ListLookup): ListLookup | Promise<ListLookup> => (l.kind === "none" ? this.lists!.lookup(ext.base) : l);
+    return exact instanceof Promise ? exact.then(base) : base(exact);
   }
 
   isLocalDomain(domain: string): boolean {
@@ -65,6 +82,16 @@ export class Facts {
 
   userByUsername(username: string): CachedLookup | Promise<CachedLookup> {
     return this.cache.byUsername(username, plausibleUsername);
+  }
+
+  /**
+   * Logins delegated to send as `addr` (mailcloakctl senders allow). Only in
+   * a local domain: a delegation outlives its domain's removal, not its use.
+   */
+  delegatedLogins(addr: string): readonly string[] {
+    const at = addr.lastIndexOf("@");
+    if (at <= 0 || !this.isLocalDomain(addr.slice(at + 1))) return NONE;
+    return this.store.delegatedLogins(addr);
   }
 
   /** Is sending disabled for this user by the configured attribute? */

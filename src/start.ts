@@ -11,6 +11,7 @@ import type { IdentitySource } from "./directory/lookup.js";
 import { StaticSource } from "./directory/static.js";
 import { KeycloakSource } from "./directory/keycloak.js";
 import { AuthentikSource } from "./directory/authentik.js";
+import { ListDirectory, ListReader, type ListSnapshot } from "./directory/lists.js";
 import { Facts, ruleSettings } from "./facts.js";
 import { SocketmapHandler, socketmapProtocol } from "./handlers/socketmap.js";
 import { PolicyHandler, policyProtocol } from "./handlers/policy.js";
@@ -101,6 +102,39 @@ function warnExposedSockets(cfg: Config, log: Logger): void {
     "Put the sockets in a directory only Postfix can enter (as Postfix's private/, mode 0700) or use socket_mode 0660");
 }
 
+/** The list directory (directory/lists.ts) when lists.parent_group is set and the IdP is Keycloak. */
+function createLists(cfg: Config, cache: DirectoryCache, facts: Facts, log: Logger): ListDirectory | null {
+  const settings = cfg.lists;
+  if (!settings || settings.parentGroup === null) return null;
+  const lg = log.child({ component: "lists" });
+  if (cfg.idp.provider !== "keycloak") {
+    lg.warn({ provider: cfg.idp.provider }, "lists.parent_group is set but lists come from Keycloak groups only: lists are off");
+    return null;
+  }
+  const warned = new Set<string>();
+  const warnOnce = (key: string, fields: Record<string, unknown>, msg: string): void => {
+    if (warned.has(key) || warned.size > 1000) return;
+    warned.add(key);
+    lg.warn(fields, msg);
+  };
+  const get = (path: string): Promise<unknown> => {
+    const src = cache.source; // the current one (SIGHUP may replace it)
+    if (!(src instanceof KeycloakSource)) return Promise.reject(new Error("the identity source is not Keycloak"));
+    return src.adminGet(path);
+  };
+  const reader = new ListReader(get, settings, (d) => facts.isLocalDomain(d), (key, fields, msg) => warnOnce(key, fields, msg));
+  const read = async (): Promise<ListSnapshot> => {
+    const snap = await reader.read();
+    for (const l of snap.byAddress.values()) {
+      if (facts.store.alias(l.address) !== undefined) {
+        warnOnce(`alias:${l.address}`, { address: l.address, group: l.path }, "list address is also an SQLite alias: the alias wins, the list is ignored");
+      }
+    }
+    return snap;
+  };
+  return new ListDirectory(read, cfg.cache, lg);
+}
+
 export interface StartOptions {
   /** The account the daemon will drop to: files it creates (the quota counters) are given to it. */
   readonly fileOwner?: { readonly uid: number; readonly gid: number } | null;
@@ -116,6 +150,7 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics, o
   const source = createSource(cfg, log, metrics);
   const cache = new DirectoryCache(source, cfg.cache, metrics?.cacheEvents);
   const facts = new Facts(store, cache, ruleSettings(cfg));
+  facts.lists = createLists(cfg, cache, facts, log);
   const limits = (): Limits => current.limits;
 
   const smHandler = new SocketmapHandler(facts, log.child({ server: "socketmap" }), metrics?.socketmapEvents);
@@ -182,6 +217,8 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics, o
         cache.reconfigure(next.cache);
       }
       if (!same(next.cache, current.cache)) changed.push("cache");
+      facts.lists?.reconfigure(next.cache);
+      if (!same(next.lists, cfg.lists)) restartNeeded.push("lists");
       if (!same(next.policy, current.policy)) changed.push("policy");
       if (!same(next.limits, current.limits)) changed.push("limits");
       if (!same(next.quotas, current.quotas)) changed.push("quotas");
@@ -198,6 +235,7 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics, o
     },
     flush(): void {
       cache.clear();
+      facts.lists?.clear();
     },
     stop(): Promise<void> {
       stopping ??= (async () => {

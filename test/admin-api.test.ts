@@ -39,7 +39,7 @@ after(async () => {
 function dump(): string {
   const d = new Database(db, { readonly: true });
   try {
-    return JSON.stringify(["domains", "aliases", "apps", "app_from"].map((t) => d.prepare(`SELECT * FROM ${t} ORDER BY 1, 2`).all()));
+    return JSON.stringify(["domains", "aliases", "apps", "app_from", "sender_delegations"].map((t) => d.prepare(`SELECT * FROM ${t} ORDER BY 1, 2`).all()));
   } finally {
     d.close();
   }
@@ -191,6 +191,29 @@ describe("domains, aliases, apps (the Go version's routes)", () => {
   });
 });
 
+describe("delegated senders (send-as), as mailcloakctl senders", () => {
+  test("allow, list (filtered by login), deny; one audit line each; refusals as mailcloakctl's", async () => {
+    assert.equal((await admin.request("POST", "/api/senders", { json: { from_addr: "Desk@Example.com", login: "Alice" } })).status, 204);
+    assert.equal((await admin.request("POST", "/api/senders", { json: { from_addr: "desk@example.com", login: "bob" } })).status, 204);
+    assert.equal((await admin.request("POST", "/api/senders", { json: { from_addr: "desk@example.com", login: "bob" } })).status, 204, "again: no change");
+    const all = await admin.request("GET", "/api/senders");
+    assert.deepEqual((all.body as { from_addr: string; login: string }[]).map((r) => `${r.login} ${r.from_addr}`), ["alice desk@example.com", "bob desk@example.com"]);
+    assert.equal(await ctlOk(db, "senders", "list", "--login", "bob").then((o) => o.split("\t").slice(0, 2).join(" ")), "desk@example.com bob");
+    const bob = await admin.request("GET", "/api/senders?login=bob");
+    assert.deepEqual((bob.body as { login: string }[]).map((r) => r.login), ["bob"]);
+    assert.equal((await admin.request("DELETE", `/api/senders/${encodeURIComponent("desk@example.com")}/bob`)).status, 204);
+    const gone = await admin.request("DELETE", "/api/senders/desk@example.com/bob");
+    assert.equal(gone.status, 404);
+    assert.match((gone.body as { error: string }).error, /bob has no delegation to send as desk@example\.com/);
+    assert.equal((await admin.request("DELETE", "/api/senders/desk@example.com/alice")).status, 204);
+    for (let i = 0; i < 100 && !admin.records().some((r) => r.action === "sender.deny" && r.target === "alice as desk@example.com"); i++) await new Promise((r) => setTimeout(r, 20));
+    const audit = admin.records().filter((r) => r.audit === true && String(r.action).startsWith("sender."));
+    assert.deepEqual(audit.map((r) => `${String(r.action)} ${String(r.target)}`), [
+      "sender.allow alice as desk@example.com", "sender.allow bob as desk@example.com", "sender.deny bob as desk@example.com", "sender.deny alice as desk@example.com",
+    ]);
+  });
+});
+
 describe("bad input: mailcloakctl's rules and messages, nothing written, never a 500", () => {
   // [API method, path, body, mailcloakctl args]: the same mistake both ways.
   const CASES: readonly [string, string, Record<string, unknown>, string[]][] = [
@@ -203,6 +226,10 @@ describe("bad input: mailcloakctl's rules and messages, nothing written, never a
     ["POST", "/api/apps", { app_id: "has space", password: "pw" }, ["apps", "add", "has space", "pw"]],
     ["POST", "/api/apps", { app_id: "newapp", password: "" }, ["apps", "add", "newapp", ""]],
     ["POST", "/api/apps/app1/senders", { from_addr: "not-an-address" }, ["apps", "allow", "app1", "not-an-address"]],
+    ["POST", "/api/senders", { from_addr: "not-an-address", login: "alice" }, ["senders", "allow", "not-an-address", "alice"]],
+    ["POST", "/api/senders", { from_addr: "x@elsewhere.test", login: "alice" }, ["senders", "allow", "x@elsewhere.test", "alice"]],
+    ["POST", "/api/senders", { from_addr: "x@example.com", login: "app1" }, ["senders", "allow", "x@example.com", "app1"]],
+    ["POST", "/api/senders", { from_addr: "x@example.com", login: "a b" }, ["senders", "allow", "x@example.com", "a b"]],
   ];
 
   test("each field as mailcloakctl validates it, with the same message", async () => {

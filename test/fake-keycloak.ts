@@ -106,11 +106,14 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
   tokenRequests = 0;
   /** GETs that reached the users endpoints (list or by id), whatever the outcome. */
   userQueries = 0;
+  /** GETs that reached the group endpoints (group-by-path, children, members). */
+  groupQueries = 0;
 
   readonly #tokens = new Map<string, IssuedToken>();
   readonly #clients: readonly FakeClient[];
   readonly #declared: ReadonlySet<string> | null;
   readonly #users = new Map<string, FakeUser>(); // by username
+  readonly #groups = new Map<string, FakeGroup>(); // by path
 
   private constructor(opts: FakeKeycloakOptions) {
     super("ok");
@@ -137,6 +140,38 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
   resetCounters(): void {
     this.tokenRequests = 0;
     this.userQueries = 0;
+    this.groupQueries = 0;
+  }
+
+  /** Create a group (and its missing parents) at `path`, e.g. "/lists/team"; attributes replace the group's. */
+  addGroup(path: string, attributes?: Record<string, string[]>): void {
+    const names = path.split("/").filter((n) => n !== "");
+    let parentId: string | null = null;
+    let last: FakeGroup | undefined;
+    for (let i = 1; i <= names.length; i++) {
+      const p = `/${names.slice(0, i).join("/")}`;
+      let g = this.#groups.get(p);
+      if (!g) {
+        g = { id: randomUUID(), name: names[i - 1]!, path: p, parentId, attributes: {}, members: new Set<string>() };
+        this.#groups.set(p, g);
+      }
+      parentId = g.id;
+      last = g;
+    }
+    if (attributes !== undefined && last) last.attributes = structuredClone(attributes);
+  }
+
+  /** Make a user a direct member of a group (created when missing). */
+  addMember(username: string, path: string): void {
+    const user = this.#users.get(username.toLowerCase());
+    if (!user) throw new Error(`fake keycloak: no user ${username}`);
+    this.addGroup(path);
+    this.#groups.get(path)!.members.add(user.id);
+  }
+
+  removeMember(username: string, path: string): void {
+    const user = this.#users.get(username.toLowerCase());
+    if (user) this.#groups.get(path)?.members.delete(user.id);
   }
 
   /** Create a user; username/email are stored lower-cased. Returns a copy of the stored user. */
@@ -190,6 +225,7 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
     const path = segments(url);
     if (isToken(path) && req.method === "POST") this.tokenRequests++;
     if (isUsers(path) && req.method === "GET") this.userQueries++;
+    if (isGroups(path) && req.method === "GET") this.groupQueries++;
   }
 
   protected answer(req: IncomingMessage, url: URL, body: string, res: ServerResponse): void {
@@ -285,6 +321,7 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
       // master exists on every server; a token of this realm may not administer it.
       return path[2] === "master" ? send(res, 403, FORBIDDEN_BODY) : send(res, 404, { error: "Realm not found." });
     }
+    if (isGroups(path)) return this.#group(req, url, path, token, res);
     if (!isUsers(path)) return send(res, 404, NOT_FOUND_BODY);
     if (req.method !== "GET") return send(res, 405, { error: "HTTP 405 Method Not Allowed" });
     const view = token.roles.includes("view-users");
@@ -314,6 +351,54 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
       .slice(Math.max(first, 0), max < 0 ? undefined : Math.max(first, 0) + max)
       .map((u) => this.#represent(u, brief ? "brief" : "full"));
     send(res, 200, list);
+  }
+
+  /**
+   * The group reads, as Keycloak 26.5.6 answers them: group-by-path gives the
+   * group with subGroups [] and subGroupCount (Keycloak 23+ loads children
+   * lazily); children and members are paged (first/max), children sorted by
+   * name, members by username. query-users alone gets 403 here.
+   */
+  #group(req: IncomingMessage, url: URL, path: string[], token: IssuedToken, res: ServerResponse): void {
+    if (req.method !== "GET") return send(res, 405, { error: "HTTP 405 Method Not Allowed" });
+    if (this.mode === "users403" || !token.roles.includes("view-users")) return send(res, 403, FORBIDDEN_BODY);
+    if (this.mode === "usersMalformed") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end('[{"id":"0b1c","name":"trunc');
+      return;
+    }
+    const q = url.searchParams;
+    if (path[3] === "group-by-path") {
+      const g = this.#groups.get(`/${path.slice(4).join("/")}`);
+      if (!g) return send(res, 404, { error: "Group path does not exist" });
+      return send(res, 200, this.#representGroup(g, false));
+    }
+    const g = [...this.#groups.values()].find((x) => x.id === path[4]);
+    if (!g) return send(res, 404, { error: "Could not find group by id" });
+    const first = intParam(q.get("first"), 0);
+    const max = intParam(q.get("max"), path[5] === "children" ? 10 : 100);
+    if (first === null || max === null) return send(res, 404, NOT_FOUND_BODY);
+    const page = <T>(xs: T[]): T[] => xs.slice(Math.max(first, 0), max < 0 ? undefined : Math.max(first, 0) + max);
+    if (path[5] === "children") {
+      const kids = [...this.#groups.values()].filter((x) => x.parentId === g.id).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      return send(res, 200, page(kids).map((k) => this.#representGroup(k, true)));
+    }
+    const brief = isTrue(q.get("briefRepresentation"));
+    const members = [...this.#users.values()].filter((u) => g.members.has(u.id)).sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0));
+    send(res, 200, page(members).map((u) => {
+      const r = this.#represent(u, brief ? "brief" : "full") as Record<string, Json>;
+      delete r.access; // members carry no access block
+      return r;
+    }));
+  }
+
+  #representGroup(g: FakeGroup, child: boolean): Json {
+    const subGroupCount = [...this.#groups.values()].filter((x) => x.parentId === g.id).length;
+    return {
+      id: g.id, name: g.name, path: g.path, ...(g.parentId !== null ? { parentId: g.parentId } : {}),
+      subGroupCount, subGroups: [], attributes: structuredClone(g.attributes), realmRoles: [], clientRoles: {},
+      ...(child ? { access: { view: true, viewMembers: true, manageMembers: false, manage: false, manageMembership: false } } : {}),
+    };
   }
 
   /** The JPA store's filtering, as described in PROTOCOLS.md 4.4. */
@@ -390,6 +475,16 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
   }
 }
 
+interface FakeGroup {
+  readonly id: string;
+  readonly name: string;
+  readonly path: string;
+  readonly parentId: string | null;
+  attributes: Record<string, string[]>;
+  /** User ids of the direct members. */
+  readonly members: Set<string>;
+}
+
 interface IssuedToken {
   /** Epoch ms. */
   readonly expiresAt: number;
@@ -416,6 +511,11 @@ function isAdmin(path: string[]): boolean {
 
 function isUsers(path: string[]): boolean {
   return isAdmin(path) && (path.length === 4 || path.length === 5) && path[3] === "users";
+}
+
+function isGroups(path: string[]): boolean {
+  return isAdmin(path) && ((path.length >= 5 && path[3] === "group-by-path") ||
+    (path.length === 6 && path[3] === "groups" && (path[5] === "children" || path[5] === "members")));
 }
 
 /** Java's Boolean.parseBoolean. */

@@ -467,3 +467,46 @@ test("an expired token is refused by both", async (t) => {
   }));
   assert.equal(got.status, 401);
 });
+
+// ---- group reads (distribution lists, directory/lists.ts) ----
+
+/** ids and timestamps differ between servers: compared by type only. */
+function normalizeIds(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(normalizeIds);
+  if (v !== null && typeof v === "object") {
+    return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) =>
+      [k, (k === "id" || k === "parentId") && typeof x === "string" ? "<id>" : k === "createdTimestamp" && typeof x === "number" ? "<ts>" : normalizeIds(x)]));
+  }
+  return v;
+}
+
+describe("group reads agree", () => {
+  test("group-by-path, paged children and members (brief and full), 404 and 403 as the real server answers them", async (t) => {
+    if ("skip" in kc) return t.skip(kc.skip);
+    const walk = async (tg: Target): Promise<unknown[]> => {
+      // Tokens live 60 s: the suite's may have expired by now.
+      const tokens = { view: await fetchToken(tg.baseUrl, CLIENTS.view), query: await fetchToken(tg.baseUrl, CLIENTS.query), norole: await fetchToken(tg.baseUrl, CLIENTS.norole) };
+      const get = async (path: string, who: ClientName = "view"): Promise<{ status: number; body: unknown }> => {
+        const r = await fetch(`${tg.baseUrl}/admin/realms/${FIXTURE.realm}${path}`, { headers: { authorization: `Bearer ${tokens[who]}` } });
+        const text = await r.text();
+        return { status: r.status, body: text === "" ? null : JSON.parse(text) };
+      };
+      const out: unknown[] = [];
+      const parent = await get("/group-by-path/lists");
+      out.push(parent, await get("/group-by-path/nope"), await get("/group-by-path/lists/team"));
+      const pid = (parent.body as { id: string }).id;
+      out.push(await get(`/groups/${pid}/children?first=0&max=2&briefRepresentation=false`), await get(`/groups/${pid}/children?first=2&max=2&briefRepresentation=false`));
+      const all = (await get(`/groups/${pid}/children?first=0&max=10`));
+      out.push(all);
+      const team = (all.body as { id: string; name: string }[]).find((g) => g.name === "team")!.id;
+      out.push(await get(`/groups/${team}/members?first=0&max=2&briefRepresentation=true`), await get(`/groups/${team}/members?first=2&max=10&briefRepresentation=true`));
+      const core = await get(`/groups/${team}/children?first=0&max=10&briefRepresentation=false`);
+      out.push(core);
+      out.push(await get(`/groups/${(core.body as { id: string }[])[0]!.id}/members?first=0&max=10`));
+      out.push(await get("/group-by-path/lists", "query"), await get(`/groups/${team}/members`, "query"), await get("/group-by-path/lists", "norole"));
+      return out.map(normalizeIds);
+    };
+    const [real, emu] = [await walk(targets[0]!), await walk(targets[1]!)];
+    assert.deepEqual(emu, real);
+  });
+});

@@ -7,6 +7,7 @@ import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/types.js";
 import { HttpError, readJson, sendJson, sendNoContent, str } from "./http-kit.js";
 import { testIdentityProvider } from "./idp-check.js";
+import { identityLoginCheck } from "./login-check.js";
 import type { Actor, AdminService, SelfUser } from "./service.js";
 import { applySetup, setupStatus, validateConfig } from "./setup.js";
 import type { Role } from "./session.js";
@@ -90,6 +91,15 @@ async function identityHealth(configPath: string): Promise<{ ok: boolean; provid
     return { ok: true, provider: r.provider, detail: "answers" };
   } catch (err) {
     return { ok: false, provider: cfg.idp.provider, detail: (err as Error).message };
+  }
+}
+
+/** The config file, when it exists and loads (the setup wizard may not have written it yet). */
+function configIfAny(path: string): Config | null {
+  try {
+    return loadConfig(path);
+  } catch {
+    return null;
   }
 }
 
@@ -219,6 +229,29 @@ const ROUTES: readonly Route[] = [
     pattern: ["apps", "*", "senders", "*"], admin: true, methods: {
       DELETE: (r) => {
         r.ctx.service().disallowAppSender(r.caller.actor, r.params[0]!, r.params[1]!);
+        sendNoContent(r.res);
+      },
+    },
+  },
+  // Delegated senders (send-as), as mailcloakctl senders.
+  {
+    pattern: ["senders"], admin: true, methods: {
+      GET: (r) => sendJson(r.res, 200, r.ctx.service().listSenders(r.query.get("login") ?? undefined)),
+      POST: async (r) => {
+        const body = await readJson(r.req, { from_addr: "string", login: "string" });
+        const cfg = configIfAny(r.ctx.configPath);
+        await r.ctx.service().allowSender(r.caller.actor, str(body, "from_addr"), str(body, "login"), {
+          configDomains: new Set(cfg?.policy.localDomains ?? []),
+          loginCheck: cfg === null ? undefined : identityLoginCheck(cfg),
+        });
+        sendNoContent(r.res);
+      },
+    },
+  },
+  {
+    pattern: ["senders", "*", "*"], admin: true, methods: {
+      DELETE: (r) => {
+        r.ctx.service().denySender(r.caller.actor, r.params[0]!, r.params[1]!);
         sendNoContent(r.res);
       },
     },

@@ -6,6 +6,8 @@
 
 import { randomBytes } from "node:crypto";
 import { isValidAddress, normalize } from "../rules/address.js";
+import { allowDelegation, delegationAddress, denyDelegation, listDelegations, type DelegationRow } from "../store/delegations.js";
+import { normalizeLogin } from "../store/quota-limits.js";
 import {
   NotFoundError, StoreError, validAppId,
   type AdminStore, type AliasRow, type AppRow, type DomainRow,
@@ -47,6 +49,18 @@ export interface SelfView {
 /** A user's own request touched something that is not theirs. */
 export class ForbiddenError extends StoreError {
   override readonly name = "ForbiddenError";
+}
+
+/** What the identity source says about a login (admin/login-check.ts). */
+export type LoginStatus = { kind: "enabled" | "disabled" | "notfound" } | { kind: "unavailable"; reason: string };
+export type LoginCheck = (login: string) => Promise<LoginStatus>;
+
+/** What a delegation is checked against before it is written. */
+export interface DelegationChecks {
+  /** policy.domain of the config (local besides the domains table). */
+  readonly configDomains?: ReadonlySet<string>;
+  /** The identity source; without it the login is not checked (the caller says so). */
+  readonly loginCheck?: LoginCheck;
 }
 
 /** hash-wasm is loaded on first use: most mailcloakctl commands never hash. */
@@ -174,6 +188,43 @@ export class AdminService {
   disallowAppSender(actor: Actor, appId: string, fromAddr: string): { appId: string; fromAddr: string } {
     const r = this.store.disallowAppSender(appId, fromAddr);
     this.#log(actor, "app.disallow", `${r.appId} as ${r.fromAddr}`);
+    return r;
+  }
+
+  // Delegated senders (send-as) ---------------------------------------------
+  // A login may send as an address it does not own once an admin allows it.
+  // Refused, with nothing written: an invalid address, an address outside the
+  // local domains, an app id (apps have apps allow), a login the identity
+  // source does not know or cannot be asked about.
+
+  listSenders(login?: string): DelegationRow[] {
+    return listDelegations(this.store.db, login === undefined || login.trim() === "" ? undefined : login);
+  }
+
+  async allowSender(actor: Actor, address: string, login: string, checks: DelegationChecks = {}): Promise<{ row: DelegationRow; created: boolean }> {
+    const addr = delegationAddress(address);
+    const who = normalizeLogin(login);
+    const domain = addr.slice(addr.lastIndexOf("@") + 1);
+    const local = checks.configDomains?.has(domain) === true || this.store.listDomains().some((d) => d.domain_name === domain);
+    if (!local) {
+      throw new StoreError(`domain ${domain} is not a local domain; a delegation is only for local addresses (add the domain with: mailcloakctl domains add ${domain}); nothing written`);
+    }
+    if (this.store.listApps().some((a) => a.app_id.toLowerCase() === who)) {
+      throw new StoreError(`${who} is an app; let it send as ${addr} with: mailcloakctl apps allow ${who} ${addr}; nothing written`);
+    }
+    if (checks.loginCheck !== undefined) {
+      const st = await checks.loginCheck(who);
+      if (st.kind === "notfound") throw new StoreError(`unknown login ${who}: no such user in the identity source (check the username); nothing written`);
+      if (st.kind === "unavailable") throw new StoreError(`cannot check login ${who}: identity source unavailable (${st.reason}); nothing written, try again`);
+    }
+    const r = allowDelegation(this.store.db, addr, who);
+    if (r.created) this.#log(actor, "sender.allow", `${r.row.login} as ${r.row.from_addr}`);
+    return r;
+  }
+
+  denySender(actor: Actor, address: string, login: string): { fromAddr: string; login: string } {
+    const r = denyDelegation(this.store.db, address, login);
+    this.#log(actor, "sender.deny", `${r.login} as ${r.fromAddr}`);
     return r;
   }
 

@@ -13,6 +13,7 @@ import { CliError, describeFailure, EXIT_CODES, EXIT_CODES_HELP, type ExitCode }
 import { formatAliases, formatApps, formatDomains, formatJson } from "./format.js";
 import { runInit } from "./init.js";
 import { addQuotaCommands } from "./quota.js";
+import { addSendersCommands } from "./senders.js";
 import { readPassword } from "./password-input.js";
 import { openAdminStore, resolveSettings, type GlobalOptions, type Settings } from "./settings.js";
 
@@ -240,6 +241,7 @@ export function buildProgram(io: Io = processIo): Command {
   addAppCommands(program, io);
   addCacheCommands(program, io);
   addQuotaCommands(program, io);
+  addSendersCommands(program, io);
   return program;
 }
 

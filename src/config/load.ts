@@ -13,6 +13,7 @@ import { parseDocument } from "yaml";
 import { ConfigError, scalarSources, Section, type SectionContext } from "./reader.js";
 import type { Config, FailureMode, ListenAddress, StaticUser } from "./types.js";
 import { parseQuotas } from "./quotas.js";
+import { parseLists } from "./lists.js";
 import { DEFAULTS } from "./types.js";
 
 export { ConfigError } from "./reader.js";
@@ -259,6 +260,7 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
   metrics.finish();
 
   const quotas = parseQuotas(top.section("quotas"), sqlitePath);
+  const lists = parseLists(top.section("lists"));
 
   top.finish();
 
@@ -281,6 +283,8 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
     log: { level },
     metrics: { listen: metricsAddress },
     quotas,
+    // Absent while off, so a config without lists reads as before.
+    ...(lists.parentGroup !== null ? { lists } : {}),
   };
 }
 

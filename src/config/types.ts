@@ -1,5 +1,7 @@
 // The validated configuration model and every default, with its reason.
 
+import type { ListsSettings } from "./lists.js";
+
 export type ListenAddress =
   | { readonly kind: "unix"; readonly path: string }
   | { readonly kind: "tcp"; readonly host: string; readonly port: number };
@@ -90,6 +92,8 @@ export interface Config {
   readonly log: { readonly level: string };
   readonly metrics: { readonly listen: { readonly host: string; readonly port: number } | null };
   readonly quotas: QuotaSettings;
+  /** Distribution lists from Keycloak groups (config/lists.ts); absent: off. */
+  readonly lists?: ListsSettings;
 }
 
 export const DEFAULTS = {

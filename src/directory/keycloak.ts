@@ -152,6 +152,41 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     return body;
   }
 
+  /**
+   * One GET under /admin/realms/{realm} (the group reads of directory/lists.ts),
+   * with the same token, 401 renewal and deadline as user lookups. Resolves to
+   * the parsed JSON, or null on 404; rejects with Failure otherwise.
+   */
+  async adminGet(path: string): Promise<unknown> {
+    const url = `${this.#baseUrl}/admin/realms/${encodeURIComponent(this.#opts.realm)}${path}`;
+    const once = async (token: string): Promise<Response> => {
+      try {
+        return await fetch(url, { headers: { authorization: `Bearer ${token}`, accept: "application/json" }, signal: AbortSignal.timeout(this.#timeoutMs) });
+      } catch (err) {
+        throw new Failure(describeFailure(err, "keycloak groups query", this.#timeoutMs));
+      }
+    };
+    let token = await this.#currentToken();
+    let res = await once(token);
+    if (res.status === 401) {
+      if (this.#token?.value === token) this.#token = null;
+      token = await this.#currentToken();
+      res = await once(token);
+    }
+    const text = await res.text();
+    if (res.status === 404) return null;
+    if (res.status === 403) {
+      this.guard.once("403-groups", () => this.#log.warn("Keycloak answered 403 Forbidden for group reads: the client's service account needs realm-management view-users (it covers groups and members)"));
+      throw new Failure("keycloak denied the group read (403)");
+    }
+    if (!res.ok) throw new Failure(`keycloak groups query HTTP ${res.status}`);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new Failure("keycloak returned a malformed group answer");
+    }
+  }
+
   /** The cached token, renewed (single-flight) when it is close to expiry. */
   async #currentToken(): Promise<string> {
     const cached = this.#token;

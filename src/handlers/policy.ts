@@ -11,6 +11,7 @@ import { formatPolicyReply, PolicyDecoder, type PolicyRequest } from "../protoco
 import type { ConnectionInfo, Framing, Protocol } from "../server/listener.js";
 import { recover, then, type Maybe } from "./maybe.js";
 import type { QuotaCheck, QuotaDecision } from "../quota/check.js";
+import type { ListLookup } from "../directory/lists.js";
 
 /** Reply texts, as the Go original's (a reject code is always followed by text). */
 export const ACTIONS = {
@@ -22,6 +23,8 @@ export const ACTIONS = {
   sendingDisabled: "554 5.7.1 Sending is disabled for this account",
   localNeedsAuth: "553 5.7.1 Sending from local domains requires authentication",
   notLocal: "550 5.7.1 Recipient domain not local",
+  listMembersOnly: "550 5.7.1 Only members may write to this list",
+  listLocalOnly: "550 5.7.1 Only local senders may write to this list",
 } as const;
 
 export interface Decision {
@@ -65,6 +68,10 @@ const D = {
   user: decision(ACTIONS.dunno, "recipient-user"),
   userDisabled: decision(ACTIONS.noSuchUser, "user-disabled"),
   catchAll: decision(ACTIONS.dunno, "recipient-catch-all"),
+  list: decision(ACTIONS.dunno, "recipient-list"),
+  listEmpty: decision(ACTIONS.noSuchUser, "list-empty"),
+  listMembersOnly: decision(ACTIONS.listMembersOnly, "list-members-only"),
+  listLocalOnly: decision(ACTIONS.listLocalOnly, "list-local-senders-only"),
   noSuchUser: decision(ACTIONS.noSuchUser, "no-such-user"),
   dbError: decision(ACTIONS.tempfailInternal, "database-error"),
   internalError: decision(ACTIONS.tempfailInternal, "internal-error"),
@@ -189,7 +196,7 @@ export class PolicyHandler {
     }
     if (sender === "") return null; // the null sender (bounces) belongs to no one
     if (f.store.appEnabled(login) === true) return f.store.appAllowsSender(login, sender) ? null : D.appNotAllowed;
-    return then(this.#user(f.userByUsername(login.toLowerCase()), trace), (u): Verdict => {
+    return then(this.#user(f.userByUsername(login.toLowerCase()), trace), (u): Maybe<Verdict> => {
       if (u.kind !== "found" || !u.value.enabled) return u.kind === "found" ? D.loginDisabled : D.loginUnknown;
       const user = u.value;
       if (f.sendingDisabled(user.attributes)) return D.sendingDisabled;
@@ -197,8 +204,13 @@ export class PolicyHandler {
       for (const c of ext ? [sender, ext.base] : [sender]) {
         if (user.email !== null && c === user.email) return null;
         if (f.store.aliasOwnedBy(c, user.username)) return null;
+        if (f.delegatedLogins(c).includes(user.username.toLowerCase())) return null; // mailcloakctl senders allow
       }
-      return D.notOwned;
+      if (f.lists === null) return D.notOwned;
+      return then(f.list(sender), (l: ListLookup): Verdict => {
+        if (l.kind === "unavailable") throw new Outage(l.reason);
+        return l.kind === "list" && l.list.sendAs.has(user.username) ? null : D.notOwned;
+      });
     });
   }
 
@@ -214,8 +226,19 @@ export class PolicyHandler {
     const a = rows.exact ?? rows.base;
     if (a) return a.active ? D.alias : D.aliasDisabled;
     const candidates = ext ? [rcpt, ext.base] : [rcpt];
+    const login = req.sasl_username.trim().toLowerCase();
+    // After users (a user's address wins over a list's), before the catch-all.
+    const list = (): Maybe<Decision> => then(f.list(rcpt), (l: ListLookup): Decision => {
+      if (l.kind === "unavailable") throw new Outage(l.reason);
+      if (l.kind === "none") return rows.catchAll?.active ? D.catchAll : D.noSuchUser;
+      const m = l.list;
+      if (m.members.length === 0) return D.listEmpty;
+      if (m.posting === "members" && !m.logins.has(login)) return D.listMembersOnly;
+      if (m.posting === "local" && login === "") return D.listLocalOnly;
+      return D.list;
+    });
     const tryUser = (i: number): Maybe<Decision> => {
-      if (i === candidates.length) return rows.catchAll?.active ? D.catchAll : D.noSuchUser;
+      if (i === candidates.length) return f.lists !== null ? list() : rows.catchAll?.active ? D.catchAll : D.noSuchUser;
       return then(this.#user(f.userByEmail(candidates[i]!), trace), (u) => {
         if (u.kind === "found") return u.value.enabled ? D.user : D.userDisabled;
         return tryUser(i + 1);

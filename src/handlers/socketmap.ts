@@ -5,7 +5,7 @@
 import type { Logger } from "pino";
 import Database from "better-sqlite3";
 import type { Facts } from "../facts.js";
-import { StoreError } from "../store/sqlite.js";
+import { StoreError, type AliasTarget } from "../store/sqlite.js";
 import type { CachedLookup } from "../directory/cache.js";
 import { normalize, split, withExtension } from "../rules/address.js";
 import {
@@ -15,6 +15,7 @@ import {
 import { encodeNetstring, netstring, NetstringDecoder } from "../protocol/netstring.js";
 import type { Framing, Protocol } from "../server/listener.js";
 import { then } from "./maybe.js";
+import type { ListLookup } from "../directory/lists.js";
 
 export const MAP_NAMES = ["alias", "domain", "mailbox", "senders"] as const;
 export type MapName = (typeof MAP_NAMES)[number];
@@ -32,12 +33,20 @@ const IDP_TEMP = temp("identity provider lookup failed");
 const DB_TEMP = temp("");
 /** Distinct unknown map names warned about; more are not (a misconfigured map is one name). */
 const MAX_UNKNOWN_MAPS_WARNED = 16;
+/**
+ * Postfix's socketmap_max_reply_size default: a longer reply is a lookup
+ * error on its side. A list whose expansion does not fit gets this TEMP (mail
+ * is deferred, never delivered to part of the list) and one error line.
+ */
+export const MAX_REPLY_BYTES = 100_000;
+const LIST_TOO_LARGE = temp("list expansion exceeds socketmap_max_reply_size");
 
 export class SocketmapHandler {
   readonly #facts: Facts;
   readonly #log: Logger;
   readonly #events: SocketmapEvents;
   readonly #unknownMaps = new Set<string>();
+  readonly #warned = new Set<string>();
 
   constructor(facts: Facts, log: Logger, events: SocketmapEvents = {}) {
     this.#facts = facts;
@@ -123,9 +132,47 @@ export class SocketmapHandler {
       const base = rows.base;
       return base.active ? ok(withExtension(`${base.targetUser}@${base.domain}`, ext.ext)) : NOTFOUND;
     }
-    const catchAll = rows.catchAll;
+    if (f.lists !== null) return then(f.list(key), (l: ListLookup): Answer => (l.kind === "none" ? this.#catchAll(key, ext ? ext.base : null, rows.catchAll) : this.#list(key, ext ? ext.base : key, l)));
+    return this.#catchAll(key, ext ? ext.base : null, rows.catchAll);
+  }
+
+  #warnOnce(key: string, fields: Record<string, unknown>, msg: string, level: "warn" | "error" = "warn"): void {
+    if (this.#warned.has(key) || this.#warned.size > 1000) return;
+    this.#warned.add(key);
+    this.#log[level](fields, msg);
+  }
+
+  /**
+   * A list's members, comma-separated (virtual_alias_maps' form). A user whose
+   * primary email is the list address wins (the list is ignored, one warning);
+   * an outage is the failure mode, never a shorter list.
+   */
+  #list(key: string, base: string, l: ListLookup): Answer {
+    if (l.kind === "unavailable") return this.#outage(NOTFOUND);
+    if (l.kind !== "list") return NOTFOUND;
+    const list = l.list;
+    return then(this.#facts.userByEmail(base), (u: CachedLookup): SocketmapReply => {
+      if (u.lookup.kind === "unavailable") return this.#outage(NOTFOUND);
+      if (u.lookup.kind === "found") {
+        this.#warnOnce(`user:${list.address}`, { address: list.address, group: list.path, user: u.lookup.value.username }, "list address is also a user's email: the user's mailbox wins, the list is ignored");
+        return NOTFOUND;
+      }
+      if (list.members.length === 0) return NOTFOUND;
+      const value = list.members.join(",");
+      if (value.length + 3 > MAX_REPLY_BYTES) {
+        this.#warnOnce(`large:${list.address}`, { address: list.address, group: list.path, members: list.members.length, bytes: value.length + 3, max: MAX_REPLY_BYTES },
+          "list expansion is larger than Postfix's socketmap_max_reply_size: answered TEMP (mail to it is deferred); split the list into subgroup lists", "error");
+        return LIST_TOO_LARGE;
+      }
+      void key;
+      return ok(value);
+    });
+  }
+
+  #catchAll(key: string, base: string | null, catchAll: AliasTarget | undefined): Answer {
+    const f = this.#facts;
     if (!catchAll || !catchAll.active) return NOTFOUND;
-    return then(f.userByEmail(ext ? ext.base : key), (u: CachedLookup): SocketmapReply => {
+    return then(f.userByEmail(base ?? key), (u: CachedLookup): SocketmapReply => {
       if (u.lookup.kind === "unavailable") return this.#outage(NOTFOUND);
       if (u.lookup.kind === "found") return NOTFOUND; // a real mailbox
       return ok(`${catchAll.targetUser}@${catchAll.domain}`);
@@ -163,7 +210,8 @@ export class SocketmapHandler {
   /**
    * senders (smtpd_sender_login_maps): the logins that may use this sender
    * address: the user whose primary email it is (unless sending is disabled
-   * for them), the owner of the alias, and the enabled apps allowed it.
+   * for them), the owner of the alias, the logins delegated to send as it
+   * (or as it without its extension), and the enabled apps allowed it.
    */
   senders(key: string): Answer {
     const f = this.#facts;
@@ -185,12 +233,20 @@ export class SocketmapHandler {
         if (a?.active) add(a.targetUser);
         if (a) break;
       }
+      for (const k of ext ? [key, ext.base] : [key]) for (const login of f.delegatedLogins(k)) add(login);
       for (const app of f.store.appsForSender(key)) add(app);
       return logins.length > 0 ? ok(logins.join(",")) : NOTFOUND;
     };
-    return then(f.userByEmail(key), (u: CachedLookup): Answer => {
+    const users = (): Answer => then(f.userByEmail(key), (u: CachedLookup): Answer => {
       if (u.lookup.kind !== "notfound" || !ext) return finish(addUser(u));
       return then(f.userByEmail(ext.base), (b: CachedLookup) => finish(addUser(b)));
+    });
+    if (f.lists === null) return users();
+    // Logins a list lets send as its address come first; an outage of the lists is the failure mode.
+    return then(f.list(key), (l: ListLookup): Answer => {
+      if (l.kind === "unavailable" && f.settings.failureMode === "tempfail") return IDP_TEMP;
+      if (l.kind === "list") for (const login of l.list.sendAs) add(login);
+      return users();
     });
   }
 }

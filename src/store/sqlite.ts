@@ -13,6 +13,7 @@ import { WalVersion } from "./wal-version.js";
 import { detach } from "../strings.js";
 import type { LimitOverride } from "../quota/limits.js";
 import { readQuotaOverride } from "./quota-limits.js";
+import { readDelegatedLogins } from "./delegations.js";
 
 type DB = Database.Database;
 
@@ -272,6 +273,7 @@ export class Store {
     appAllows: new Map<string, unknown>(),
     appsForSender: new Map<string, unknown>(),
     quota: new Map<string, unknown>(),
+    delegations: new Map<string, unknown>(),
   };
   #memoEntries = 0;
   /** See `generation`. */
@@ -487,6 +489,13 @@ export class Store {
     const hit = this.#recall(this.#memo.quota, login);
     if (hit !== MISS) return hit as LimitOverride;
     return this.#keep(this.#memo.quota, login, readQuotaOverride(this.#db, login));
+  }
+
+  /** Logins (lower-cased) delegated to send as `fromAddr` (store/delegations.ts). */
+  delegatedLogins(fromAddr: string): readonly string[] {
+    const hit = this.#recall(this.#memo.delegations, fromAddr);
+    if (hit !== MISS) return hit as readonly string[];
+    return this.#keep(this.#memo.delegations, fromAddr, readDelegatedLogins(this.#db, fromAddr));
   }
 
   /** Enabled apps allowed to send as `fromAddr`. */

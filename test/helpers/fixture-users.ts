@@ -10,6 +10,13 @@ import { FIXTURE, REALM_FIXTURE } from "./keycloak-real.js";
 /** A realm user carries the fields a fake user takes, under the same names. */
 interface RealmUser extends FakeUserInput {
   clientRoles?: Record<string, string[]>;
+  groups?: string[];
+}
+
+interface RealmGroup {
+  path: string;
+  attributes?: Record<string, string[]>;
+  subGroups?: RealmGroup[];
 }
 
 interface RealmClient {
@@ -24,6 +31,7 @@ interface Realm {
   users?: RealmUser[];
   clients?: RealmClient[];
   components?: Record<string, { providerId?: string; config?: Record<string, string[]> }[]>;
+  groups?: RealmGroup[];
 }
 
 function realm(): Realm {
@@ -79,9 +87,27 @@ export function fixtureFakeOptions(): FakeKeycloakOptions {
   };
 }
 
-/** A FakeKeycloak serving the fixture realm with all its users. */
+/** Every group of the realm fixture (parents first) and the users' memberships. */
+export function fixtureGroups(): { groups: { path: string; attributes: Record<string, string[]> }[]; members: [username: string, path: string][] } {
+  const r = realm();
+  const groups: { path: string; attributes: Record<string, string[]> }[] = [];
+  const walk = (gs: RealmGroup[]): void => {
+    for (const g of gs) {
+      groups.push({ path: g.path, attributes: g.attributes ?? {} });
+      walk(g.subGroups ?? []);
+    }
+  };
+  walk(r.groups ?? []);
+  const members = (r.users ?? []).flatMap((u) => (u.groups ?? []).map((p): [string, string] => [u.username, p]));
+  return { groups, members };
+}
+
+/** A FakeKeycloak serving the fixture realm with all its users and groups. */
 export async function startFixtureFake(extra: Partial<FakeKeycloakOptions> = {}): Promise<FakeKeycloak> {
   const fake = await FakeKeycloak.start({ ...fixtureFakeOptions(), ...extra });
   for (const u of fixtureUsers()) fake.addUser(u);
+  const { groups, members } = fixtureGroups();
+  for (const g of groups) fake.addGroup(g.path, g.attributes);
+  for (const [user, path] of members) fake.addMember(user, path);
   return fake;
 }

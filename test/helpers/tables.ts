@@ -32,6 +32,8 @@ export async function seedTableDb(db: string): Promise<void> {
   await ctlOk(db, "apps", "add", "oldapp", "old-password");
   await ctlOk(db, "apps", "allow", "oldapp", "alice@d1.test");
   await ctlOk(db, "apps", "disable", "oldapp");
+  // Delegated senders: info@d1.test is nobody's address; alice, bob and carol may send as it.
+  for (const login of ["alice", "bob", "carol"]) await ctlOk(db, "senders", "allow", "info@d1.test", login);
 }
 
 export const RCPT = (attrs: Record<string, string>) => ({ protocol_state: "RCPT", sender: "ext@ext.test", ...attrs });
@@ -76,6 +78,13 @@ const POLICY_ROWS: PolicyRow[] = [
   ["attribute TRUE allows sending", AUTH("kim", "kim@d1.test"), ACTIONS.dunno],
   ["disabled user", AUTH("carol", "carol@d1.test"), ACTIONS.notOwned],
   ["unknown login", AUTH("mallory", "alice@d1.test"), ACTIONS.notOwned],
+  // Authenticated senders: delegations (mailcloakctl senders allow).
+  ["delegated address", AUTH("alice", "info@d1.test"), ACTIONS.dunno],
+  ["delegated address, other case, extension", AUTH("ALICE", "Info+x@d1.test"), ACTIONS.dunno],
+  ["someone else's delegation", AUTH("dave", "info@d1.test"), ACTIONS.notOwned],
+  ["a delegation does not lift sending disabled", AUTH("bob", "info@d1.test"), ACTIONS.sendingDisabled],
+  ["a delegation to a disabled user", AUTH("carol", "info@d1.test"), ACTIONS.notOwned],
+  ["a delegation does not make a recipient", RCPT({ recipient: "info@d1.test" }), ACTIONS.noSuchUser],
   // Authenticated senders: apps.
   ["app, allowed address", AUTH("crm", "sales@d1.test"), ACTIONS.dunno],
   ["app, not an allowed address", AUTH("crm", "alice@d1.test"), ACTIONS.notOwned],
