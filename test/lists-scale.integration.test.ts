@@ -8,7 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery } from "./helpers/daemon.js";
-import { AUTH, RCPT } from "./helpers/policy-table.js";
+import { AUTH, RCPT } from "./helpers/tables.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 import { FIXTURE } from "./helpers/keycloak-real.js";
 import { startFixtureFake } from "./helpers/fixture-users.js";

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { Client, ctl, ctlOk, DaemonProcess, policyQuery, ROOT, socketmapQuery } from "./helpers/daemon.js";
-import { AUTH } from "./helpers/policy-table.js";
+import { AUTH } from "./helpers/tables.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 import { SENDER_DELEGATIONS_DDL } from "../src/store/delegations.js";
 
