@@ -59,8 +59,14 @@ describe("Authentik failures in the daemon", () => {
   }
   const rcpt = (recipient: string) => ({ protocol_state: "RCPT", sender: "ext@ext.test", recipient });
 
-  test("Authentik down: 451 4.3.0 and TEMP while aliases still answer; recovers by itself", async () => {
+  test("Authentik down: 451 4.3.0 and TEMP while aliases still answer; recovers by itself", async (t) => {
     const { d, policy, socketmap } = await daemon({ cache: { stale_seconds: 0 } });
+    // Cleaned up on failure too: a live daemon or socket would keep the test file from exiting.
+    t.after(async () => {
+      policy.destroy();
+      socketmap.destroy();
+      await d.cleanup();
+    });
     await fake.down();
     try {
       assert.equal(await policyQuery(policy, rcpt("alice@d1.test")), ACTIONS.tempfailIdp);
@@ -74,26 +80,32 @@ describe("Authentik failures in the daemon", () => {
       last = await policyQuery(policy, rcpt("alice@d1.test"));
     }
     assert.equal(last, ACTIONS.dunno, "answers again once Authentik is back");
-    policy.destroy();
-    socketmap.destroy();
-    await d.cleanup();
   });
 
-  test("a refused API token: the failure mode applies, the hint is logged, the token is never printed", async () => {
+  test("a refused API token: the failure mode applies, the hint is logged, the token is never printed", async (t) => {
     const wrong = "not-the-token-4711";
     const { d, policy, socketmap } = await daemon({ idp: { authentik: { api_token: wrong } }, policy: { idp_failure_mode: "dunno" } });
+    // Cleaned up on failure too: a live daemon or socket would keep the test file from exiting.
+    t.after(async () => {
+      policy.destroy();
+      socketmap.destroy();
+      await d.cleanup();
+    });
     assert.equal(await policyQuery(policy, rcpt("nobody@d1.test")), ACTIONS.dunno, "fail-open, not 550");
     assert.equal(await socketmapQuery(socketmap, "mailbox", "dave@d1.test"), "OK d1.test/dave/");
     await sleep(200);
     assert.ok(d.records().some((r) => r.msg === TOKEN_HINT), d.output);
     assert.ok(!d.output.includes(wrong) && !d.output.includes(fake.token), "no API token in the daemon's output");
-    policy.destroy();
-    socketmap.destroy();
-    await d.cleanup();
   });
 
-  test("the send attribute changed in Authentik applies within the TTL, as a boolean or a string", async () => {
+  test("the send attribute changed in Authentik applies within the TTL, as a boolean or a string", async (t) => {
     const { d, policy, socketmap } = await daemon({ idp: { authentik: { cache_ttl_seconds: 1 } }, cache: { negative_ttl_seconds: 1 } });
+    // Cleaned up on failure too: a live daemon or socket would keep the test file from exiting.
+    t.after(async () => {
+      policy.destroy();
+      socketmap.destroy();
+      await d.cleanup();
+    });
     const bob = { protocol_state: "RCPT", sasl_username: "bob", sender: "bob@d1.test", recipient: "x@ext.test" };
     try {
       assert.equal(await policyQuery(policy, bob), ACTIONS.sendingDisabled);
@@ -106,15 +118,18 @@ describe("Authentik failures in the daemon", () => {
     } finally {
       fake.updateUser("bob", { attributes: { mailSendAllowed: false } });
     }
-    policy.destroy();
-    socketmap.destroy();
-    await d.cleanup();
   });
 
-  test("Authentik calls and its breaker are counted in /metrics; /ready fails while it is unreachable", async () => {
+  test("Authentik calls and its breaker are counted in /metrics; /ready fails while it is unreachable", async (t) => {
     const port = await freePort();
     // A roomy deadline: the first lookup must not time out on a loaded machine (down is a refused connection, not a hang).
     const { d, policy, socketmap } = await daemon({ idp: { authentik: { timeout_ms: 5000 } }, metrics: { listen: `127.0.0.1:${port}` }, cache: { stale_seconds: 0, negative_ttl_seconds: 0 } });
+    // Cleaned up on failure too: a live daemon or socket would keep the test file from exiting.
+    t.after(async () => {
+      policy.destroy();
+      socketmap.destroy();
+      await d.cleanup();
+    });
     const scrape = async (path: string): Promise<[number, string]> => {
       const r = await fetch(`http://127.0.0.1:${port}${path}`);
       return [r.status, await r.text()];
@@ -138,8 +153,5 @@ describe("Authentik failures in the daemon", () => {
     } finally {
       await fake.up();
     }
-    policy.destroy();
-    socketmap.destroy();
-    await d.cleanup();
   });
 });

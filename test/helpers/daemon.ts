@@ -2,6 +2,7 @@
 // temp config and DB, and talks to it over its real sockets.
 
 import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { after } from "node:test";
 import { mkdtempSync, existsSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -75,6 +76,18 @@ const live = new Set<ChildProcess>();
 process.once("exit", () => {
   for (const c of live) c.kill("SIGKILL");
 });
+// A test that failed before its own cleanup leaves its daemon (and the pipes
+// to it) alive, and the file's process would never exit. Once the file's
+// tests and hooks are done, give cleanups 15 s, then end what is left. The
+// timer is unref'd: it never keeps a finished file alive by itself. Only
+// under `node --test` (the benchmark imports this file too).
+if (process.env.NODE_TEST_CONTEXT !== undefined) {
+  after(() => {
+    setTimeout(() => {
+      for (const c of live) c.kill("SIGKILL");
+    }, 15_000).unref();
+  });
+}
 
 export class DaemonProcess {
   readonly dir: string;
