@@ -92,13 +92,13 @@ function sendAllowedMapper(parentId: string): Record<string, unknown> {
 
 /** The fixture realm (clients, service accounts, user profile) under another name, plus the login client. */
 function realmRepresentation(): Record<string, unknown> {
-  const rep = JSON.parse(readFileSync(REALM_FIXTURE, "utf8")) as Record<string, unknown> & { clients: unknown[]; users: { serviceAccountClientId?: string }[] };
+  const rep = JSON.parse(readFileSync(REALM_FIXTURE, "utf8")) as Record<string, unknown> & { clients: unknown[]; users: { username: string }[] };
+  const fromLdap = new Set(Object.keys(LDAP.users));
   return {
     ...rep,
     realm: REALM,
-    // People come from LDAP only (a local user of the same name would shadow the federated one); groups go with them.
-    users: rep.users.filter((u) => u.serviceAccountClientId !== undefined),
-    groups: [],
+    // A local user named like an LDAP one (the fixture's list member lena) would shadow the federated user.
+    users: rep.users.filter((u) => !fromLdap.has(u.username.toLowerCase())),
     clients: [...rep.clients, {
       clientId: LOGIN_CLIENT, enabled: true, publicClient: true, directAccessGrantsEnabled: true,
       standardFlowEnabled: false, protocol: "openid-connect",

@@ -27,9 +27,9 @@ before(async () => {
   }
   s = await MailStack.start({ config: { lists: { parent_group: "/lists" } } });
   s.fake!.addUser({ username: "nomail", enabled: true });
-  s.fake!.addGroup("/lists/team", { mail: ["team@d1.test"] });
-  for (const u of ["alice", "carol", "nomail"]) s.fake!.addMember(u, "/lists/team");
-  s.fake!.addMember("dave", "/lists/team/core"); // a subgroup's member is a member
+  s.fake!.addGroup("/lists/crew", { mail: ["crew@d1.test"] });
+  for (const u of ["alice", "carol", "nomail"]) s.fake!.addMember(u, "/lists/crew");
+  s.fake!.addMember("dave", "/lists/crew/core"); // a subgroup's member is a member
   await ctlOk(s.daemon.db, "senders", "allow", "info@d1.test", "alice");
 });
 
@@ -47,34 +47,34 @@ function expect(r: SmtpResult, which: "rcpt" | "end", want: string | RegExp, lab
 }
 
 test("postmap -q prints the expansion: enabled members with an email, subgroups included", opts, async () => {
-  const r = await postmap(s.socketmapSocket, "alias", "team@d1.test");
+  const r = await postmap(s.socketmapSocket, "alias", "crew@d1.test");
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, "alice@d1.test,dave@d2.test\n");
 });
 
 test("a member's mail to the list lands in every member's Maildir", opts, async () => {
   const subject = uniqueSubject("list");
-  const r = await smtp({ port: s.submissionPort, from: "alice@d1.test", to: "team@d1.test", auth: { user: "alice", password: PASSWORDS.alice }, quitAfter: null, headers: { Subject: subject } });
-  expect(r, "end", QUEUED, "alice to team");
+  const r = await smtp({ port: s.submissionPort, from: "alice@d1.test", to: "crew@d1.test", auth: { user: "alice", password: PASSWORDS.alice }, quitAfter: null, headers: { Subject: subject } });
+  expect(r, "end", QUEUED, "alice to crew");
   await waitForMessage(s.maildirNew("d1.test", "alice"), subject, 20_000);
   await waitForMessage(s.maildirNew("d2.test", "dave"), subject, 20_000);
   assert.equal(count(s.maildirNew("d1.test", "carol")), 0, "the disabled member gets nothing");
 });
 
 test("a members-only list refuses an outsider with the documented reply", opts, async () => {
-  const r = await smtp({ port: s.smtpPort, from: "someone@ext.test", to: "team@d1.test" });
-  expect(r, "rcpt", "550 5.7.1 <team@d1.test>: Recipient address rejected: Only members may write to this list", "outsider to team");
+  const r = await smtp({ port: s.smtpPort, from: "someone@ext.test", to: "crew@d1.test" });
+  expect(r, "rcpt", "550 5.7.1 <crew@d1.test>: Recipient address rejected: Only members may write to this list", "outsider to crew");
 });
 
 test("a member removed in Keycloak stops receiving after the TTL", opts, async () => {
-  s.fake!.removeMember("dave", "/lists/team/core");
+  s.fake!.removeMember("dave", "/lists/crew/core");
   await sleep(2500); // cache_ttl_seconds 1 in the stack
-  const p = await postmap(s.socketmapSocket, "alias", "team@d1.test");
+  const p = await postmap(s.socketmapSocket, "alias", "crew@d1.test");
   assert.equal(p.stdout, "alice@d1.test\n");
   const daveBefore = count(s.maildirNew("d2.test", "dave"));
   const subject = uniqueSubject("list-after");
-  const r = await smtp({ port: s.submissionPort, from: "alice@d1.test", to: "team@d1.test", auth: { user: "alice", password: PASSWORDS.alice }, quitAfter: null, headers: { Subject: subject } });
-  expect(r, "end", QUEUED, "alice to team after removal");
+  const r = await smtp({ port: s.submissionPort, from: "alice@d1.test", to: "crew@d1.test", auth: { user: "alice", password: PASSWORDS.alice }, quitAfter: null, headers: { Subject: subject } });
+  expect(r, "end", QUEUED, "alice to crew after removal");
   await waitForMessage(s.maildirNew("d1.test", "alice"), subject, 20_000);
   await sleep(1000);
   assert.equal(count(s.maildirNew("d2.test", "dave")), daveBefore, "dave no longer receives");
