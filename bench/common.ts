@@ -1,6 +1,8 @@
 // Shared by the benchmark's processes and threads: the load generator's
 // message types, Postfix-shaped request builders and small statistics helpers.
 
+import { readdirSync, readFileSync } from "node:fs";
+
 export type WireProtocol = "policy" | "socketmap";
 
 /** Where a run's requests come from; the load generator encodes them once. */
@@ -126,4 +128,31 @@ export function round(x: number, digits: number): number {
   if (!Number.isFinite(x)) return x;
   const f = 10 ** digits;
   return Math.round(x * f) / f;
+}
+
+/** A PASS/FAIL line of the report (pass null: not run). */
+export interface Target {
+  name: string;
+  value: string;
+  target: string;
+  pass: boolean | null;
+}
+
+/** CPU time (ns) of every thread of a process: /proc/PID/task/TID/schedstat, first field. */
+export function cpuNs(pid: number): number {
+  let total = 0;
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return NaN;
+  }
+  for (const tid of tids) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      /* thread gone */
+    }
+  }
+  return total;
 }

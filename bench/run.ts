@@ -12,7 +12,7 @@
 // server under test each have a core most of the time.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import net from "node:net";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -21,7 +21,8 @@ import { Worker } from "node:worker_threads";
 import { FakeKeycloak } from "../test/fake-keycloak.js";
 import { ctlOk, have, shippedNodeArgs, tempDir } from "../test/helpers/daemon.js";
 import { AdminStore } from "../src/store/sqlite.js";
-import { instanceId, median, policyRequest, round, type RequestSource, type RunResult, type RunSpec, type WireProtocol } from "./common.js";
+import { cpuNs, instanceId, median, policyRequest, round, type RequestSource, type RunResult, type RunSpec, type Target, type WireProtocol } from "./common.js";
+import { benchLists, formatLists, LIST_MEMBERS, listsTargets } from "./lists.js";
 import { BenchDaemon, benchConfig, type DaemonPaths } from "./daemon.js";
 import { KeycloakFront } from "./keycloak-front.js";
 import { analyzeProfile, formatProfile } from "./profile.js";
@@ -43,6 +44,8 @@ const MAX_ENTRIES = 50_000;
 const TOKEN_LIFETIME_S = 20;
 const KC_LATENCY_MS = 20;
 const COALESCE_CONNS = 100;
+/** Lookups of the 2,000-member list after its first expansion, per C (bench/lists.ts). */
+const LIST_LOOKUPS = QUICK ? 500 : 1000;
 const SMTP_SESSIONS = 40;
 /** Per run; the two variants run A B B A, so each gets 2 x 2,000 = 4,000 messages. */
 const SMTP_MESSAGES = Number(process.argv.find((a) => a.startsWith("--smtp-messages="))?.split("=")[1] ?? (QUICK ? 1000 : 2000));
@@ -240,25 +243,6 @@ function summary(s: Scenario, c: number): CellSummary | null {
   };
 }
 
-/** CPU time (ns) of every thread of a process: /proc/PID/task/TID/schedstat, first field. */
-function cpuNs(pid: number): number {
-  let total = 0;
-  let tids: string[] = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return NaN;
-  }
-  for (const tid of tids) {
-    try {
-      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-    } catch {
-      /* thread gone */
-    }
-  }
-  return total;
-}
-
 // ---- main ----------------------------------------------------------------------
 
 interface Env {
@@ -417,13 +401,6 @@ function fmtTable(rows: CellSummary[]): string {
   return [line(head), widths.map((w) => "-".repeat(w)).join("  ").trimEnd(), ...body.map(line)].join("\n");
 }
 
-interface Target {
-  name: string;
-  value: string;
-  target: string;
-  pass: boolean | null;
-}
-
 /** Issue 15's target: the policy hot path with quotas configured, against the same path on the default daemon (no quotas), same run. */
 function quotaTargets(cell: (s: Scenario, c: number) => CellSummary | undefined): Target[] {
   const out: Target[] = [];
@@ -579,6 +556,10 @@ async function benchmark(): Promise<void> {
     say(`${stamp()} ${COALESCE_CONNS} simultaneous identical misses`);
     const coalescing = [await coalesce(env, KC_LATENCY_MS), await coalesce(env, 0)];
 
+    // A 2,000-member list (its own emulator and daemon, with lists.parent_group).
+    say(`${stamp()} a list of ${LIST_MEMBERS} members: first expansion, then ${LIST_LOOKUPS} lookups at C=1 and C=50`);
+    const lists = await benchLists({ run: (spec) => env.lg.run(spec), nodeArgs: DAEMON_NODE_ARGS, lookups: LIST_LOOKUPS, cs: [1, 50] });
+
     // ---- report ----
     const rows: CellSummary[] = [];
     const add = (s: Scenario, c: number): CellSummary | null => {
@@ -617,6 +598,7 @@ async function benchmark(): Promise<void> {
       say(`coalescing: ${co.connections} connections missing on the same key at once (Keycloak latency ${co.latencyMs} ms) -> ${co.userQueries} users quer${co.userQueries === 1 ? "y" : "ies"}; replies ${JSON.stringify(co.replies)}`);
     }
     say(`memory: daemon RSS at start ${(rssStart.vmRssKb / 1024).toFixed(1)} MB; with the cache full (${nextBulk} distinct users looked up, max_entries ${MAX_ENTRIES}, filled at ${fillRate.toFixed(0)} misses/s): VmRSS ${(rssFull.vmRssKb / 1024).toFixed(1)} MB, peak VmHWM ${(rssFull.vmHwmKb / 1024).toFixed(1)} MB; oldest entry evicted (cache bounded): ${evicted ? "yes" : "NO"}`);
+    for (const line of formatLists(lists)) say(line);
 
     // Targets.
     const targets: Target[] = [];
@@ -651,6 +633,7 @@ async function benchmark(): Promise<void> {
     for (const co of coalescing) {
       targets.push({ name: `${co.connections} simultaneous identical misses (KC ${co.latencyMs} ms)`, value: `${co.userQueries} Keycloak quer${co.userQueries === 1 ? "y" : "ies"}`, target: "exactly 1", pass: co.userQueries === 1 });
     }
+    targets.push(...listsTargets(lists));
     targets.push({ name: "peak RSS with the cache full", value: `${(rssFull.vmHwmKb / 1024).toFixed(1)} MB${evicted ? "" : " (cache NOT bounded?)"}`, target: "< 150 MB", pass: rssFull.vmHwmKb / 1024 < 150 && evicted });
     if (postmapResult) targets.push({ name: "postmap: socketmap vs sqlite", value: `${postmapResult.ratio}x (bare Node responder: ${postmapResult.bareMs !== null ? round(postmapResult.bareMs / postmapResult.sqliteMs, 2) : "-"}x; C responder without lookup: ${postmapResult.floorMs !== null ? round(postmapResult.floorMs / postmapResult.sqliteMs, 2) : "-"}x)`, target: "within 2x", pass: postmapResult.ratio <= 2 && postmapResult.identicalOutput });
     else targets.push({ name: "postmap: socketmap vs sqlite", value: "not run", target: "within 2x", pass: null });
@@ -690,6 +673,7 @@ async function benchmark(): Promise<void> {
         rssStartMb: round(rssStart.vmRssKb / 1024, 1), rssFullMb: round(rssFull.vmRssKb / 1024, 1), peakMb: round(rssFull.vmHwmKb / 1024, 1),
         distinctUsers: nextBulk, maxEntries: MAX_ENTRIES, evicted, fillMissesPerSecond: round(fillRate, 0),
       },
+      lists,
       postfix: { skipped: postfixSkip, postmap: postmapResult, smtp: smtpResult, smtpError },
       targets,
       problems,
@@ -774,10 +758,24 @@ async function memoryOnly(): Promise<void> {
   }
 }
 
-/** Only the hot paths and (b) with Keycloak at 20 ms at C=50 against the ceiling, and postmap when Postfix is here: a quick check while optimising. */
+/** Only the hot paths and (b) with Keycloak at 20 ms at C=50 against the ceiling, postmap when Postfix is here, and the 2,000-member list: a quick check while optimising. */
 async function hotOnly(): Promise<void> {
-  const env = await setup({ bare: true });
   const only = onlyScenarios();
+  if (!only || only.some((x) => x !== "lists")) await hotPaths(only);
+  if (!only || only.includes("lists")) {
+    const lg = new Loadgen();
+    try {
+      const r = await benchLists({ run: (spec) => lg.run(spec), nodeArgs: DAEMON_NODE_ARGS, lookups: LIST_LOOKUPS, cs: [1, 50] });
+      for (const line of formatLists(r)) say(line);
+      for (const t of listsTargets(r)) say(`${t.pass ? "PASS" : "FAIL"}  ${t.name}: ${t.value} (target ${t.target})`);
+    } finally {
+      await lg.stop();
+    }
+  }
+}
+
+async function hotPaths(only: string[] | null): Promise<void> {
+  const env = await setup({ bare: true });
   // A "quotas configured" row comes with its baseline (--scenarios=a runs a and a-quotas).
   const pick = (xs: Scenario[]): Scenario[] => xs.filter((x) => x.target === "bare" || !only || only.includes(x.id) || (x.baseline !== undefined && only.includes(x.baseline)));
   const policy = pick([S.a, S.aQ, S.cUser, S.cUserQ, S.cApp, S.q]);
