@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery } from "./helpers/daemon.js";
 import { AUTH, RCPT } from "./helpers/tables.js";
 import { ACTIONS } from "../src/handlers/policy.js";
-import { FIXTURE } from "./helpers/keycloak-real.js";
 import { startFixtureFake } from "./helpers/fixture-users.js";
+import { keycloakIdpFor } from "./helpers/directory.js";
 import type { FakeKeycloak } from "./fake-keycloak.js";
 
 let fake: FakeKeycloak;
@@ -43,7 +43,7 @@ before(async () => {
   }
   daemon = await DaemonProcess.start({
     config: {
-      idp: { provider: "keycloak", static: null, keycloak: { base_url: fake.url, realm: FIXTURE.realm, client_id: FIXTURE.client.id, client_secret: FIXTURE.client.secret, timeout_ms: 3000, cache_ttl_seconds: 300 } },
+      ...keycloakIdpFor(fake.url, { timeout_ms: 3000, cache_ttl_seconds: 300 }),
       cache: { stale_seconds: 2 },
       lists: { parent_group: "/lists" },
     },
@@ -128,7 +128,7 @@ test("a list address that is a user's email: the user wins, one warning; a secon
 test("an outage after a read: the last expansion is served for cache.stale_seconds, then TEMP, never a shorter list", async () => {
   const d = await DaemonProcess.start({
     config: {
-      idp: { provider: "keycloak", static: null, keycloak: { base_url: fake.url, realm: FIXTURE.realm, client_id: FIXTURE.client.id, client_secret: FIXTURE.client.secret, timeout_ms: 1000, cache_ttl_seconds: 1 } },
+      ...keycloakIdpFor(fake.url, { timeout_ms: 1000, cache_ttl_seconds: 1 }),
       cache: { negative_ttl_seconds: 1, stale_seconds: 3 },
       lists: { parent_group: "/lists" },
     },

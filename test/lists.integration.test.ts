@@ -10,9 +10,10 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery } from "./helpers/daemon.js";
 import { AUTH, RCPT } from "./helpers/tables.js";
-import { FIXTURE, KeycloakAdmin, releaseKeycloak, sharedKeycloak } from "./helpers/keycloak-real.js";
+import { KeycloakAdmin, releaseKeycloak, sharedKeycloak } from "./helpers/keycloak-real.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 import { startFixtureFake } from "./helpers/fixture-users.js";
+import { keycloakIdpFor } from "./helpers/directory.js";
 import type { FakeKeycloak } from "./fake-keycloak.js";
 
 /** Where the lists come from, and how a test changes a membership there. */
@@ -41,7 +42,7 @@ before(async () => {
   kc = s;
   daemon = await DaemonProcess.start({
     config: {
-      idp: { provider: "keycloak", static: null, keycloak: { base_url: kc.baseUrl, realm: FIXTURE.realm, client_id: FIXTURE.client.id, client_secret: FIXTURE.client.secret, timeout_ms: 5000, cache_ttl_seconds: 300 } },
+      ...keycloakIdpFor(kc.baseUrl, { timeout_ms: 5000, cache_ttl_seconds: 300 }),
       lists: { parent_group: "/lists", page_size: 10 },
       daemon: { pid_file: null },
     },
