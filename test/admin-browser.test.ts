@@ -184,7 +184,7 @@ test("an ordinary user creates an app password and sends mail with it; admin pag
       page.evaluate(async ([m, p, b, c]) => {
         const headers: Record<string, string> = { "content-type": "application/json" };
         if (c) headers["x-csrf-token"] = c;
-        const r = await fetch(p as string, { method: m as string, headers, body: b === undefined ? undefined : JSON.stringify(b) });
+        const r = await fetch(p as string, { method: m as string, headers, ...(b === undefined ? {} : { body: JSON.stringify(b) }) });
         return { status: r.status, error: ((await r.json()) as { error: string }).error };
       }, [method, path, body, withCsrf ? csrf : ""] as const);
     for (const [m, p, b] of [["GET", "/api/domains"], ["GET", "/api/overview"], ["POST", "/api/domains", { domain_name: "evil.test" }], ["DELETE", "/api/apps/crm"], ["GET", "/api/setup/status"]] as const) {

@@ -250,7 +250,6 @@ describe("formatPolicyReply", () => {
       assert.ok(got.startsWith("action="), JSON.stringify(got));
       assert.ok(got.endsWith("\n\n"), JSON.stringify(got));
       const body = got.slice(0, -2);
-      // eslint-disable-next-line no-control-regex
       assert.doesNotMatch(body, /[\x00-\x1f\x7f]/, `control char in ${JSON.stringify(got)}`);
     }
   });

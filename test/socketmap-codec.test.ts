@@ -99,7 +99,6 @@ describe("formatSocketmapReply", () => {
         const got = formatSocketmapReply(make(reason));
         assert.match(got, /^(TEMP|PERM) /);
         assert.ok(got.length <= 5 + 200, `${got.length} chars`);
-        // eslint-disable-next-line no-control-regex
         assert.doesNotMatch(got, /[\x00-\x1f\x7f]/);
         assert.ok(got.length > 5, "the reason is never empty");
       }

@@ -58,9 +58,9 @@ export type LoginCheck = (login: string) => Promise<LoginStatus>;
 /** What a delegation is checked against before it is written. */
 export interface DelegationChecks {
   /** policy.domain of the config (local besides the domains table). */
-  readonly configDomains?: ReadonlySet<string>;
+  readonly configDomains?: ReadonlySet<string> | undefined;
   /** The identity source; without it the login is not checked (the caller says so). */
-  readonly loginCheck?: LoginCheck;
+  readonly loginCheck?: LoginCheck | undefined;
 }
 
 /** hash-wasm is loaded on first use: most mailcloakctl commands never hash. */

@@ -25,7 +25,6 @@ export function parseQuotas(q: Section, sqlitePath: string): QuotaSettings {
     recipients_per_hour: attribute("recipients_per_hour_attribute"),
   };
   const message = q.string("message", DEFAULTS.quotaMessage).trim();
-  // eslint-disable-next-line no-control-regex
   if (message === "" || /[\x00-\x1f\x7f]/.test(message) || message.length > 400) {
     throw q.error(q.key("message"), "must be one line of text (1-400 characters) shown after \"450 4.7.1 \"");
   }

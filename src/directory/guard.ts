@@ -25,8 +25,8 @@ export interface RemoteSourceOptions<E> {
   /** Deadline for each HTTP call (default 2000). */
   timeoutMs?: number;
   logger: Logger;
-  events?: E;
-  breaker?: { failureThreshold?: number; openMs?: number };
+  events?: E | undefined;
+  breaker?: { failureThreshold?: number | undefined; openMs?: number | undefined } | undefined;
   /**
    * The user attributes the rules read (policy.send_allowed_attribute); only
    * these are kept in cached users. Default: all.
@@ -39,7 +39,7 @@ export interface GuardOptions<E> {
   name: string;
   logger: Logger;
   events?: E | undefined;
-  breaker?: { failureThreshold?: number; openMs?: number };
+  breaker?: { failureThreshold?: number | undefined; openMs?: number | undefined } | undefined;
   /** A log-safe reason for an error the query threw. */
   describe(err: unknown): string;
 }

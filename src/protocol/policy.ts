@@ -169,6 +169,5 @@ export class PolicyDecoder {
 
 /** Reply framing. The action text must be one line (Postfix reads up to ~8 KiB). */
 export function formatPolicyReply(action: string): string {
-  // eslint-disable-next-line no-control-regex
   return `action=${action.replace(/[\x00-\x1f\x7f]/g, " ").slice(0, 4000)}\n\n`;
 }

@@ -32,7 +32,6 @@ export function isBlankRequest(payload: Buffer): boolean {
 
 /** Reason texts are logged by Postfix: printable, one line, bounded. */
 function clean(text: string): string {
-  // eslint-disable-next-line no-control-regex
   const t = text.replace(/[\x00-\x1f\x7f]/g, "?").trim();
   return (t === "" ? "error" : t).slice(0, 200);
 }

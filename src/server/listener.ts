@@ -43,12 +43,12 @@ export interface ListenerOptions<T> {
   readonly protocol: Protocol<T>;
   readonly limits: () => Limits;
   readonly logger: Logger;
-  readonly uid?: number;
-  readonly gid?: number;
-  readonly mode?: number;
-  readonly events?: ListenerEvents;
+  readonly uid?: number | undefined;
+  readonly gid?: number | undefined;
+  readonly mode?: number | undefined;
+  readonly events?: ListenerEvents | undefined;
   /** Where request handling is batched (shared by the daemon's listeners); default: a turn of its own. */
-  readonly turn?: Turn;
+  readonly turn?: Turn | undefined;
 }
 
 /** Window of the per-message rate limit on limit warnings. */

@@ -89,6 +89,7 @@ async function runOk(cmd: string, args: readonly string[], what: string, logs: (
 }
 
 /** Distinct free loopback TCP ports (held open together so they differ). */
+async function freePorts(n: 3): Promise<[number, number, number]>;
 async function freePorts(n: number): Promise<number[]> {
   const servers: net.Server[] = [];
   try {
