@@ -8,12 +8,13 @@
 //   odd    odd@d1.test    mailPosting "sometimes" (unknown)   lena
 //   ghost  ghost@d1.test  mailSendAs /no/such/group           lena
 //   empty  empty@d1.test  only liv (disabled) and leo (no email)
+//   roster roster@d1.test lena; roster/sub: lars (removed and re-added here)
 // and lookups that arrive together after a flush sharing one read.
 
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery } from "./helpers/daemon.js";
+import { Client, ctlOk, DaemonProcess, netstring, netstringLength, policyQuery, socketmapQuery } from "./helpers/daemon.js";
 import { AUTH, RCPT } from "./helpers/tables.js";
 import { EmulatorListGroups, RealListGroups, type ListGroups } from "./helpers/list-groups.js";
 import { ACTIONS } from "../src/handlers/policy.js";
@@ -41,6 +42,10 @@ function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: strin
         await dir.addGroup("odd", { mail: ["odd@d1.test"], mailPosting: ["sometimes"] });
         await dir.addGroup("ghost", { mail: ["ghost@d1.test"], mailSendAs: ["/no/such/group"] });
         await dir.addGroup("empty", { mail: ["empty@d1.test"] });
+        await dir.addGroup("roster", { mail: ["roster@d1.test"] });
+        await dir.addGroup("roster/sub");
+        await dir.addMember("lena", "roster");
+        await dir.addMember("lars", "roster/sub");
         for (const g of ["open", "local", "odd", "ghost"]) await dir.addMember("lena", g);
         for (const u of ["lars", "liv"]) await dir.addMember(u, "desk");
         for (const u of ["liv", "leo"]) await dir.addMember(u, "empty");
@@ -54,6 +59,9 @@ function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: strin
         await ctlOk(daemon.db, "domains", "add", "d1.test");
         sm = await Client.connect(daemon.socketmapSocket);
         pol = await Client.connect(daemon.policySocket);
+        // The first read of the lists may take seconds on a busy machine: waited for here, not in a test.
+        sm.write(netstring("alias open@d1.test"));
+        await sm.read(netstringLength, 60_000);
       } catch (err) {
         await daemon?.cleanup();
         await dir.dispose();
@@ -107,6 +115,25 @@ function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: strin
         "/ghost: list mailSendAs is neither \"members\" nor an existing group path: nobody may send as it",
         "/odd: list mailPosting is not one of anyone, members, local; using members",
       ]);
+    });
+
+    test("a member removed in Keycloak stays until the TTL or a flush (SIGUSR1), then is gone; back when re-added", async (t) => {
+      if (!dir) return t.skip(skip);
+      const both = "OK lena@d1.test,lars@d1.test";
+      assert.equal(await socketmapQuery(sm, "alias", "roster@d1.test"), both);
+      assert.equal(await policyQuery(pol, AUTH("lars", "lars@d1.test", "roster@d1.test")), ACTIONS.dunno, "a subgroup's member may write");
+      await dir.removeMember("lars", "roster/sub");
+      assert.equal(await socketmapQuery(sm, "alias", "roster@d1.test"), both, "cached for the TTL (300 s)");
+      const before = reads();
+      daemon.signal("SIGUSR1");
+      await sleep(300);
+      assert.equal(await socketmapQuery(sm, "alias", "roster@d1.test"), "OK lena@d1.test");
+      assert.equal(await policyQuery(pol, AUTH("lars", "lars@d1.test", "roster@d1.test")), ACTIONS.listMembersOnly);
+      assert.equal(reads(), before + 1);
+      await dir.addMember("lars", "roster/sub");
+      daemon.signal("SIGUSR1");
+      await sleep(300);
+      assert.equal(await socketmapQuery(sm, "alias", "roster@d1.test"), both);
     });
 
     test("lookups arriving together after a flush share one read; the warnings are not repeated", async (t) => {
