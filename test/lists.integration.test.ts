@@ -123,6 +123,8 @@ test("a list address that is also an SQLite alias: the alias wins, one warning",
     }
     await sleep(100);
     assert.equal(reads(), before + 2);
+    const bad = daemon.records().filter((r) => r.component === "lists" && (r.group === "/lists/bad" || r.group === "/lists/foreign"));
+    assert.equal(bad.length, 2, "the bad and foreign addresses are still logged once each, however many reads");
     const w = daemon.records().filter((r) => r.msg === "list address is also an SQLite alias: the alias wins, the list is ignored");
     assert.equal(w.length, 1);
     assert.equal(w[0]!.address, "board@d1.test");
