@@ -40,15 +40,23 @@ export interface ServedDaemonOptions extends DaemonOptions {
 export async function servedDaemon(opts: ServedDaemonOptions = {}): Promise<ServedDaemon> {
   const { domains = ["d1.test"], apps = [], ...daemonOpts } = opts;
   const daemon = await DaemonProcess.start(daemonOpts);
-  for (const d of domains) await ctlOk(daemon.db, "domains", "add", d);
-  for (const [id, pw] of apps) await ctlOk(daemon.db, "apps", "add", id, pw);
-  const sm = await Client.connect(daemon.socketmapSocket);
-  const pol = await Client.connect(daemon.policySocket);
+  let sm: Client | undefined;
+  let pol: Client | undefined;
+  try {
+    for (const d of domains) await ctlOk(daemon.db, "domains", "add", d);
+    for (const [id, pw] of apps) await ctlOk(daemon.db, "apps", "add", id, pw);
+    sm = await Client.connect(daemon.socketmapSocket);
+    pol = await Client.connect(daemon.policySocket);
+  } catch (err) {
+    sm?.destroy(); // a half-built stack is not left running
+    await daemon.cleanup();
+    throw err;
+  }
   return {
     daemon, sm, pol,
     async close(): Promise<void> {
-      sm.destroy();
-      pol.destroy();
+      sm?.destroy();
+      pol?.destroy();
       await daemon.cleanup();
     },
   };
