@@ -464,14 +464,22 @@ export const SETTINGS: readonly Setting[] = SECTIONS.flatMap((s) => s.rows);
  * Keys of the Go mailcloak's older layout, read as their current
  * equivalents (load.ts says how); not written in the sample.
  */
-export const OLDER_KEYS: ReadonlyArray<{ readonly key: string; readonly current: string; readonly notes: string }> = [
+export interface OlderKey {
+  readonly key: string;
+  readonly current: string;
+  readonly notes: string;
+  /** What check-config shows for it, when it has no current key. */
+  readonly show?: (c: Config) => YamlValue | undefined;
+}
+
+export const OLDER_KEYS: readonly OlderKey[] = [
   {
     key: "keycloak.*", current: "idp.keycloak.*",
     notes: "The top-level section, same sub-keys; implies `provider: keycloak`. Together with `idp.keycloak`, the `idp.keycloak` keys win and these fill in the empty ones, as in the Go version.",
   },
   { key: "policy.cache_ttl_seconds", current: "idp.keycloak.cache_ttl_seconds", notes: "Or the active provider's. When both are set, the provider section's wins (warning if they differ)." },
   { key: "policy.keycloak_failure_mode", current: "policy.idp_failure_mode", notes: "When both are set, `idp_failure_mode` wins (warning if they differ)." },
-  { key: "policy.domain", current: "a `domains` row", notes: "A domain that is always local, in addition to the enabled domains in the DB." },
+  { key: "policy.domain", current: "a `domains` row", notes: "A domain that is always local, in addition to the enabled domains in the DB.", show: (c) => c.policy.localDomains[0] },
 ];
 
 /** Defaults by name, for modules that need one without a config (CLI fallbacks, bench). */
