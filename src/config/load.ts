@@ -41,6 +41,17 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
 }
 
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = {}): Config {
+  return parse(text, file, env);
+}
+
+/** Every key a parse of `text` reads, by full YAML path (the schema test checks each is in schema.ts). */
+export function keysRead(text: string, file: string, env: NodeJS.ProcessEnv = {}): string[] {
+  const keys: string[] = [];
+  parse(text, file, env, (k) => keys.push(k));
+  return keys;
+}
+
+function parse(text: string, file: string, env: NodeJS.ProcessEnv, onRead?: (key: string) => void): Config {
   // Merge keys (<<) as yaml.v3 reads them; duplicate keys are an error there too.
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true });
   if (doc.errors.length > 0) {
@@ -49,7 +60,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     throw new ConfigError(`${file}:${line ?? "?"}: invalid YAML: ${e.message.split("\n")[0]}`);
   }
   const js: unknown = doc.toJS();
-  const ctx: SectionContext = { file, sources: scalarSources(doc.contents, js), warnings: [] };
+  const ctx: SectionContext = { file, sources: scalarSources(doc.contents, js), warnings: [], ...(onRead ? { onRead } : {}) };
   return buildConfig(new Section(ctx, "", js), ctx, env);
 }
 
