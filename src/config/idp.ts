@@ -61,7 +61,7 @@ export function buildIdp(top: Section, sections: { idp: Section | undefined; leg
   if (kcSection) {
     const active = provider === "keycloak";
     const secretKey = kcSection.key(KC.client_secret.name);
-    const clientSecret = readSecret(kcSection, KC.client_secret.name, env[KC.client_secret.env ?? ""]);
+    const clientSecret = readSecret(kcSection, KC.client_secret.name, env[KC.client_secret.env]);
     // The Go release requires base_url and realm only; what it starts on
     // with the rest missing or malformed starts here too, with a warning
     // (every Keycloak lookup then fails and the failure mode applies).
@@ -100,7 +100,7 @@ export function buildIdp(top: Section, sections: { idp: Section | undefined; leg
   if (akSection) {
     const active = provider === "authentik";
     const tokenKey = akSection.key(AK.api_token.name);
-    const apiToken = readSecret(akSection, AK.api_token.name, env[AK.api_token.env ?? ""]).trim();
+    const apiToken = readSecret(akSection, AK.api_token.name, env[AK.api_token.env]).trim();
     // It goes into an HTTP header; Authentik's keys are printable ASCII.
     if (apiToken !== "" && !/^[\x21-\x7e]+$/.test(apiToken)) {
       throw akSection.error(tokenKey, "must be printable ASCII without spaces (copy the token's key exactly)");

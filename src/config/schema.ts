@@ -102,6 +102,23 @@ function section<const R extends Record<string, Spec>>(info: SectionInfo, specs:
 /** Each IdP section's own TTL: Go's rule, 0 or less (or unset) is 120; larger than this is cut down. */
 const TTL_MAX = 2_147_483_647;
 const IDP_TIMEOUT = { type: "int", default: 2000, min: 50, max: 60_000 } as const;
+
+/** A provider section's cache_ttl_seconds: the cache's positive TTL while that provider is active. */
+function ttlRow(provider: Config["idp"]["provider"], max: number, meaning: string, notes?: string): IntSpec {
+  return {
+    type: "int", default: 120, min: 1, max, reload: "applies", meaning, ...(notes ? { notes } : {}),
+    show: (c) => (c.idp.provider === provider ? c.cache.ttlSeconds : undefined),
+  };
+}
+
+/** The `_file` twin of a secret: read into the secret (which check-config shows redacted). */
+function secretFileRow(what: string, example: string): TextSpec {
+  return {
+    type: "path", default: "", reload: "applies", commented: true, example,
+    meaning: `A file holding the ${what} (surrounding whitespace trimmed).`,
+    show: () => undefined,
+  };
+}
 const ATTRIBUTE = "A Keycloak user attribute";
 
 export const IDP = section({ path: "idp", doc: "idp", reloadNote: "a new IdP client; the cache is emptied" }, {
@@ -136,17 +153,9 @@ export const IDP_KEYCLOAK = section({ path: "idp.keycloak", doc: "idp" }, {
     notes: "Not together with `client_secret_file`. None of them set: a warning, and every lookup fails.",
     show: (c) => c.idp.keycloak?.clientSecret,
   },
-  client_secret_file: {
-    type: "path", default: "", reload: "applies", commented: true, example: "/etc/mailcloak/client_secret",
-    meaning: "A file holding the client secret (surrounding whitespace trimmed).",
-    show: () => undefined,
-  },
-  cache_ttl_seconds: {
-    type: "int", default: 120, min: 1, max: TTL_MAX, reload: "applies",
-    meaning: "How long a \"user found\" answer is reused, in seconds.",
-    notes: "0 or less means 120, as in the Go version; a fraction is truncated.",
-    show: (c) => (c.idp.provider === "keycloak" ? c.cache.ttlSeconds : undefined),
-  },
+  client_secret_file: secretFileRow("client secret", "/etc/mailcloak/client_secret"),
+  cache_ttl_seconds: ttlRow("keycloak", TTL_MAX, "How long a \"user found\" answer is reused, in seconds.",
+    "0 or less means 120, as in the Go version; a fraction is truncated."),
   timeout_ms: {
     ...IDP_TIMEOUT, reload: "applies",
     meaning: "Deadline of each Keycloak HTTP request (token or user query), in milliseconds.",
@@ -171,16 +180,8 @@ export const IDP_AUTHENTIK = section({
     notes: "See [Authentik](#authentik). Not together with `api_token_file`.",
     show: (c) => c.idp.authentik?.apiToken,
   },
-  api_token_file: {
-    type: "path", default: "", reload: "applies", commented: true, example: "/etc/mailcloak/authentik_token",
-    meaning: "A file holding the API token (surrounding whitespace trimmed).",
-    show: () => undefined,
-  },
-  cache_ttl_seconds: {
-    type: "int", default: 120, min: 1, max: TTL_MAX, reload: "applies",
-    meaning: "As idp.keycloak.cache_ttl_seconds, with provider: authentik.",
-    show: (c) => (c.idp.provider === "authentik" ? c.cache.ttlSeconds : undefined),
-  },
+  api_token_file: secretFileRow("API token", "/etc/mailcloak/authentik_token"),
+  cache_ttl_seconds: ttlRow("authentik", TTL_MAX, "As idp.keycloak.cache_ttl_seconds, with provider: authentik."),
   timeout_ms: {
     ...IDP_TIMEOUT, reload: "applies",
     meaning: "Deadline of each Authentik HTTP request (one page of users), in milliseconds.",
@@ -196,11 +197,7 @@ export const IDP_STATIC = section({ path: "idp.static", doc: "idp", commented: t
     notes: "Usernames and emails are lower-cased. The `idp.static` section is required when `provider: static`.",
     show: (c) => (c.idp.provider === "static" ? c.idp.staticUsers.map((u) => ({ username: u.username, email: u.email, enabled: u.enabled, attributes: u.attributes })) : undefined),
   },
-  cache_ttl_seconds: {
-    type: "int", default: 120, min: 1, max: 86_400, reload: "applies",
-    meaning: "As idp.keycloak.cache_ttl_seconds, with provider: static.",
-    show: (c) => (c.idp.provider === "static" ? c.cache.ttlSeconds : undefined),
-  },
+  cache_ttl_seconds: ttlRow("static", 86_400, "As idp.keycloak.cache_ttl_seconds, with provider: static."),
 });
 
 export const SQLITE = section({ path: "sqlite", doc: "sqlite" }, {
