@@ -86,17 +86,20 @@ function defaultCell(row: Setting): string {
 /** One README table row per setting (plus one for its environment variable). */
 function tableRows(row: Setting): string[] {
   const meaning = row.notes ? `${row.meaning} ${row.notes}` : row.meaning;
-  const rows = [`| \`${row.key}\` | ${cell(typeCell(row))} | ${cell(defaultCell(row))} | ${row.reload} | ${cell(meaning)} |`];
-  if (row.env) rows.push(`| env \`${row.env}\` | string | — | — | When set and non-empty, overrides \`${row.key}\` and \`${row.name}_file\`. |`);
+  const rows = [`| \`${row.key}\` | ${cell(typeCell(row))} | ${cell(defaultCell(row))} | ${cell(meaning)} |`];
+  if (row.env) rows.push(`| env \`${row.env}\` | string | — | When set and non-empty, overrides \`${row.key}\` and \`${row.name}_file\`. |`);
   return rows;
 }
 
-const TABLE_HEAD = ["| key | type | default | SIGHUP | meaning |", "|---|---|---|---|---|"];
+// Whether SIGHUP applies a key is in the block "sighup", by section.
+const TABLE_HEAD = ["| key | type | default | meaning |", "|---|---|---|---|"];
 
 function settingsTable(group: DocGroup): string[] {
   const sections = SECTIONS.filter((s) => s.doc === group);
   const lines = [...TABLE_HEAD, ...sections.flatMap((s) => s.rows.flatMap(tableRows))];
   for (const s of sections) if (s.readme) lines.push("", s.readme);
+  // The older Go layout's keys sit with the identity source they fed.
+  if (group === "idp") lines.push("", "Older layout (Go mailcloak):", "", ...olderTable());
   return lines;
 }
 
@@ -108,31 +111,31 @@ function olderTable(): string[] {
   ];
 }
 
-/** Per top-level section: the keys SIGHUP applies and those that need a restart. */
+/** Per top-level section: the keys SIGHUP applies and those that need a restart (alike sections share a row). */
 function sighupTable(): string[] {
   const tops = [...new Set(SECTIONS.map((s) => s.path.split(".")[0]!))];
-  const lines = ["| section | applied on reload | needs a restart |", "|---|---|---|"];
+  const rows = new Map<string, string[]>();
   for (const top of tops) {
     const secs = SECTIONS.filter((s) => s.path === top || s.path.startsWith(`${top}.`));
-    const rows = secs.flatMap((s) => s.rows);
+    const settings = secs.flatMap((s) => s.rows);
     const names = (r: Reload): string => {
-      const picked = rows.filter((row) => row.reload === r);
+      const picked = settings.filter((row) => row.reload === r);
       if (picked.length === 0) return "—";
-      if (picked.length === rows.length) return "all";
+      if (picked.length === settings.length) return "all";
       return picked.map((row) => `\`${row.key.slice(top.length + 1)}\``).join(", ");
     };
     const notes = secs.map((s) => s.reloadNote).filter((n): n is string => n !== undefined);
     const applied = names("applies");
-    lines.push(`| \`${top}\` | ${applied}${applied !== "—" && notes.length > 0 ? ` (${notes.join("; ")})` : ""} | ${names("restart")} |`);
+    const cells = `${applied}${applied !== "—" && notes.length > 0 ? ` (${notes.join("; ")})` : ""} | ${names("restart")}`;
+    rows.set(cells, [...(rows.get(cells) ?? []), `\`${top}\``]);
   }
-  return lines;
+  return ["| section | applied on reload | needs a restart |", "|---|---|---|", ...[...rows].map(([cells, secs]) => `| ${secs.join(", ")} | ${cells} |`)];
 }
 
 /** The README blocks, by name: `<!-- settings:begin NAME -->` ... `<!-- settings:end -->`. */
-export const README_BLOCKS: readonly string[] = [...new Set(SECTIONS.map((s) => s.doc)), "older", "sighup"];
+export const README_BLOCKS: readonly string[] = [...new Set(SECTIONS.map((s) => s.doc)), "sighup"];
 
 export function renderReadmeBlock(name: string): string {
-  if (name === "older") return olderTable().join("\n");
   if (name === "sighup") return sighupTable().join("\n");
   if (!SECTIONS.some((s) => s.doc === name)) throw new Error(`no README block named ${name}`);
   return settingsTable(name as DocGroup).join("\n");

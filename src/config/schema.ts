@@ -426,6 +426,7 @@ export const LISTS = section({
   parent_group: {
     type: "string", default: "", reload: "restart", defaultText: "`\"\"` (off)", example: "",
     meaning: "The Keycloak group whose direct subgroups are lists, e.g. /lists; empty: lists are off (Keycloak only).",
+    notes: "See [Distribution lists](#distribution-lists-keycloak-groups-and-delegated-senders).",
     show: (c) => c.lists?.parentGroup ?? "",
   },
   address_attribute: { ...LIST_ATTRIBUTE, default: "mail", meaning: "The subgroup attribute holding the list's address.", show: (c) => c.lists?.addressAttribute },
