@@ -11,11 +11,17 @@
 //   generated from it (docs.ts; `npm run config:docs` rewrites them), and
 //   test/config-schema.test.ts fails when they, or the loader, disagree.
 //
-// Adding a section (e.g. `store:`): one `section(...)` below, listed in
-// SECTIONS; a builder beside load.ts that reads it with the helpers of
-// fields.ts; one line in buildConfig and one field in types.ts's Config; then
-// `npm run config:docs` (the README block `<!-- settings:begin store -->` is
-// added where the section's `doc` group says).
+// Adding a section (e.g. `store:`):
+// 1. here: `export const STORE = section({ path: "store", doc: "store" }, {...rows})`,
+//    listed in SECTIONS, and "store" added to DocGroup;
+// 2. src/config/store.ts: `buildStore(s: Section)` reading each row with
+//    fields.ts (`int(s, STORE.settings.pool_size)`), then `s.finish()`;
+// 3. one line in load.ts's buildConfig and one field in types.ts's Config;
+// 4. README.md: an empty `<!-- settings:begin store -->` / `<!-- settings:end -->`
+//    pair where the table goes; then `npm run config:docs` writes the table
+//    and the sample, and test/config-schema.test.ts checks them.
+// A row's `show` gives check-config its value; `reload: "restart"` makes a
+// SIGHUP warn about it; `redact` keeps a password out of the printout.
 
 import { describeAddress, describeHostPort } from "./address.js";
 import type { Config } from "./types.js";
