@@ -17,7 +17,7 @@
 // an asynchronous destination). Only SIGKILL or a crash of Node itself can
 // lose the lines not yet written (test/log-loss.integration.test.ts).
 
-import pino, { type DestinationStream, type Logger } from "pino";
+import pino, { type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger } from "pino";
 import { Writable } from "node:stream";
 
 /** Keys whose value is never logged, at the top level of a record or one level down (as pino's paths "key" and "*.key"). */
@@ -95,10 +95,22 @@ function destination(): DestinationStream {
 }
 
 export function createLogger(level: string, dest?: NodeJS.WritableStream): Logger {
-  const opts = { level, base: { pid: process.pid }, formatters: { log: scrub, bindings: scrub } };
-  if (dest) return pino(opts, dest);
-  if (process.stdout.isTTY) return pino(opts, humanStream(process.stdout));
-  return pino(opts, destination());
+  const opts = { level, base: { pid: process.pid }, formatters: { log: scrub } };
+  const log = dest ? pino(opts, dest) : process.stdout.isTTY ? pino(opts, humanStream(process.stdout)) : pino(opts, destination());
+  return scrubChildBindings(log);
+}
+
+/**
+ * pino gives a child's bindings no formatter (it resets `formatters.bindings`
+ * for children), so scrub them on the way in. Set on the root logger, the
+ * wrapper is inherited by every descendant (a child is Object.create(parent)).
+ */
+function scrubChildBindings(log: Logger): Logger {
+  const child = log.child;
+  log.child = function scrubbed<L extends string = never>(this: Logger, bindings: Bindings, options?: ChildLoggerOptions<L>): Logger<L> {
+    return (options === undefined ? child.call(this, scrub(bindings)) : child.call(this, scrub(bindings), options)) as Logger<L>;
+  };
+  return log;
 }
 
 /**
