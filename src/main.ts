@@ -8,7 +8,7 @@ import { Command, CommanderError } from "commander";
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "./config/load.js";
 import { effectiveSettings } from "./config/effective.js";
 import { DEFAULTS, type Config } from "./config/types.js";
-import { createLogger } from "./log.js";
+import { createLogger, exitAfterFlush, onFatal } from "./log.js";
 import { startDaemon, type Daemon } from "./start.js";
 import { heapFit } from "./system/heap.js";
 import { testIdp } from "./idp-check/run.js";
@@ -76,6 +76,7 @@ async function testIdpCommand(path: string, user: string | undefined): Promise<v
 async function run(path: string): Promise<void> {
   const cfg = load(path);
   const log = createLogger(cfg.log.level);
+  onFatal(log);
   for (const w of cfg.warnings) log.warn(w);
   const priv = privileges(cfg);
 
@@ -153,11 +154,10 @@ async function run(path: string): Promise<void> {
         }
       }
       log.info("stopped");
-      log.flush();
-      setTimeout(() => process.exit(0), 50).unref();
+      exitAfterFlush(log, 0);
     }, (err: unknown) => {
       log.error({ err: String(err) }, "error while stopping");
-      process.exit(1);
+      exitAfterFlush(log, 1);
     });
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
