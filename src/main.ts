@@ -1,5 +1,6 @@
 // Daemon entry: argv → config → startDaemon(); privileges, signals, pid
-// file. The only place that calls process.exit.
+// file. The only place that calls process.exit. Importing it runs nothing:
+// bin/mailcloak calls main().
 
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
@@ -207,13 +208,11 @@ export function buildProgram(): Command {
   return program;
 }
 
-export async function main(argv: string[]): Promise<void> {
+export async function main(argv: readonly string[] = process.argv): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram().parseAsync([...argv]);
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
     fail(err instanceof Error ? err.message : String(err), 1);
   }
 }
-
-await main(process.argv);
