@@ -1,20 +1,26 @@
-// The facts the rules need, from the SQLite store and the cached identity
-// source. SQLite errors propagate as exceptions (the handlers turn them into
-// "temporary internal error"); identity-source outages come back as
-// `unavailable` lookups.
+// The one fact-gathering layer: the store's rows, the cached identity source
+// and the list directory, turned into the plain facts the pure rules
+// (src/rules/) decide on. A rule names the fact it needs next; this layer
+// looks it up and asks again, so facts are read in the rules' order and only
+// on the path a request takes. Synchronous while every lookup is answered
+// from memory (the store, a cache hit); a Keycloak round trip makes the rest
+// a promise. An outage is a value: an identity source that cannot answer is
+// an `unavailable` lookup, a failing store read sets `storeError`; only our
+// own bugs are exceptions.
 
-import type { Config, FailureMode } from "./config/types.js";
-import type { CachedLookup, DirectoryCache } from "./directory/cache.js";
-import type { AliasTarget, Store } from "./store/sqlite.js";
-import { isValidAddress, stripExtension, type Extension } from "./rules/address.js";
-import type { ListDirectory, ListLookup } from "./directory/lists.js";
+import Database from "better-sqlite3";
+import type { Config } from "./config/types.js";
+import type { CacheOutcome, CachedLookup, DirectoryCache } from "./directory/cache.js";
+import type { ListDirectory } from "./directory/lists.js";
+import { StoreError, type Store } from "./store/sqlite.js";
+import { isValidAddress, stripExtension } from "./rules/address.js";
+import type { ListLookup, RuleSettings, UserLookup } from "./rules/facts.js";
+import type { PolicyRequest } from "./protocol/policy.js";
+import { decidePolicy, policyView, type Decision, type PolicyFacts, type PolicyNeed, type PolicyView } from "./rules/policy.js";
+import { answerMap, mapView, type MapAnswer, type MapFacts, type MapNeed, type MapView } from "./rules/maps.js";
+import { then, type Maybe } from "./maybe.js";
 
-export interface RuleSettings {
-  readonly failureMode: FailureMode;
-  readonly delimiter: string;
-  readonly sendAllowedAttribute: string | null;
-  readonly configDomains: ReadonlySet<string>;
-}
+export type { RuleSettings } from "./rules/facts.js";
 
 export function ruleSettings(cfg: Config): RuleSettings {
   return {
@@ -25,13 +31,49 @@ export function ruleSettings(cfg: Config): RuleSettings {
   };
 }
 
+/** An error of the store (SQLite busy or I/O, the database file gone): the database-error answers, not a bug. */
+export function isStoreError(err: unknown): boolean {
+  return err instanceof Database.SqliteError || err instanceof StoreError;
+}
+
 /** Usernames that could be a Keycloak login; others never reach the IdP. */
 function plausibleUsername(username: string): boolean {
   return username !== "" && username.length <= 255 && !/[\s\x00-\x1f]/.test(username);
 }
 
-const NONE: readonly string[] = Object.freeze([]);
 const NO_LIST: ListLookup = Object.freeze({ kind: "none" });
+/** More lookups than any rule has facts: a rule that keeps asking is a bug. */
+const MAX_STEPS = 32;
+
+/** One request's facts while its rule asks for them. */
+interface Ask<R, N extends string> {
+  decide(): R | N;
+  /** Look up `need` and record it (a store error recorded as storeError). */
+  fetch(need: N): Maybe<void>;
+}
+
+/** Run a rule to its answer, looking up each fact it names. */
+function gather<R extends object, N extends string>(ask: Ask<R, N>): Maybe<R> {
+  for (let i = 0; i < MAX_STEPS; i++) {
+    const r = ask.decide();
+    if (typeof r !== "object") {
+      const p = ask.fetch(r);
+      if (p instanceof Promise) return p.then(() => gather(ask));
+      continue;
+    }
+    return r;
+  }
+  throw new Error("a rule asked for more facts than it has");
+}
+
+/** Cache outcome summary for the log line: the worst of the lookups made. */
+class Trace {
+  cache: CacheOutcome | "none" = "none";
+  note(c: CachedLookup): UserLookup {
+    if (this.cache === "none" || this.cache === "hit") this.cache = c.cache;
+    return c.lookup;
+  }
+}
 
 export class Facts {
   readonly store: Store;
@@ -47,62 +89,205 @@ export class Facts {
     this.lists = lists;
   }
 
+  /** Decide a policy request (no quota check: quota/check.ts). */
+  policy(req: PolicyRequest): Maybe<PolicyAsk> {
+    const ask = new PolicyAsk(this, policyView(req, this.settings));
+    return this.#run(ask);
+  }
+
+  /** Answer a socketmap lookup. */
+  map(map: string, rawKey: string): Maybe<MapAsk> {
+    const ask = new MapAsk(this, mapView(map, rawKey, this.settings));
+    return this.#run(ask);
+  }
+
+  #run<A extends Ask<object, string>>(ask: A): Maybe<A> {
+    const r = this.store.within(() => gather(ask));
+    return r instanceof Promise ? r.then(() => ask) : ask;
+  }
+
   /** The list at `addr` (exact, then without its extension); "none" when lists are off. */
-  list(addr: string): ListLookup | Promise<ListLookup> {
-    if (this.lists === null) return NO_LIST;
-    const ext = this.strip(addr);
-    const exact = this.lists.lookup(addr);
+  list(addr: string): Maybe<ListLookup> {
+    const lists = this.lists;
+    if (lists === null) return NO_LIST;
+    const ext = stripExtension(addr, this.settings.delimiter);
+    const exact = lists.lookup(addr);
     if (!ext) return exact;
-    const base = (l: ListLookup): ListLookup | Promise<ListLookup> => (l.kind === "none" ? this.lists!.lookup(ext.base) : l);
-    return exact instanceof Promise ? exact.then(base) : base(exact);
+    return then(exact, (l) => (l.kind === "none" ? lists.lookup(ext.base) : l));
   }
 
   isLocalDomain(domain: string): boolean {
     return this.settings.configDomains.has(domain) || this.store.domainEnabled(domain) === true;
   }
 
-  /** isLocalDomain, given the domain row already read. */
-  isLocal(domain: string, domainEnabled: boolean | undefined): boolean {
-    return domainEnabled === true || this.settings.configDomains.has(domain);
-  }
-
-  strip(addr: string): Extension | null {
-    return stripExtension(addr, this.settings.delimiter);
-  }
-
-  /** An alias row, or undefined. */
-  alias(addr: string): AliasTarget | undefined {
-    return this.store.alias(addr);
-  }
-
   /** A user by primary email; syntactically impossible addresses never reach the IdP. */
-  userByEmail(addr: string): CachedLookup | Promise<CachedLookup> {
+  userByEmail(addr: string): Maybe<CachedLookup> {
     return this.cache.byEmail(addr, isValidAddress);
   }
 
-  userByUsername(username: string): CachedLookup | Promise<CachedLookup> {
+  userByUsername(username: string): Maybe<CachedLookup> {
     return this.cache.byUsername(username, plausibleUsername);
-  }
-
-  /**
-   * Logins delegated to send as `addr` (mailcloakctl senders allow). Only in
-   * a local domain: a delegation outlives its domain's removal, not its use.
-   */
-  delegatedLogins(addr: string): readonly string[] {
-    const at = addr.lastIndexOf("@");
-    if (at <= 0 || !this.isLocalDomain(addr.slice(at + 1))) return NONE;
-    return this.store.delegatedLogins(addr);
-  }
-
-  /** Is sending disabled for this user by the configured attribute? */
-  sendingDisabled(attrs: Readonly<Record<string, readonly string[]>>): boolean {
-    return sendingDisabledBy(this.settings.sendAllowedAttribute, attrs);
   }
 }
 
-/** The send-allowed rule: attribute `name` (when configured) holding "false" disables sending; absent allows it. */
-export function sendingDisabledBy(name: string | null, attrs: Readonly<Record<string, readonly string[]>>): boolean {
-  if (!name) return false;
-  const v = attrs[name];
-  return v !== undefined && v.some((x) => x.trim().toLowerCase() === "false");
+/** A store read; a store error becomes `storeError` on `into`. */
+function read<T>(into: { storeError?: string | undefined }, run: () => T): T | undefined {
+  try {
+    return run();
+  } catch (err) {
+    if (!isStoreError(err)) throw err;
+    into.storeError = err instanceof Error ? err.message : String(err);
+    return undefined;
+  }
+}
+
+const nullable = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
+
+/** A policy request's facts, filled in as the rules ask (rules/policy.ts). */
+export class PolicyAsk implements PolicyFacts, Ask<Decision, PolicyNeed> {
+  readonly #f: Facts;
+  readonly view: PolicyView;
+  readonly settings: RuleSettings;
+  readonly listsOn: boolean;
+  readonly trace = new Trace();
+  answer: Decision | null = null;
+  storeError: string | undefined = undefined;
+  senderDomainRow: boolean | null | undefined = undefined;
+  app: boolean | undefined = undefined;
+  appAllowsSender: boolean | undefined = undefined;
+  loginUser: UserLookup | undefined = undefined;
+  senderAlias: PolicyFacts["senderAlias"] = undefined;
+  senderBaseAlias: PolicyFacts["senderBaseAlias"] = undefined;
+  senderDelegates: readonly string[] | undefined = undefined;
+  senderBaseDelegates: readonly string[] | undefined = undefined;
+  senderList: ListLookup | undefined = undefined;
+  recipientRows: PolicyFacts["recipientRows"] = undefined;
+  recipientUser: UserLookup | undefined = undefined;
+  recipientBaseUser: UserLookup | undefined = undefined;
+  recipientList: ListLookup | undefined = undefined;
+
+  constructor(f: Facts, view: PolicyView) {
+    this.#f = f;
+    this.view = view;
+    this.settings = f.settings;
+    this.listsOn = f.lists !== null;
+  }
+
+  decide(): Decision | PolicyNeed {
+    const r = decidePolicy(this.view, this);
+    if (typeof r === "object") this.answer = r;
+    return r;
+  }
+
+  fetch(need: PolicyNeed): Maybe<void> {
+    const f = this.#f;
+    const v = this.view;
+    const st = f.store;
+    switch (need) {
+      case "senderDomainRow":
+        this.senderDomainRow = nullable(read(this, () => st.domainEnabled(v.senderDomain!)));
+        return;
+      case "app":
+        this.app = read(this, () => st.appEnabled(v.login) === true);
+        return;
+      case "appAllowsSender":
+        this.appAllowsSender = read(this, () => st.appAllowsSender(v.login, v.sender));
+        return;
+      case "loginUser":
+        return then(f.userByUsername(v.loginLower), (c) => void (this.loginUser = this.trace.note(c)));
+      case "senderAlias":
+        this.senderAlias = nullable(read(this, () => st.alias(v.sender)));
+        return;
+      case "senderBaseAlias":
+        this.senderBaseAlias = nullable(read(this, () => st.alias(v.senderBase!)));
+        return;
+      case "senderDelegates":
+        this.senderDelegates = read(this, () => st.delegatedLogins(v.sender));
+        return;
+      case "senderBaseDelegates":
+        this.senderBaseDelegates = read(this, () => st.delegatedLogins(v.senderBase!));
+        return;
+      case "senderList":
+        return then(f.list(v.sender), (l) => void (this.senderList = l));
+      case "recipientRows":
+        this.recipientRows = read(this, () => st.addressRows(v.recipient, v.recipientBase, v.recipientDomain!));
+        return;
+      case "recipientUser":
+        return then(f.userByEmail(v.recipient), (c) => void (this.recipientUser = this.trace.note(c)));
+      case "recipientBaseUser":
+        return then(f.userByEmail(v.recipientBase!), (c) => void (this.recipientBaseUser = this.trace.note(c)));
+      case "recipientList":
+        return then(f.list(v.recipient), (l) => void (this.recipientList = l));
+    }
+  }
+}
+
+/** A socketmap lookup's facts, filled in as the maps ask (rules/maps.ts). */
+export class MapAsk implements MapFacts, Ask<MapAnswer, MapNeed> {
+  readonly #f: Facts;
+  readonly view: MapView;
+  readonly settings: RuleSettings;
+  readonly listsOn: boolean;
+  answer: MapAnswer | null = null;
+  storeError: string | undefined = undefined;
+  domainRow: boolean | null | undefined = undefined;
+  rows: MapFacts["rows"] = undefined;
+  list: ListLookup | undefined = undefined;
+  user: UserLookup | undefined = undefined;
+  baseUser: UserLookup | undefined = undefined;
+  alias: MapFacts["alias"] = undefined;
+  baseAlias: MapFacts["baseAlias"] = undefined;
+  delegates: readonly string[] | undefined = undefined;
+  baseDelegates: readonly string[] | undefined = undefined;
+  apps: readonly string[] | undefined = undefined;
+
+  constructor(f: Facts, view: MapView) {
+    this.#f = f;
+    this.view = view;
+    this.settings = f.settings;
+    this.listsOn = f.lists !== null;
+  }
+
+  decide(): MapAnswer | MapNeed {
+    const r = answerMap(this.view, this);
+    if (typeof r === "object") this.answer = r;
+    return r;
+  }
+
+  fetch(need: MapNeed): Maybe<void> {
+    const f = this.#f;
+    const v = this.view;
+    const st = f.store;
+    switch (need) {
+      case "domainRow": {
+        const d = v.map === "domain" ? v.key : v.parts!.domain;
+        this.domainRow = nullable(read(this, () => st.domainEnabled(d)));
+        return;
+      }
+      case "rows":
+        this.rows = read(this, () => st.addressRows(v.key, v.base, v.parts!.domain));
+        return;
+      case "list":
+        return then(f.list(v.key), (l) => void (this.list = l));
+      case "user":
+        return then(f.userByEmail(v.key), (c) => void (this.user = c.lookup));
+      case "baseUser":
+        return then(f.userByEmail(v.base!), (c) => void (this.baseUser = c.lookup));
+      case "alias":
+        this.alias = nullable(read(this, () => st.alias(v.key)));
+        return;
+      case "baseAlias":
+        this.baseAlias = nullable(read(this, () => st.alias(v.base!)));
+        return;
+      case "delegates":
+        this.delegates = read(this, () => st.delegatedLogins(v.key));
+        return;
+      case "baseDelegates":
+        this.baseDelegates = read(this, () => st.delegatedLogins(v.base!));
+        return;
+      case "apps":
+        this.apps = read(this, () => st.appsForSender(v.key));
+        return;
+    }
+  }
 }

@@ -14,6 +14,7 @@ import type { ListsSettings, Posting } from "../config/lists.js";
 import { POSTINGS } from "../config/lists.js";
 import { isValidAddress, normalize } from "../rules/address.js";
 import { Failure } from "./failure.js";
+import type { Maybe } from "../maybe.js";
 import { isRecord, lower } from "./user-json.js";
 
 export interface MailList {
@@ -228,7 +229,7 @@ export class ListDirectory {
     return l === undefined ? NONE : { kind: "list", list: l };
   }
 
-  lookup(addr: string): ListLookup | Promise<ListLookup> {
+  lookup(addr: string): Maybe<ListLookup> {
     const now = Date.now();
     const cur = this.#snap;
     if (cur && now < cur.at + this.#settings.ttlSeconds * 1000) return this.#answer(cur.snap, addr);

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { ListenAddress, Limits } from "../config/types.js";
 import { describeAddress } from "../config/load.js";
 import { Turn } from "./turn.js";
+import type { Maybe } from "../maybe.js";
 
 export interface Framing<T> {
   push(chunk: Buffer): { items: T[]; error: string | null };
@@ -20,7 +21,7 @@ export interface Protocol<T> {
   readonly name: string;
   newFraming(maxRequestBytes: number): Framing<T>;
   /** Per-connection state; created with the connection. */
-  handle(item: T, conn: ConnectionInfo): string | Buffer | Promise<string | Buffer>;
+  handle(item: T, conn: ConnectionInfo): Maybe<string | Buffer>;
   /** What to send before closing on a framing error (nothing when null). */
   errorReply?(error: string): string | null;
 }
@@ -167,7 +168,7 @@ class Connection<T> {
   #pump(): void {
     while (!this.#busy && this.#queue.length > 0) {
       const item = this.#queue.shift()!;
-      let reply: string | Buffer | Promise<string | Buffer>;
+      let reply: Maybe<string | Buffer>;
       try {
         reply = this.#owner.protocol.handle(item, this.info);
       } catch (err) {
