@@ -15,20 +15,11 @@ import { POSTINGS } from "../config/lists.js";
 import { isValidAddress, normalize } from "../rules/address.js";
 import { Failure } from "./failure.js";
 import type { Maybe } from "../maybe.js";
+import type { ListLookup, MailList } from "../rules/facts.js";
 import { isRecord, lower } from "./user-json.js";
 
-export interface MailList {
-  readonly address: string;
-  /** The group's path, for log lines. */
-  readonly path: string;
-  /** Primary emails of the enabled members (subgroups included), deduplicated, in a stable order. */
-  readonly members: readonly string[];
-  /** Usernames of those members. */
-  readonly logins: ReadonlySet<string>;
-  readonly posting: Posting;
-  /** Usernames that may send as the list address. */
-  readonly sendAs: ReadonlySet<string>;
-}
+// A list and a list lookup are the plain facts the rules read (rules/facts.ts).
+export type { ListLookup, MailList } from "../rules/facts.js";
 
 export interface ListSnapshot {
   readonly byAddress: ReadonlyMap<string, MailList>;
@@ -189,7 +180,6 @@ export class ListReader {
   }
 }
 
-export type ListLookup = { readonly kind: "list"; readonly list: MailList } | { readonly kind: "none" } | { readonly kind: "unavailable"; readonly reason: string };
 const NONE: ListLookup = Object.freeze({ kind: "none" });
 
 export interface ListCacheSettings {

@@ -38,9 +38,12 @@ export interface MailList {
   readonly address: string;
   /** The group's path, for log lines. */
   readonly path: string;
+  /** Primary emails of the enabled members (subgroups included), deduplicated, in a stable order. */
   readonly members: readonly string[];
+  /** Usernames of those members. */
   readonly logins: ReadonlySet<string>;
   readonly posting: Posting;
+  /** Usernames that may send as the list address. */
   readonly sendAs: ReadonlySet<string>;
 }
 
