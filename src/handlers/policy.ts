@@ -4,7 +4,7 @@
 // wire glue from decoded requests to access(5) replies.
 
 import type { Logger } from "pino";
-import { isStoreError, type Facts } from "../facts.js";
+import { isStoreError, type Facts, type PolicyAsk } from "../facts.js";
 import { countsQuota, DECISIONS, type Decision } from "../rules/policy.js";
 import { formatPolicyReply, PolicyDecoder, type PolicyRequest } from "../protocol/policy.js";
 import type { Framing, Protocol } from "../server/listener.js";
@@ -19,6 +19,8 @@ export { ACTIONS } from "../rules/policy.js";
 export interface PolicyEvents {
   onDecision?(state: string, action: string, reason: string, seconds: number): void;
 }
+
+const decisionOf = (o: Outcome): Decision => o.d;
 
 /** A decision with what its log line reports. */
 interface Outcome {
@@ -49,7 +51,7 @@ export class PolicyHandler {
 
   /** Decide one request; never throws or rejects. Synchronous when every lookup is answered from memory. */
   decide(req: PolicyRequest): Maybe<Decision> {
-    return then(recorded(req, this.#decide, this.#recorder), (o) => o.d);
+    return then(recorded(req, this.#decide, this.#recorder), decisionOf);
   }
 
   readonly #decide = (req: PolicyRequest): Maybe<Outcome> => {
@@ -61,10 +63,12 @@ export class PolicyHandler {
       }));
       return then(d, (x): Outcome => ({ d: x, cache }));
     }
-    return then(this.#facts.policy(req), (ask): Outcome => {
-      if (ask.storeError !== undefined) this.#logError(true, ask.storeError);
-      return { d: ask.answer!, cache: ask.trace.cache };
-    });
+    return then(this.#facts.policy(req), this.#decided);
+  };
+
+  readonly #decided = (ask: PolicyAsk): Outcome => {
+    if (ask.storeError !== undefined) this.#logError(true, ask.storeError);
+    return { d: ask.answer!, cache: ask.trace.cache };
   };
 
   #logError(store: boolean, message: string): void {

@@ -3,7 +3,7 @@
 // the warnings the maps raise (once each); and the netstring wire glue.
 
 import type { Logger } from "pino";
-import { isStoreError, type Facts } from "../facts.js";
+import { isStoreError, type Facts, type MapAsk } from "../facts.js";
 import { ANSWERS, MAP_NAMES, type MapAnswer } from "../rules/maps.js";
 import { NOTFOUND, temp, formatSocketmapReply, isBlankRequest, parseSocketmapRequest, type SocketmapReply } from "../protocol/socketmap.js";
 import { encodeNetstring, netstring, NetstringDecoder } from "../protocol/netstring.js";
@@ -54,10 +54,12 @@ export class SocketmapHandler {
     return recorded({ map, key: rawKey }, this.#answer, this.#recorder);
   }
 
-  readonly #answer = (q: Lookup): Maybe<SocketmapReply> => then(this.#facts.map(q.map, q.key), (ask) => {
+  readonly #answer = (q: Lookup): Maybe<SocketmapReply> => then(this.#facts.map(q.map, q.key), this.#answered);
+
+  readonly #answered = (ask: MapAsk): SocketmapReply => {
     if (ask.storeError !== undefined) return this.#failed(true, ask.storeError);
-    return this.#reply(q.map, ask.answer!);
-  });
+    return this.#reply(ask.view.map, ask.answer!);
+  };
 
   #reply(map: string, a: MapAnswer): SocketmapReply {
     if (a === ANSWERS.unknownMap) this.#unknownMap(map);

@@ -28,8 +28,6 @@ export interface Protocol<T> {
 
 export interface ConnectionInfo {
   readonly id: number;
-  /** Free slot for the protocol's per-connection memo. */
-  memo: unknown;
 }
 
 export interface ListenerEvents {
@@ -61,7 +59,7 @@ const MAX_QUEUED = 32;
 let nextConnId = 1;
 
 class Connection<T> {
-  readonly info: ConnectionInfo = { id: nextConnId++, memo: undefined };
+  readonly info: ConnectionInfo = { id: nextConnId++ };
   readonly #socket: net.Socket;
   readonly #framing: Framing<T>;
   readonly #owner: Listener<T>;
