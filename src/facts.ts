@@ -45,15 +45,50 @@ const NO_LIST: ListLookup = Object.freeze({ kind: "none" });
 /** More lookups than any rule has facts: a rule that keeps asking is a bug. */
 const MAX_STEPS = 32;
 
-/** One request's facts while its rule asks for them. */
-interface Ask<R, N extends string> {
-  decide(): R | N;
+/**
+ * One request's facts while its rule asks for them: the fields a rule reads
+ * (PolicyFacts, MapFacts) start undefined and are set by fetch().
+ */
+abstract class Ask<V, R extends object, N extends string> {
+  protected readonly facts: Facts;
+  readonly view: V;
+  readonly settings: RuleSettings;
+  readonly listsOn: boolean;
+  answer: R | null = null;
+  storeError: string | undefined = undefined;
+
+  constructor(f: Facts, view: V) {
+    this.facts = f;
+    this.view = view;
+    this.settings = f.settings;
+    this.listsOn = f.lists !== null;
+  }
+
+  protected abstract rule(): R | N;
+
   /** Look up `need` and record it (a store error recorded as storeError). */
-  fetch(need: N): Maybe<void>;
+  abstract fetch(need: N): Maybe<void>;
+
+  decide(): R | N {
+    const r = this.rule();
+    if (typeof r === "object") this.answer = r;
+    return r;
+  }
+
+  /** A store read; a store error becomes `storeError`. */
+  protected read<T>(run: () => T): T | undefined {
+    try {
+      return run();
+    } catch (err) {
+      if (!isStoreError(err)) throw err;
+      this.storeError = err instanceof Error ? err.message : String(err);
+      return undefined;
+    }
+  }
 }
 
 /** Run a rule to its answer, looking up each fact it names. */
-function gather<R extends object, N extends string>(ask: Ask<R, N>): Maybe<R> {
+function gather<R extends object, N extends string>(ask: Ask<unknown, R, N>): Maybe<R> {
   for (let i = 0; i < MAX_STEPS; i++) {
     const r = ask.decide();
     if (typeof r !== "object") {
@@ -101,7 +136,7 @@ export class Facts {
     return this.#run(ask);
   }
 
-  #run<A extends Ask<object, string>>(ask: A): Maybe<A> {
+  #run<A extends Ask<unknown, object, string>>(ask: A): Maybe<A> {
     const r = this.store.within(() => gather(ask));
     return r instanceof Promise ? r.then(() => ask) : ask;
   }
@@ -130,28 +165,11 @@ export class Facts {
   }
 }
 
-/** A store read; a store error becomes `storeError` on `into`. */
-function read<T>(into: { storeError?: string | undefined }, run: () => T): T | undefined {
-  try {
-    return run();
-  } catch (err) {
-    if (!isStoreError(err)) throw err;
-    into.storeError = err instanceof Error ? err.message : String(err);
-    return undefined;
-  }
-}
-
 const nullable = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
 
 /** A policy request's facts, filled in as the rules ask (rules/policy.ts). */
-export class PolicyAsk implements PolicyFacts, Ask<Decision, PolicyNeed> {
-  readonly #f: Facts;
-  readonly view: PolicyView;
-  readonly settings: RuleSettings;
-  readonly listsOn: boolean;
+export class PolicyAsk extends Ask<PolicyView, Decision, PolicyNeed> implements PolicyFacts {
   readonly trace = new Trace();
-  answer: Decision | null = null;
-  storeError: string | undefined = undefined;
   senderDomainRow: boolean | null | undefined = undefined;
   app: boolean | undefined = undefined;
   appAllowsSender: boolean | undefined = undefined;
@@ -166,51 +184,42 @@ export class PolicyAsk implements PolicyFacts, Ask<Decision, PolicyNeed> {
   recipientBaseUser: UserLookup | undefined = undefined;
   recipientList: ListLookup | undefined = undefined;
 
-  constructor(f: Facts, view: PolicyView) {
-    this.#f = f;
-    this.view = view;
-    this.settings = f.settings;
-    this.listsOn = f.lists !== null;
-  }
-
-  decide(): Decision | PolicyNeed {
-    const r = decidePolicy(this.view, this);
-    if (typeof r === "object") this.answer = r;
-    return r;
+  protected rule(): Decision | PolicyNeed {
+    return decidePolicy(this.view, this);
   }
 
   fetch(need: PolicyNeed): Maybe<void> {
-    const f = this.#f;
+    const f = this.facts;
     const v = this.view;
     const st = f.store;
     switch (need) {
       case "senderDomainRow":
-        this.senderDomainRow = nullable(read(this, () => st.domainEnabled(v.senderDomain!)));
+        this.senderDomainRow = nullable(this.read(() => st.domainEnabled(v.senderDomain!)));
         return;
       case "app":
-        this.app = read(this, () => st.appEnabled(v.login) === true);
+        this.app = this.read(() => st.appEnabled(v.login) === true);
         return;
       case "appAllowsSender":
-        this.appAllowsSender = read(this, () => st.appAllowsSender(v.login, v.sender));
+        this.appAllowsSender = this.read(() => st.appAllowsSender(v.login, v.sender));
         return;
       case "loginUser":
         return then(f.userByUsername(v.loginLower), (c) => void (this.loginUser = this.trace.note(c)));
       case "senderAlias":
-        this.senderAlias = nullable(read(this, () => st.alias(v.sender)));
+        this.senderAlias = nullable(this.read(() => st.alias(v.sender)));
         return;
       case "senderBaseAlias":
-        this.senderBaseAlias = nullable(read(this, () => st.alias(v.senderBase!)));
+        this.senderBaseAlias = nullable(this.read(() => st.alias(v.senderBase!)));
         return;
       case "senderDelegates":
-        this.senderDelegates = read(this, () => st.delegatedLogins(v.sender));
+        this.senderDelegates = this.read(() => st.delegatedLogins(v.sender));
         return;
       case "senderBaseDelegates":
-        this.senderBaseDelegates = read(this, () => st.delegatedLogins(v.senderBase!));
+        this.senderBaseDelegates = this.read(() => st.delegatedLogins(v.senderBase!));
         return;
       case "senderList":
         return then(f.list(v.sender), (l) => void (this.senderList = l));
       case "recipientRows":
-        this.recipientRows = read(this, () => st.addressRows(v.recipient, v.recipientBase, v.recipientDomain!));
+        this.recipientRows = this.read(() => st.addressRows(v.recipient, v.recipientBase, v.recipientDomain!));
         return;
       case "recipientUser":
         return then(f.userByEmail(v.recipient), (c) => void (this.recipientUser = this.trace.note(c)));
@@ -223,13 +232,7 @@ export class PolicyAsk implements PolicyFacts, Ask<Decision, PolicyNeed> {
 }
 
 /** A socketmap lookup's facts, filled in as the maps ask (rules/maps.ts). */
-export class MapAsk implements MapFacts, Ask<MapAnswer, MapNeed> {
-  readonly #f: Facts;
-  readonly view: MapView;
-  readonly settings: RuleSettings;
-  readonly listsOn: boolean;
-  answer: MapAnswer | null = null;
-  storeError: string | undefined = undefined;
+export class MapAsk extends Ask<MapView, MapAnswer, MapNeed> implements MapFacts {
   domainRow: boolean | null | undefined = undefined;
   rows: MapFacts["rows"] = undefined;
   list: ListLookup | undefined = undefined;
@@ -241,31 +244,22 @@ export class MapAsk implements MapFacts, Ask<MapAnswer, MapNeed> {
   baseDelegates: readonly string[] | undefined = undefined;
   apps: readonly string[] | undefined = undefined;
 
-  constructor(f: Facts, view: MapView) {
-    this.#f = f;
-    this.view = view;
-    this.settings = f.settings;
-    this.listsOn = f.lists !== null;
-  }
-
-  decide(): MapAnswer | MapNeed {
-    const r = answerMap(this.view, this);
-    if (typeof r === "object") this.answer = r;
-    return r;
+  protected rule(): MapAnswer | MapNeed {
+    return answerMap(this.view, this);
   }
 
   fetch(need: MapNeed): Maybe<void> {
-    const f = this.#f;
+    const f = this.facts;
     const v = this.view;
     const st = f.store;
     switch (need) {
       case "domainRow": {
         const d = v.map === "domain" ? v.key : v.parts!.domain;
-        this.domainRow = nullable(read(this, () => st.domainEnabled(d)));
+        this.domainRow = nullable(this.read(() => st.domainEnabled(d)));
         return;
       }
       case "rows":
-        this.rows = read(this, () => st.addressRows(v.key, v.base, v.parts!.domain));
+        this.rows = this.read(() => st.addressRows(v.key, v.base, v.parts!.domain));
         return;
       case "list":
         return then(f.list(v.key), (l) => void (this.list = l));
@@ -274,19 +268,19 @@ export class MapAsk implements MapFacts, Ask<MapAnswer, MapNeed> {
       case "baseUser":
         return then(f.userByEmail(v.base!), (c) => void (this.baseUser = c.lookup));
       case "alias":
-        this.alias = nullable(read(this, () => st.alias(v.key)));
+        this.alias = nullable(this.read(() => st.alias(v.key)));
         return;
       case "baseAlias":
-        this.baseAlias = nullable(read(this, () => st.alias(v.base!)));
+        this.baseAlias = nullable(this.read(() => st.alias(v.base!)));
         return;
       case "delegates":
-        this.delegates = read(this, () => st.delegatedLogins(v.key));
+        this.delegates = this.read(() => st.delegatedLogins(v.key));
         return;
       case "baseDelegates":
-        this.baseDelegates = read(this, () => st.delegatedLogins(v.base!));
+        this.baseDelegates = this.read(() => st.delegatedLogins(v.base!));
         return;
       case "apps":
-        this.apps = read(this, () => st.appsForSender(v.key));
+        this.apps = this.read(() => st.appsForSender(v.key));
         return;
     }
   }
