@@ -17,7 +17,7 @@ import { isValidAddress, stripExtension } from "./rules/address.js";
 import type { ListLookup, RuleSettings, UserLookup } from "./rules/facts.js";
 import type { PolicyRequest } from "./protocol/policy.js";
 import { decidePolicy, policyView, type Decision, type PolicyFacts, type PolicyNeed, type PolicyView } from "./rules/policy.js";
-import { answerMap, mapView, type MapAnswer, type MapFacts, type MapNeed, type MapView } from "./rules/maps.js";
+import { answerMap, type MapAnswer, type MapFacts, type MapNeed, type MapView } from "./rules/maps.js";
 import { then, type Maybe } from "./maybe.js";
 
 export type { RuleSettings } from "./rules/facts.js";
@@ -66,24 +66,24 @@ abstract class Ask<V, R extends object, N extends string> {
 
   protected abstract rule(): R | N;
 
-  /** Look up `need` and record it (a store error recorded as storeError). */
-  abstract fetch(need: N): Maybe<void>;
+  /** Look up `need` and record it; a store read that throws throws here (synchronously). */
+  protected abstract lookUp(need: N): Maybe<void>;
 
-  decide(): R | N {
-    const r = this.rule();
-    if (typeof r === "object") this.answer = r;
-    return r;
-  }
-
-  /** A store read; a store error becomes `storeError`. */
-  protected read<T>(run: () => T): T | undefined {
+  /** Look up `need` and record it; a store error is recorded as storeError. */
+  fetch(need: N): Maybe<void> {
     try {
-      return run();
+      return this.lookUp(need);
     } catch (err) {
       if (!isStoreError(err)) throw err;
       this.storeError = err instanceof Error ? err.message : String(err);
       return undefined;
     }
+  }
+
+  decide(): R | N {
+    const r = this.rule();
+    if (typeof r === "object") this.answer = r;
+    return r;
   }
 }
 
@@ -130,10 +130,9 @@ export class Facts {
     return this.#run(ask);
   }
 
-  /** Answer a socketmap lookup. */
-  map(map: string, rawKey: string): Maybe<MapAsk> {
-    const ask = new MapAsk(this, mapView(map, rawKey, this.settings));
-    return this.#run(ask);
+  /** Answer a socketmap lookup (its view: rules/maps.ts mapView). */
+  map(view: MapView): Maybe<MapAsk> {
+    return this.#run(new MapAsk(this, view));
   }
 
   #run<A extends Ask<unknown, object, string>>(ask: A): Maybe<A> {
@@ -188,38 +187,38 @@ export class PolicyAsk extends Ask<PolicyView, Decision, PolicyNeed> implements 
     return decidePolicy(this.view, this);
   }
 
-  fetch(need: PolicyNeed): Maybe<void> {
+  protected lookUp(need: PolicyNeed): Maybe<void> {
     const f = this.facts;
     const v = this.view;
     const st = f.store;
     switch (need) {
       case "senderDomainRow":
-        this.senderDomainRow = nullable(this.read(() => st.domainEnabled(v.senderDomain!)));
+        this.senderDomainRow = nullable(st.domainEnabled(v.senderDomain!));
         return;
       case "app":
-        this.app = this.read(() => st.appEnabled(v.login) === true);
+        this.app = st.appEnabled(v.login) === true;
         return;
       case "appAllowsSender":
-        this.appAllowsSender = this.read(() => st.appAllowsSender(v.login, v.sender));
+        this.appAllowsSender = st.appAllowsSender(v.login, v.sender);
         return;
       case "loginUser":
         return then(f.userByUsername(v.loginLower), (c) => void (this.loginUser = this.trace.note(c)));
       case "senderAlias":
-        this.senderAlias = nullable(this.read(() => st.alias(v.sender)));
+        this.senderAlias = nullable(st.alias(v.sender));
         return;
       case "senderBaseAlias":
-        this.senderBaseAlias = nullable(this.read(() => st.alias(v.senderBase!)));
+        this.senderBaseAlias = nullable(st.alias(v.senderBase!));
         return;
       case "senderDelegates":
-        this.senderDelegates = this.read(() => st.delegatedLogins(v.sender));
+        this.senderDelegates = st.delegatedLogins(v.sender);
         return;
       case "senderBaseDelegates":
-        this.senderBaseDelegates = this.read(() => st.delegatedLogins(v.senderBase!));
+        this.senderBaseDelegates = st.delegatedLogins(v.senderBase!);
         return;
       case "senderList":
         return then(f.list(v.sender), (l) => void (this.senderList = l));
       case "recipientRows":
-        this.recipientRows = this.read(() => st.addressRows(v.recipient, v.recipientBase, v.recipientDomain!));
+        this.recipientRows = st.addressRows(v.recipient, v.recipientBase, v.recipientDomain!);
         return;
       case "recipientUser":
         return then(f.userByEmail(v.recipient), (c) => void (this.recipientUser = this.trace.note(c)));
@@ -248,18 +247,18 @@ export class MapAsk extends Ask<MapView, MapAnswer, MapNeed> implements MapFacts
     return answerMap(this.view, this);
   }
 
-  fetch(need: MapNeed): Maybe<void> {
+  protected lookUp(need: MapNeed): Maybe<void> {
     const f = this.facts;
     const v = this.view;
     const st = f.store;
     switch (need) {
       case "domainRow": {
         const d = v.map === "domain" ? v.key : v.parts!.domain;
-        this.domainRow = nullable(this.read(() => st.domainEnabled(d)));
+        this.domainRow = nullable(st.domainEnabled(d));
         return;
       }
       case "rows":
-        this.rows = this.read(() => st.addressRows(v.key, v.base, v.parts!.domain));
+        this.rows = st.addressRows(v.key, v.base, v.parts!.domain);
         return;
       case "list":
         return then(f.list(v.key), (l) => void (this.list = l));
@@ -268,19 +267,19 @@ export class MapAsk extends Ask<MapView, MapAnswer, MapNeed> implements MapFacts
       case "baseUser":
         return then(f.userByEmail(v.base!), (c) => void (this.baseUser = c.lookup));
       case "alias":
-        this.alias = nullable(this.read(() => st.alias(v.key)));
+        this.alias = nullable(st.alias(v.key));
         return;
       case "baseAlias":
-        this.baseAlias = nullable(this.read(() => st.alias(v.base!)));
+        this.baseAlias = nullable(st.alias(v.base!));
         return;
       case "delegates":
-        this.delegates = this.read(() => st.delegatedLogins(v.key));
+        this.delegates = st.delegatedLogins(v.key);
         return;
       case "baseDelegates":
-        this.baseDelegates = this.read(() => st.delegatedLogins(v.base!));
+        this.baseDelegates = st.delegatedLogins(v.base!);
         return;
       case "apps":
-        this.apps = this.read(() => st.appsForSender(v.key));
+        this.apps = st.appsForSender(v.key);
         return;
     }
   }

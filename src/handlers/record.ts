@@ -22,17 +22,18 @@ export interface Recorder<Q, R> {
 export function recorded<Q, R>(q: Q, decide: (q: Q) => Maybe<R>, rec: Recorder<Q, R>): Maybe<R> {
   const timed = rec.timed();
   const started = timed ? performance.now() : 0;
-  const done = (r: R): R => {
-    if (timed || rec.alwaysReported?.(r) === true) rec.report(q, r, timed ? (performance.now() - started) / 1000 : 0);
-    return r;
-  };
   let r: Maybe<R>;
   try {
     r = decide(q);
   } catch (err) {
-    return done(rec.failed(q, err));
+    r = rec.failed(q, err);
   }
-  if (r instanceof Promise) return r.catch((err: unknown) => rec.failed(q, err)).then(done);
-  return done(r);
+  if (r instanceof Promise) return r.catch((err: unknown) => rec.failed(q, err)).then((x) => finish(q, x, rec, started));
+  return finish(q, r, rec, started);
 }
 
+/** `started` is 0 when not timed (no clock read on the hot path). */
+function finish<Q, R>(q: Q, r: R, rec: Recorder<Q, R>, started: number): R {
+  if (started !== 0 || rec.alwaysReported?.(r) === true) rec.report(q, r, started !== 0 ? (performance.now() - started) / 1000 : 0);
+  return r;
+}

@@ -4,7 +4,7 @@
 
 import type { Logger } from "pino";
 import { isStoreError, type Facts, type MapAsk } from "../facts.js";
-import { ANSWERS, MAP_NAMES, type MapAnswer } from "../rules/maps.js";
+import { ANSWERS, MAP_NAMES, mapView, type MapAnswer, type MapView } from "../rules/maps.js";
 import { NOTFOUND, temp, formatSocketmapReply, isBlankRequest, parseSocketmapRequest, type SocketmapReply } from "../protocol/socketmap.js";
 import { encodeNetstring, netstring, NetstringDecoder } from "../protocol/netstring.js";
 import type { Framing, Protocol } from "../server/listener.js";
@@ -22,18 +22,13 @@ const MAX_UNKNOWN_MAPS_WARNED = 16;
 /** Distinct map warnings (list problems) logged; past this many, no more. */
 const MAX_WARNED = 1000;
 
-interface Lookup {
-  readonly map: string;
-  readonly key: string;
-}
-
 export class SocketmapHandler {
   readonly #facts: Facts;
   readonly #log: Logger;
   readonly #events: SocketmapEvents;
   readonly #unknownMaps = new Set<string>();
   readonly #warned = new Set<string>();
-  readonly #recorder: Recorder<Lookup, SocketmapReply>;
+  readonly #recorder: Recorder<MapView, SocketmapReply>;
 
   constructor(facts: Facts, log: Logger, events: SocketmapEvents = {}) {
     this.#facts = facts;
@@ -44,17 +39,17 @@ export class SocketmapHandler {
       failed: (_q, err) => this.#failed(isStoreError(err), err instanceof Error ? err.message : String(err)),
       report: (q, r, seconds) => {
         this.#events.onRequest?.(q.map, r.status, seconds);
-        if (this.#log.isLevelEnabled("debug")) this.#log.debug({ map: q.map, key: q.key, status: r.status, ms: seconds * 1000 }, "socketmap lookup");
+        if (this.#log.isLevelEnabled("debug")) this.#log.debug({ map: q.map, key: q.rawKey, status: r.status, ms: seconds * 1000 }, "socketmap lookup");
       },
     };
   }
 
   /** Answer one lookup; never throws or rejects. */
   answer(map: string, rawKey: string): Maybe<SocketmapReply> {
-    return recorded({ map, key: rawKey }, this.#answer, this.#recorder);
+    return recorded(mapView(map, rawKey, this.#facts.settings), this.#answer, this.#recorder);
   }
 
-  readonly #answer = (q: Lookup): Maybe<SocketmapReply> => then(this.#facts.map(q.map, q.key), this.#answered);
+  readonly #answer = (v: MapView): Maybe<SocketmapReply> => then(this.#facts.map(v), this.#answered);
 
   readonly #answered = (ask: MapAsk): SocketmapReply => {
     if (ask.storeError !== undefined) return this.#failed(true, ask.storeError);

@@ -40,31 +40,35 @@ export interface MapAnswer {
   readonly warning?: MapWarning;
 }
 
-const answer = (reply: SocketmapReply, reason: string): MapAnswer => Object.freeze({ reply, reason });
+// Not frozen: OK answers are made per lookup, and freezing a fresh object costs more than the lookup's rule (measured).
+const answer = (reply: SocketmapReply, reason: string): MapAnswer => ({ reply, reason });
+const fixed = (reply: SocketmapReply, reason: string): MapAnswer => Object.freeze(answer(reply, reason));
 
 /** Constant answers (shared: the hot path allocates none for them). */
 export const ANSWERS = {
-  noAddress: answer(NOTFOUND, "no-address"),
-  notLocal: answer(NOTFOUND, "not-local"),
-  aliasDisabled: answer(NOTFOUND, "alias-disabled"),
-  noAlias: answer(NOTFOUND, "no-alias"),
-  catchAllUser: answer(NOTFOUND, "catch-all-user-exists"),
-  listIsUser: answer(NOTFOUND, "list-is-user"),
-  listEmpty: answer(NOTFOUND, "list-empty"),
-  userDisabled: answer(NOTFOUND, "user-disabled"),
-  noSuchUser: answer(NOTFOUND, "no-such-user"),
-  noSenders: answer(NOTFOUND, "no-senders"),
-  idpTemp: answer(IDP_TEMP, "idp-unavailable"),
-  idpFailOpen: answer(NOTFOUND, "idp-unavailable-fail-open"),
-  unknownMap: answer(NOTFOUND, "unknown-map"),
-  dbError: answer(DB_TEMP, "database-error"),
-  internalError: answer(DB_TEMP, "internal-error"),
+  noAddress: fixed(NOTFOUND, "no-address"),
+  notLocal: fixed(NOTFOUND, "not-local"),
+  aliasDisabled: fixed(NOTFOUND, "alias-disabled"),
+  noAlias: fixed(NOTFOUND, "no-alias"),
+  catchAllUser: fixed(NOTFOUND, "catch-all-user-exists"),
+  listIsUser: fixed(NOTFOUND, "list-is-user"),
+  listEmpty: fixed(NOTFOUND, "list-empty"),
+  userDisabled: fixed(NOTFOUND, "user-disabled"),
+  noSuchUser: fixed(NOTFOUND, "no-such-user"),
+  noSenders: fixed(NOTFOUND, "no-senders"),
+  idpTemp: fixed(IDP_TEMP, "idp-unavailable"),
+  idpFailOpen: fixed(NOTFOUND, "idp-unavailable-fail-open"),
+  unknownMap: fixed(NOTFOUND, "unknown-map"),
+  dbError: fixed(DB_TEMP, "database-error"),
+  internalError: fixed(DB_TEMP, "internal-error"),
 } as const;
 const A = ANSWERS;
 
 /** The key as the maps read it: normalised and split once. */
 export interface MapView {
   readonly map: string;
+  /** The key as Postfix sent it (for the log line). */
+  readonly rawKey: string;
   readonly key: string;
   /** null for a key without a local part and a domain (a bare domain, say). */
   readonly parts: SplitAddress | null;
@@ -76,7 +80,7 @@ export interface MapView {
 export function mapView(map: string, rawKey: string, s: RuleSettings): MapView {
   const key = normalize(rawKey);
   const x = stripExtension(key, s.delimiter);
-  return { map, key, parts: split(key), base: x?.base ?? null, ext: x?.ext ?? "" };
+  return { map, rawKey, key, parts: split(key), base: x?.base ?? null, ext: x?.ext ?? "" };
 }
 
 /** What the maps may need; names not yet set are asked for (see src/rules/facts.ts). */
