@@ -8,6 +8,7 @@
 import { LRUCache } from "lru-cache";
 import { NOT_FOUND, type DirectoryUser, type IdentitySource, type Lookup } from "./lookup.js";
 import { detach } from "../strings.js";
+import type { Maybe } from "../maybe.js";
 
 export interface CacheSettings {
   readonly ttlSeconds: number;
@@ -100,18 +101,18 @@ export class DirectoryCache {
    * is "not found", never asked); only admitted keys are ever cached, so a
    * hit needs no screening.
    */
-  byUsername(username: string, admit?: (username: string) => boolean): CachedLookup | Promise<CachedLookup> {
+  byUsername(username: string, admit?: (username: string) => boolean): Maybe<CachedLookup> {
     return this.#get(USERNAME + username, username, "userByUsername", admit);
   }
 
   /** Addresses are their own keys; one starting like a username key is refused before the LRU is asked. */
-  byEmail(email: string, admit?: (email: string) => boolean): CachedLookup | Promise<CachedLookup> {
+  byEmail(email: string, admit?: (email: string) => boolean): Maybe<CachedLookup> {
     if (email.startsWith(USERNAME)) return NOT_ASKED;
     return this.#get(email, email, "userByEmail", admit);
   }
 
   /** Synchronous on a fresh hit (no promise, no allocation beyond the result). */
-  #get(key: string, arg: string, op: "userByUsername" | "userByEmail", admit?: (arg: string) => boolean): CachedLookup | Promise<CachedLookup> {
+  #get(key: string, arg: string, op: "userByUsername" | "userByEmail", admit?: (arg: string) => boolean): Maybe<CachedLookup> {
     const now = this.#now();
     const entry = this.#lru.get(key);
     if (entry && now < entry.freshUntil) {
