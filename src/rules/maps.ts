@@ -192,12 +192,14 @@ function list(v: MapView, f: MapFacts, l: MailList): MapAnswer | MapNeed {
   }
   if (l.members.length === 0) return A.listEmpty;
   const value = l.members.join(",");
-  if (value.length + 3 > MAX_REPLY_BYTES) {
+  // Postfix limits the reply in bytes ("OK " + value), not in UTF-16 units.
+  const bytes = Buffer.byteLength(value, "utf8") + 3;
+  if (bytes > MAX_REPLY_BYTES) {
     return {
       reply: LIST_TOO_LARGE, reason: "list-too-large",
       warning: {
         key: `large:${l.address}`, level: "error",
-        fields: { address: l.address, group: l.path, members: l.members.length, bytes: value.length + 3, max: MAX_REPLY_BYTES },
+        fields: { address: l.address, group: l.path, members: l.members.length, bytes, max: MAX_REPLY_BYTES },
         msg: "list expansion is larger than Postfix's socketmap_max_reply_size: answered TEMP (mail to it is deferred); split the list into subgroup lists",
       },
     };
