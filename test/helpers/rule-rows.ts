@@ -163,6 +163,8 @@ export interface MapRow {
   readonly warns?: string;
 }
 
+/** 8,000 members of 11 characters but 12 UTF-8 bytes: 96,002 characters with "OK ", 104,002 bytes. */
+const WIDE = Array.from({ length: 8_000 }, (_, i) => `é${String(i).padStart(4, "0")}@d1.te`);
 const BIG = Array.from({ length: 8000 }, (_, i) => `member${i}@d1.test`);
 
 export const MAP_ROWS: readonly MapRow[] = [
@@ -199,6 +201,7 @@ export const MAP_ROWS: readonly MapRow[] = [
   { name: "a user wins over a list (one warning)", map: "alias", key: "team@d1.test", facts: { listsOn: true, rows: rows({ domainEnabled: true }), list: list({}), user: found("team", "team@d1.test") }, want: ["NOTFOUND", "list-is-user"], warns: "user:team@d1.test" },
   { name: "a list without members", map: "alias", key: "team@d1.test", facts: { listsOn: true, rows: rows({ domainEnabled: true }), list: list({ members: [] }), user: NOBODY }, want: ["NOTFOUND", "list-empty"] },
   { name: "a list too large for Postfix (one error line)", readme: "TEMP list expansion exceeds socketmap_max_reply_size", map: "alias", key: "team@d1.test", facts: { listsOn: true, rows: rows({ domainEnabled: true }), list: list({ members: BIG }), user: NOBODY }, want: ["TEMP list expansion exceeds socketmap_max_reply_size", "list-too-large"], warns: "large:team@d1.test" },
+  { name: "a list over the limit in bytes, not in characters", map: "alias", key: "team@d1.test", facts: { listsOn: true, rows: rows({ domainEnabled: true }), list: list({ members: WIDE }), user: NOBODY }, want: ["TEMP list expansion exceeds socketmap_max_reply_size", "list-too-large"], warns: "large:team@d1.test" },
   { name: "no list: the catch-all", map: "alias", key: "anything@d2.test", facts: { listsOn: true, rows: rows({ domainEnabled: true, catchAll: alias("dave", "d2.test") }), list: NO_LIST, user: NOBODY }, want: ["OK dave@d2.test", "catch-all"] },
   // senders
   { name: "the user whose primary email it is", readme: "senders", map: "senders", key: "alice@d1.test", facts: { user: ALICE, alias: null, domainRow: true, delegates: [], apps: [] }, want: ["OK alice", "senders"] },
