@@ -3,7 +3,7 @@
 // command-line tool in another process, WAL checkpoints and restarts in
 // between) is seen by the next request: within() asks whether the file
 // changed once for the request (or batch of requests) it runs, and reads
-// outside ask every time (src/store/sqlite/freshness.ts states the rule).
+// outside ask every time (src/store/sqlite/wal-index.ts states the rule).
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
