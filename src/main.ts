@@ -4,8 +4,8 @@
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { Command, CommanderError } from "commander";
-import { stringify } from "yaml";
-import { ConfigError, DEFAULT_CONFIG_PATH, describeAddress, loadConfig } from "./config/load.js";
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "./config/load.js";
+import { effectiveSettings } from "./config/effective.js";
 import { DEFAULTS, type Config } from "./config/types.js";
 import { createLogger } from "./log.js";
 import { startDaemon, type Daemon } from "./start.js";
@@ -14,7 +14,6 @@ import { testIdp } from "./idp-check/run.js";
 import { lookupUser } from "./system/accounts.js";
 import type { Metrics } from "./metrics.js";
 import { StoreError } from "./store/errors.js";
-import { redactUrl } from "./quota/redis-counters.js";
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -32,33 +31,11 @@ function load(path: string): Config {
   }
 }
 
-/** The effective config with secrets replaced (its warnings are printed apart). */
-export function redacted(cfg: Config): unknown {
-  const kc = cfg.idp.keycloak;
-  const ak = cfg.idp.authentik;
-  const { warnings: _warnings, ...rest } = cfg;
-  return {
-    ...rest,
-    idp: {
-      ...cfg.idp,
-      keycloak: kc ? { ...kc, clientSecret: kc.clientSecret ? "[redacted]" : "" } : null,
-      authentik: ak ? { ...ak, apiToken: ak.apiToken ? "[redacted]" : "" } : null,
-    },
-    quotas: { ...cfg.quotas, redis: { ...cfg.quotas.redis, url: redactUrl(cfg.quotas.redis.url) } },
-    sockets: {
-      ...cfg.sockets,
-      policy: describeAddress(cfg.sockets.policy),
-      socketmap: describeAddress(cfg.sockets.socketmap),
-      mode: "0" + cfg.sockets.mode.toString(8),
-    },
-  };
-}
-
 function checkConfig(path: string): void {
   const cfg = load(path);
   // Warnings do not fail the check: the service runs it before every start.
   for (const w of cfg.warnings) process.stderr.write(`mailcloak: warning: ${w}\n`);
-  process.stdout.write(`# ${path}: valid\n` + stringify(redacted(cfg)));
+  process.stdout.write(`# ${path}: valid\n` + effectiveSettings(cfg));
 }
 
 type Privileges =
