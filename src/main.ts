@@ -1,5 +1,6 @@
 // Daemon entry: argv → config → startDaemon(); privileges, signals, pid
-// file. The only place that calls process.exit.
+// file. The only place that calls process.exit. Importing it runs nothing:
+// bin/mailcloak calls main().
 
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
@@ -7,7 +8,7 @@ import { Command, CommanderError } from "commander";
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "./config/load.js";
 import { effectiveSettings } from "./config/effective.js";
 import { DEFAULTS, type Config } from "./config/types.js";
-import { createLogger } from "./log.js";
+import { createLogger, exitAfterFlush, onFatal } from "./log.js";
 import { startDaemon, type Daemon } from "./start.js";
 import { heapFit } from "./system/heap.js";
 import { testIdp } from "./idp-check/run.js";
@@ -75,6 +76,7 @@ async function testIdpCommand(path: string, user: string | undefined): Promise<v
 async function run(path: string): Promise<void> {
   const cfg = load(path);
   const log = createLogger(cfg.log.level);
+  onFatal(log);
   for (const w of cfg.warnings) log.warn(w);
   const priv = privileges(cfg);
 
@@ -152,11 +154,10 @@ async function run(path: string): Promise<void> {
         }
       }
       log.info("stopped");
-      log.flush();
-      setTimeout(() => process.exit(0), 50).unref();
+      exitAfterFlush(log, 0);
     }, (err: unknown) => {
       log.error({ err: String(err) }, "error while stopping");
-      process.exit(1);
+      exitAfterFlush(log, 1);
     });
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
@@ -207,13 +208,11 @@ export function buildProgram(): Command {
   return program;
 }
 
-export async function main(argv: string[]): Promise<void> {
+export async function main(argv: readonly string[] = process.argv): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram().parseAsync([...argv]);
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
     fail(err instanceof Error ? err.message : String(err), 1);
   }
 }
-
-await main(process.argv);

@@ -46,11 +46,31 @@ export function resolveSettings(opts: GlobalOptions, warn: Warn): Settings {
     }
   }
   for (const w of config?.warnings ?? []) warn(`warning: ${w}`);
+  const dbPath = opts.db ?? config?.sqlite.path ?? DEFAULTS.sqlitePath;
+  refuseDatabaseUrl(dbPath, opts.db !== undefined ? "--db" : `${config?.file ?? "config"}: sqlite.path`);
   return {
-    dbPath: opts.db ?? config?.sqlite.path ?? DEFAULTS.sqlitePath,
+    dbPath,
     busyTimeoutMs: config?.sqlite.busyTimeoutMs ?? DEFAULTS.busyTimeoutMs,
     config,
   };
+}
+
+/** `scheme://...`: the scheme, else null. */
+function urlScheme(value: string): string | null {
+  return /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(value)?.[1] ?? null;
+}
+
+/**
+ * A database location that looks like a URL names a backend mailcloakctl does
+ * not have yet; SQLite would take it as a relative path and create a directory
+ * named after the scheme. Refused before anything is written. This is the one
+ * place to admit a scheme once a backend for it exists. The URL itself is not
+ * repeated: it may carry a password.
+ */
+export function refuseDatabaseUrl(location: string, from: string): void {
+  const scheme = urlScheme(location.trim());
+  if (scheme === null) return;
+  throw new CliError(EXIT_CODES.usage, `${from}: a ${scheme}:// URL, but only SQLite databases are supported: give the database file's path (e.g. ${DEFAULTS.sqlitePath})`);
 }
 
 /** Open the DB for an admin command; any failure to open it is exit 3. */
