@@ -8,11 +8,11 @@
 // an `unavailable` lookup, a failing store read sets `storeError`; only our
 // own bugs are exceptions.
 
-import Database from "better-sqlite3";
 import type { Config } from "./config/types.js";
 import type { CacheOutcome, CachedLookup, DirectoryCache } from "./directory/cache.js";
 import type { ListDirectory } from "./directory/lists.js";
-import { StoreError, type Store } from "./store/sqlite.js";
+import { StoreError } from "./store/errors.js";
+import type { StoreReader } from "./store/types.js";
 import { isValidAddress, stripExtension } from "./rules/address.js";
 import type { ListLookup, RuleSettings, UserLookup } from "./rules/facts.js";
 import type { PolicyRequest } from "./protocol/policy.js";
@@ -33,7 +33,7 @@ export function ruleSettings(cfg: Config): RuleSettings {
 
 /** An error of the store (SQLite busy or I/O, the database file gone): the database-error answers, not a bug. */
 export function isStoreError(err: unknown): boolean {
-  return err instanceof Database.SqliteError || err instanceof StoreError;
+  return err instanceof StoreError; // the reader throws nothing else for a database failure
 }
 
 /** Usernames that could be a Keycloak login; others never reach the IdP. */
@@ -111,13 +111,13 @@ class Trace {
 }
 
 export class Facts {
-  readonly store: Store;
+  readonly store: StoreReader;
   readonly cache: DirectoryCache;
   settings: RuleSettings;
   /** Distribution lists from Keycloak groups, or null when lists.parent_group is unset. */
   lists: ListDirectory | null;
 
-  constructor(store: Store, cache: DirectoryCache, settings: RuleSettings, lists: ListDirectory | null = null) {
+  constructor(store: StoreReader, cache: DirectoryCache, settings: RuleSettings, lists: ListDirectory | null = null) {
     this.store = store;
     this.cache = cache;
     this.settings = settings;

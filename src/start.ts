@@ -6,7 +6,8 @@ import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "./config/types.js";
 import { restartKeys } from "./config/effective.js";
-import { Store } from "./store/sqlite.js";
+import { openStore } from "./store/open.js";
+import type { StoreReader } from "./store/types.js";
 import { DirectoryCache } from "./directory/cache.js";
 import type { IdentitySource } from "./directory/lookup.js";
 import { StaticSource } from "./directory/static.js";
@@ -25,12 +26,12 @@ import type { Metrics } from "./metrics.js";
 import { QuotaCheck } from "./quota/check.js";
 import { openCounters } from "./quota/open.js";
 import { RedisCounters } from "./quota/redis-counters.js";
-import { SqliteCounters } from "./quota/sqlite-counters.js";
+import { SqliteCounters } from "./store/sqlite/counters.js";
 
 export interface Daemon {
   readonly config: Config;
   readonly listeners: { readonly policy: Listener<unknown>; readonly socketmap: Listener<unknown> };
-  readonly store: Store;
+  readonly store: StoreReader;
   readonly cache: DirectoryCache;
   /** Apply a new, already validated config (SIGHUP). Sockets and DB path are kept. */
   reload(next: Config): Promise<string[]>;
@@ -143,10 +144,10 @@ export interface StartOptions {
 
 export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics, opts: StartOptions = {}): Promise<Daemon> {
   const owner = socketOwnership(cfg);
-  const store = Store.open(cfg.sqlite.path, cfg.sqlite.busyTimeoutMs, {
+  const store = await openStore(cfg.sqlite.path, { busyTimeoutMs: cfg.sqlite.busyTimeoutMs, events: {
     onUnavailable: (reason) => log.error({ reason }, "database unavailable: answering 451 4.3.0 / TEMP until it is back"),
     onRecovered: () => log.info({ db: cfg.sqlite.path }, "database available again"),
-  });
+  } });
   let current = cfg;
   const source = createSource(cfg, log, metrics);
   const cache = new DirectoryCache(source, cfg.cache, metrics?.cacheEvents);

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import Database from "better-sqlite3";
+import { rawDb } from "./helpers/sqlite.js";
 import { main, type Io } from "../src/cli/mailcloakctl.js";
 import { MIN_APP_PASSWORD_LENGTH } from "../src/cli/password-input.js";
 import { verifyAppPassword } from "../src/store/password.js";
@@ -54,7 +54,7 @@ async function freshDb(): Promise<string> {
 }
 
 function rows<T>(db: string, sql: string): T[] {
-  const d = new Database(db, { readonly: true });
+  const d = rawDb(db, { readonly: true });
   try {
     return d.prepare(sql).all() as T[];
   } finally {

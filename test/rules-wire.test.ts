@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { rmSync } from "node:fs";
 import { Writable } from "node:stream";
 import pino from "pino";
-import { AdminStore, Store } from "../src/store/sqlite.js";
+import { initStore, openStore } from "../src/store/open.js";
 import { DirectoryCache } from "../src/directory/cache.js";
 import { StaticSource } from "../src/directory/static.js";
 import { Facts } from "../src/facts.js";
@@ -23,10 +23,10 @@ import { Client, policyQuery, socketmapQuery, tempDir } from "./helpers/daemon.j
 
 const dir = tempDir("mailcloak-wire-");
 const db = join(dir, "state.db");
-const admin = AdminStore.init(db).store;
-admin.addDomain("d1.test");
-admin.addAlias("sales@d1.test", "alice");
-admin.close();
+const admin = (await initStore(db, { busyTimeoutMs: 1000 })).store;
+await admin.addDomain("d1.test");
+await admin.addAlias("sales@d1.test", "alice");
+await admin.close();
 
 const lines: Record<string, unknown>[] = [];
 const sink = new Writable({
@@ -36,7 +36,7 @@ const sink = new Writable({
   },
 });
 const log = pino({ level: "debug" }, sink);
-const store = Store.open(db, 1000);
+const store = await openStore(db, { busyTimeoutMs: 1000 });
 const cache = new DirectoryCache(new StaticSource([{ username: "alice", email: "alice@d1.test", enabled: true, attributes: {} }]),
   { ttlSeconds: 60, negativeTtlSeconds: 30, maxEntries: 100, staleSeconds: 0 });
 const facts = new Facts(store, cache, { failureMode: "tempfail", delimiter: "+", sendAllowedAttribute: null, configDomains: new Set() });

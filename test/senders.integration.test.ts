@@ -8,12 +8,12 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import Database from "better-sqlite3";
+import { rawDb, type RawDb } from "./helpers/sqlite.js";
 import { ctl, ctlOk, policyQuery, ROOT, socketmapQuery, type Client, type DaemonProcess } from "./helpers/daemon.js";
 import { servedDaemon, type ServedDaemon } from "./helpers/fixtures.js";
 import { AUTH } from "./helpers/tables.js";
 import { ACTIONS } from "../src/handlers/policy.js";
-import { SENDER_DELEGATIONS_DDL } from "../src/store/delegations.js";
+import { SENDER_DELEGATIONS_DDL } from "../src/store/sqlite/schema.js";
 
 let served: ServedDaemon | undefined;
 let daemon: DaemonProcess;
@@ -30,7 +30,7 @@ after(async () => {
 });
 
 const rows = (): unknown[] => {
-  const d = new Database(daemon.db, { readonly: true });
+  const d = rawDb(daemon.db, { readonly: true });
   try {
     const has = d.prepare("SELECT 1 FROM sqlite_master WHERE name = 'sender_delegations'").get() !== undefined;
     return has ? d.prepare("SELECT from_addr, login FROM sender_delegations ORDER BY 1, 2").all() : [];
@@ -44,8 +44,8 @@ test("db-init.sql creates sender_delegations with the statement mailcloakctl run
 });
 
 test("db-init.sql does not contradict the Go schema: Go's objects as Go makes them, user_version 1, the extra tables touch none of Go's", () => {
-  const open = (sql: string): Database.Database => {
-    const d = new Database(":memory:");
+  const open = (sql: string): RawDb => {
+    const d = rawDb(":memory:");
     d.exec(sql);
     return d;
   };
@@ -54,10 +54,10 @@ test("db-init.sql does not contradict the Go schema: Go's objects as Go makes th
   ours.exec(SENDER_DELEGATIONS_DDL); // what the first `senders allow` runs on an older database
   try {
     type Obj = { type: string; name: string; tbl_name: string; sql: string | null };
-    const objects = (d: Database.Database): Map<string, Obj> => new Map(
+    const objects = (d: RawDb): Map<string, Obj> => new Map(
       (d.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").all() as Obj[]).map((o) => [o.name, o]),
     );
-    const shape = (d: Database.Database, o: Obj): unknown => o.type === "table"
+    const shape = (d: RawDb, o: Obj): unknown => o.type === "table"
       ? { columns: d.pragma(`table_xinfo(${o.name})`), keys: d.pragma(`foreign_key_list(${o.name})`) }
       : o.type === "index" ? d.pragma(`index_xinfo(${o.name})`) : (o.sql ?? "").replace(/\s+/g, " ").replace(/ ?([(),+=<>;]) ?/g, "$1").trim(); // a trigger's text, layout aside
     const g = objects(go);
@@ -162,7 +162,7 @@ describe("the daemon honours delegations", () => {
   });
 
   test("a database without the table (as the Go version makes it) answers, and the first allow creates it", async () => {
-    const d = new Database(daemon.db);
+    const d = rawDb(daemon.db);
     d.exec("DROP TABLE sender_delegations");
     d.close();
     assert.equal(await socketmapQuery(sm, "senders", "info@d1.test"), "NOTFOUND");

@@ -3,7 +3,7 @@
 // store's row objects, fields as the Go version names them (times stay epoch
 // seconds there). Secret hashes are never in a row.
 
-import type { AliasRow, AppRow, DomainRow } from "../store/sqlite.js";
+import type { AliasRow, AppRow, DomainRow } from "../store/types.js";
 
 const state = (enabled: boolean): string => (enabled ? "enabled" : "disabled");
 
