@@ -23,6 +23,7 @@
 // - Rows use the Go version's column names (its `--json` output).
 
 import type { LimitName, LimitOverride } from "../quota/limits.js";
+import type { AddressRows, AliasTarget } from "../rules/facts.js";
 
 // Rows -----------------------------------------------------------------------
 
@@ -59,23 +60,9 @@ export interface QuotaLimitRow extends LimitOverride {
   readonly updated_at: number;
 }
 
-/** What the daemon needs to know about an alias. */
-export interface AliasTarget {
-  readonly targetUser: string;
-  readonly domain: string;
-  /** Alias row and its domain both enabled. */
-  readonly active: boolean;
-}
-
-/** Everything an address in one domain can match, from one question. */
-export interface AddressRows {
-  /** The domain's row: true enabled, false disabled, undefined absent. */
-  readonly domainEnabled: boolean | undefined;
-  readonly exact: AliasTarget | undefined;
-  /** The alias for the address without its extension (when one was given). */
-  readonly base: AliasTarget | undefined;
-  readonly catchAll: AliasTarget | undefined;
-}
+// The shapes of what the reader returns are the facts the rules read
+// (src/rules/facts.ts): the store produces them, the rules define them.
+export type { AddressRows, AliasTarget };
 
 // The daemon's reader -----------------------------------------------------------
 
