@@ -17,8 +17,9 @@
 // the admin client sent (same parameters, same order); the token request and
 // the group reads (adminGet) stay on fetch: they are rare.
 
+import { setMaxListeners } from "node:events";
 import { performance } from "node:perf_hooks";
-import { Agent, request } from "undici";
+import { Pool } from "undici";
 import type { Logger } from "pino";
 import { Failure, describeFailure } from "./failure.js";
 import { RemoteSource, type RemoteSourceOptions, type SourceEvents } from "./guard.js";
@@ -58,14 +59,22 @@ const UNAUTHORIZED = Symbol("401");
 /** Pooled connections to Keycloak: at most this many at once (the misses in flight share them), kept open this long when idle. */
 const POOL_CONNECTIONS = 64;
 const KEEP_ALIVE_MS = 30_000;
+/**
+ * Users queries started within this many ms of each other share one deadline
+ * signal (each deadline may fire up to this much early): AbortSignal.timeout()
+ * per call was a tenth of the client's CPU per miss (bench/README.md).
+ */
+const DEADLINE_SHARE_MS = 1;
 
 export class KeycloakSource extends RemoteSource<KeycloakEvents> {
   readonly #opts: Required<Pick<KeycloakSourceOptions, "realm" | "clientId" | "clientSecret">> & Pick<KeycloakSourceOptions, "attributes">;
   readonly #baseUrl: string;
   readonly #timeoutMs: number;
   readonly #log: Logger;
-  readonly #pool: Agent;
-  readonly #usersUrl: string;
+  readonly #pool: Pool;
+  readonly #usersPath: string;
+  #deadline: AbortSignal | null = null;
+  #deadlineSince = 0;
 
   #token: CachedToken | null = null;
   #renewing: Promise<CachedToken> | null = null;
@@ -78,8 +87,10 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     this.#baseUrl = opts.baseUrl.replace(/\/+$/, "");
     this.#timeoutMs = timeoutMs;
     this.#log = opts.logger;
-    this.#pool = new Agent({ connections: POOL_CONNECTIONS, keepAliveTimeout: KEEP_ALIVE_MS, keepAliveMaxTimeout: KEEP_ALIVE_MS });
-    this.#usersUrl = `${this.#baseUrl}/admin/realms/${encodeURIComponent(opts.realm)}/users`;
+    // One origin, so a Pool rather than an Agent: the request names a path, not a URL to parse.
+    const base = new URL(this.#baseUrl);
+    this.#pool = new Pool(base.origin, { connections: POOL_CONNECTIONS, keepAliveTimeout: KEEP_ALIVE_MS, keepAliveMaxTimeout: KEEP_ALIVE_MS });
+    this.#usersPath = `${base.pathname.replace(/\/+$/, "")}/admin/realms/${encodeURIComponent(opts.realm)}/users`;
   }
 
   override async close(): Promise<void> {
@@ -136,11 +147,11 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     let text: string;
     try {
       // As @keycloak/keycloak-admin-client's users.find() sent it (parameter order included).
-      const url = `${this.#usersUrl}?${field}=${encodeURIComponent(key)}&exact=true&max=2&briefRepresentation=false`;
-      const res = await request(url, {
-        dispatcher: this.#pool,
+      const res = await this.#pool.request({
+        method: "GET",
+        path: `${this.#usersPath}?${field}=${encodeURIComponent(key)}&exact=true&max=2&briefRepresentation=false`,
         headers: { authorization: `Bearer ${token}`, accept: "application/json" },
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: this.#sharedDeadline(),
       });
       status = res.statusCode;
       text = await res.body.text(); // always read: an unread body holds its pooled connection
@@ -175,6 +186,17 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     }
     done("ok");
     return body;
+  }
+
+  /** The deadline signal for a users query starting now (see DEADLINE_SHARE_MS). */
+  #sharedDeadline(): AbortSignal {
+    const now = performance.now();
+    if (this.#deadline === null || now - this.#deadlineSince >= DEADLINE_SHARE_MS) {
+      this.#deadline = AbortSignal.timeout(this.#timeoutMs);
+      setMaxListeners(0, this.#deadline); // one abort listener per query in flight on it
+      this.#deadlineSince = now;
+    }
+    return this.#deadline;
   }
 
   /**
