@@ -19,7 +19,7 @@
 
 import { setMaxListeners } from "node:events";
 import { performance } from "node:perf_hooks";
-import { Pool } from "undici";
+import { Pool, type Dispatcher } from "undici";
 import type { Logger } from "pino";
 import { Failure, describeFailure } from "./failure.js";
 import { RemoteSource, type RemoteSourceOptions, type SourceEvents } from "./guard.js";
@@ -147,14 +147,11 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     let text: string;
     try {
       // As @keycloak/keycloak-admin-client's users.find() sent it (parameter order included).
-      const res = await this.#pool.request({
+      ({ status, text } = await usersGet(this.#pool, {
         method: "GET",
         path: `${this.#usersPath}?${field}=${encodeURIComponent(key)}&exact=true&max=2&briefRepresentation=false`,
         headers: { authorization: `Bearer ${token}`, accept: "application/json" },
-        signal: this.#sharedDeadline(),
-      });
-      status = res.statusCode;
-      text = await res.body.text(); // always read: an unread body holds its pooled connection
+      }, this.#sharedDeadline()));
     } catch (err) {
       done("error");
       throw new Failure(describe(undiciCause(err), "users", this.#timeoutMs));
@@ -306,6 +303,83 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     }
   }
 
+}
+
+/**
+ * One GET through the pool's dispatch(), the body collected as text: what
+ * request() + body.text() did, without their per-call stream, async resource
+ * and promise layers. Rejects as request() did: with undici's error, or with
+ * the signal's reason when it aborts. The whole body is always read, so the
+ * pooled connection is free again when this settles.
+ */
+function usersGet(pool: Pool, opts: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const call = new UsersCall(signal, resolve, reject);
+    try {
+      pool.dispatch(opts, call);
+    } catch (err) {
+      call.onError(err instanceof Error ? err : new Error(String(err)));
+    }
+  });
+}
+
+/** The handler of one usersGet: status, body chunks, settled once. */
+class UsersCall implements Dispatcher.DispatchHandlers {
+  readonly #signal: AbortSignal;
+  readonly #resolve: (r: { status: number; text: string }) => void;
+  readonly #reject: (err: unknown) => void;
+  #abort: ((err?: Error) => void) | null = null;
+  #status = 0;
+  readonly #chunks: Buffer[] = [];
+  #settled = false;
+  readonly #onAbort = (): void => {
+    const reason: unknown = this.#signal.reason;
+    this.#abort?.(reason instanceof Error ? reason : new Error("aborted"));
+  };
+
+  constructor(signal: AbortSignal, resolve: (r: { status: number; text: string }) => void, reject: (err: unknown) => void) {
+    this.#signal = signal;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#settled) return;
+    if (this.#signal.aborted) this.#onAbort();
+    else this.#signal.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  onHeaders(statusCode: number): boolean {
+    this.#status = statusCode;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#chunks.push(chunk);
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.#settle()) return;
+    const chunks = this.#chunks;
+    let text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString("utf8");
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // body.text() drops a UTF-8 BOM too
+    this.#resolve({ status: this.#status, text });
+  }
+
+  onError(err: Error): void {
+    if (this.#settle()) return;
+    this.#reject(err);
+  }
+
+  /** True when already settled; otherwise marks it settled and stops listening to the signal. */
+  #settle(): boolean {
+    if (this.#settled) return true;
+    this.#settled = true;
+    this.#signal.removeEventListener("abort", this.#onAbort);
+    return false;
+  }
 }
 
 /** Keycloak attribute values are lists of strings (a lone string is accepted too). */
