@@ -7,18 +7,20 @@
 // answers a circuit breaker answers `unavailable` without touching the network
 // for `openMs`, then lets a single trial lookup through.
 //
-// The users query is the cache-miss hot path, so it goes through undici's
-// `request` on a pool of its own with keep-alive (undici is the engine of
-// Node's fetch, without fetch's WHATWG layers). Measured with the benchmark's
-// (b) scenario at 20 ms, C=50 (bench/README.md, "Figures at the shipped
-// defaults"): 540 µs of daemon CPU per miss and 1,075 req/s, against 2,300 µs
-// and 177 req/s with @keycloak/keycloak-admin-client's users.find() (URL
-// templates, Headers and a fetch() per call), the path it replaces. The query is the one
+// The users query is the cache-miss hot path, so it goes through undici (the
+// engine of Node's fetch, without fetch's WHATWG layers): dispatch() on a
+// keep-alive Pool of its own, with a small handler and a deadline signal
+// shared per millisecond. Measured with the benchmark's (b) scenario at 20 ms,
+// C=50 (bench/README.md, "Figures at the shipped defaults"): 2,300 µs of
+// daemon CPU per miss with @keycloak/keycloak-admin-client's users.find()
+// (URL templates, Headers and a fetch() per call), 540 µs with undici's
+// request() (later measured warm: median 588), median 238 µs now. The query is the one
 // the admin client sent (same parameters, same order); the token request and
 // the group reads (adminGet) stay on fetch: they are rare.
 
+import { setMaxListeners } from "node:events";
 import { performance } from "node:perf_hooks";
-import { Agent, request } from "undici";
+import { Pool, type Dispatcher } from "undici";
 import type { Logger } from "pino";
 import { Failure, describeFailure } from "./failure.js";
 import { RemoteSource, type RemoteSourceOptions, type SourceEvents } from "./guard.js";
@@ -58,14 +60,22 @@ const UNAUTHORIZED = Symbol("401");
 /** Pooled connections to Keycloak: at most this many at once (the misses in flight share them), kept open this long when idle. */
 const POOL_CONNECTIONS = 64;
 const KEEP_ALIVE_MS = 30_000;
+/**
+ * Users queries started within this many ms of each other share one deadline
+ * signal (each deadline may fire up to this much early): AbortSignal.timeout()
+ * per call was a tenth of the client's CPU per miss (bench/README.md).
+ */
+const DEADLINE_SHARE_MS = 1;
 
 export class KeycloakSource extends RemoteSource<KeycloakEvents> {
   readonly #opts: Required<Pick<KeycloakSourceOptions, "realm" | "clientId" | "clientSecret">> & Pick<KeycloakSourceOptions, "attributes">;
   readonly #baseUrl: string;
   readonly #timeoutMs: number;
   readonly #log: Logger;
-  readonly #pool: Agent;
-  readonly #usersUrl: string;
+  readonly #pool: Pool;
+  readonly #usersPath: string;
+  #deadline: AbortSignal | null = null;
+  #deadlineSince = 0;
 
   #token: CachedToken | null = null;
   #renewing: Promise<CachedToken> | null = null;
@@ -78,8 +88,10 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     this.#baseUrl = opts.baseUrl.replace(/\/+$/, "");
     this.#timeoutMs = timeoutMs;
     this.#log = opts.logger;
-    this.#pool = new Agent({ connections: POOL_CONNECTIONS, keepAliveTimeout: KEEP_ALIVE_MS, keepAliveMaxTimeout: KEEP_ALIVE_MS });
-    this.#usersUrl = `${this.#baseUrl}/admin/realms/${encodeURIComponent(opts.realm)}/users`;
+    // One origin, so a Pool rather than an Agent: the request names a path, not a URL to parse.
+    const base = new URL(this.#baseUrl);
+    this.#pool = new Pool(base.origin, { connections: POOL_CONNECTIONS, keepAliveTimeout: KEEP_ALIVE_MS, keepAliveMaxTimeout: KEEP_ALIVE_MS });
+    this.#usersPath = `${base.pathname.replace(/\/+$/, "")}/admin/realms/${encodeURIComponent(opts.realm)}/users`;
   }
 
   override async close(): Promise<void> {
@@ -136,14 +148,11 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     let text: string;
     try {
       // As @keycloak/keycloak-admin-client's users.find() sent it (parameter order included).
-      const url = `${this.#usersUrl}?${field}=${encodeURIComponent(key)}&exact=true&max=2&briefRepresentation=false`;
-      const res = await request(url, {
-        dispatcher: this.#pool,
+      ({ status, text } = await usersGet(this.#pool, {
+        method: "GET",
+        path: `${this.#usersPath}?${field}=${encodeURIComponent(key)}&exact=true&max=2&briefRepresentation=false`,
         headers: { authorization: `Bearer ${token}`, accept: "application/json" },
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-      status = res.statusCode;
-      text = await res.body.text(); // always read: an unread body holds its pooled connection
+      }, this.#sharedDeadline()));
     } catch (err) {
       done("error");
       throw new Failure(describe(undiciCause(err), "users", this.#timeoutMs));
@@ -175,6 +184,17 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     }
     done("ok");
     return body;
+  }
+
+  /** The deadline signal for a users query starting now (see DEADLINE_SHARE_MS). */
+  #sharedDeadline(): AbortSignal {
+    const now = performance.now();
+    if (this.#deadline === null || now - this.#deadlineSince >= DEADLINE_SHARE_MS) {
+      this.#deadline = AbortSignal.timeout(this.#timeoutMs);
+      setMaxListeners(0, this.#deadline); // one abort listener per query in flight on it
+      this.#deadlineSince = now;
+    }
+    return this.#deadline;
   }
 
   /**
@@ -284,6 +304,83 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     }
   }
 
+}
+
+/**
+ * One GET through the pool's dispatch(), the body collected as text: what
+ * request() + body.text() did, without their per-call stream, async resource
+ * and promise layers. Rejects as request() did: with undici's error, or with
+ * the signal's reason when it aborts. The whole body is always read, so the
+ * pooled connection is free again when this settles.
+ */
+function usersGet(pool: Pool, opts: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const call = new UsersCall(signal, resolve, reject);
+    try {
+      pool.dispatch(opts, call);
+    } catch (err) {
+      call.onError(err instanceof Error ? err : new Error(String(err)));
+    }
+  });
+}
+
+/** The handler of one usersGet: status, body chunks, settled once. */
+class UsersCall implements Dispatcher.DispatchHandlers {
+  readonly #signal: AbortSignal;
+  readonly #resolve: (r: { status: number; text: string }) => void;
+  readonly #reject: (err: unknown) => void;
+  #abort: ((err?: Error) => void) | null = null;
+  #status = 0;
+  readonly #chunks: Buffer[] = [];
+  #settled = false;
+  readonly #onAbort = (): void => {
+    const reason: unknown = this.#signal.reason;
+    this.#abort?.(reason instanceof Error ? reason : new Error("aborted"));
+  };
+
+  constructor(signal: AbortSignal, resolve: (r: { status: number; text: string }) => void, reject: (err: unknown) => void) {
+    this.#signal = signal;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#settled) return;
+    if (this.#signal.aborted) this.#onAbort();
+    else this.#signal.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  onHeaders(statusCode: number): boolean {
+    this.#status = statusCode;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#chunks.push(chunk);
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.#settle()) return;
+    const chunks = this.#chunks;
+    let text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString("utf8");
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // body.text() drops a UTF-8 BOM too
+    this.#resolve({ status: this.#status, text });
+  }
+
+  onError(err: Error): void {
+    if (this.#settle()) return;
+    this.#reject(err);
+  }
+
+  /** True when already settled; otherwise marks it settled and stops listening to the signal. */
+  #settle(): boolean {
+    if (this.#settled) return true;
+    this.#settled = true;
+    this.#signal.removeEventListener("abort", this.#onAbort);
+    return false;
+  }
 }
 
 /** Keycloak attribute values are lists of strings (a lone string is accepted too). */
