@@ -170,7 +170,12 @@ async function run(spec: RunSpec): Promise<RunResult> {
     socket.on("close", () => {
       live.delete(socket);
       if (!open) return;
-      if (spec.reconnect && replied && sent < limit) {
+      if (spec.reconnect && replied && sent >= limit) {
+        open = false;
+        done();
+        return;
+      }
+      if (spec.reconnect && replied) {
         open = false;
         // The connect counts in the next request's latency (as for Postfix).
         const t = performance.now();
