@@ -28,6 +28,13 @@ export interface RunSpec {
   readonly expect: string;
   /** Stop after this many requests (every reply then counts; no warm-up). */
   readonly limit?: number;
+  /**
+   * The server closes the connection after each reply (one request per
+   * connection, as the Go mailcloak's policy server does): open a new one and
+   * send the next request on it, as Postfix's smtpd would. Latency then
+   * includes the connect.
+   */
+  readonly reconnect?: boolean;
 }
 
 export interface RunResult {

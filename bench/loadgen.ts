@@ -83,6 +83,7 @@ async function run(spec: RunSpec): Promise<RunResult> {
   let wrong = 0;
   let sampleWrong: string | null = null;
   let sent = 0;
+  const sentAt = new Float64Array(connections);
 
   const sockets = await Promise.all(Array.from({ length: connections }, () => new Promise<net.Socket>((resolve, reject) => {
     const s = net.connect({ path: spec.socket }, () => {
@@ -102,11 +103,20 @@ async function run(spec: RunSpec): Promise<RunResult> {
     if (--active === 0) finish();
   };
 
-  sockets.forEach((socket, c) => {
+  const connect = (): Promise<net.Socket> => new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect({ path: spec.socket }, () => {
+      s.off("error", reject);
+      resolve(s);
+    });
+    s.once("error", reject);
+  });
+  const live = new Set<net.Socket>(sockets);
+
+  const attach = (socket: net.Socket, c: number, connectStart: number | null): void => {
     let acc: Buffer | null = null;
-    let sentAt = 0;
     let open = true;
-    const send = (): void => {
+    let replied = false;
+    const send = (startedAt = performance.now()): void => {
       if (sent >= limit) {
         open = false;
         done();
@@ -114,7 +124,7 @@ async function run(spec: RunSpec): Promise<RunResult> {
       }
       sent++;
       const req = src.next(c);
-      sentAt = performance.now();
+      sentAt[c] = startedAt;
       socket.write(req);
     };
     socket.on("data", (chunk: Buffer) => {
@@ -133,7 +143,7 @@ async function run(spec: RunSpec): Promise<RunResult> {
           bigger.set(lat);
           lat = bigger;
         }
-        lat[nLat++] = now - sentAt;
+        lat[nLat++] = now - sentAt[c]!;
       }
       // Correctness: compare the payload's first bytes with the expected answer.
       const off = protocol === "policy" ? 0 : b.indexOf(COLON) + 1;
@@ -147,20 +157,44 @@ async function run(spec: RunSpec): Promise<RunResult> {
         done();
         return;
       }
+      if (spec.reconnect) {
+        // The next request leaves on a new connection once this one is closed.
+        replied = true;
+        return;
+      }
       send();
     });
     socket.on("error", (err) => {
       if (errors.length < 5) errors.push(err.message);
     });
     socket.on("close", () => {
-      if (open) {
+      live.delete(socket);
+      if (!open) return;
+      if (spec.reconnect && replied && sent >= limit) {
         open = false;
-        if (errors.length < 5) errors.push("connection closed by server");
         done();
+        return;
       }
+      if (spec.reconnect && replied) {
+        open = false;
+        // The connect counts in the next request's latency (as for Postfix).
+        const t = performance.now();
+        connect().then((s) => {
+          live.add(s);
+          attach(s, c, t);
+        }, (err: unknown) => {
+          if (errors.length < 5) errors.push(`reconnect: ${err instanceof Error ? err.message : String(err)}`);
+          done();
+        });
+        return;
+      }
+      open = false;
+      if (errors.length < 5) errors.push("connection closed by server");
+      done();
     });
-    send();
-  });
+    send(connectStart ?? performance.now());
+  };
+  sockets.forEach((socket, c) => attach(socket, c, null));
 
   // A reply that never comes must not hang the benchmark.
   const guard = setTimeout(() => {
@@ -171,7 +205,7 @@ async function run(spec: RunSpec): Promise<RunResult> {
   await finished;
   clearTimeout(guard);
   const end = performance.now();
-  for (const s of sockets) s.destroy();
+  for (const s of live) s.destroy();
 
   const sorted = lat.subarray(0, nLat).sort();
   let sum = 0;

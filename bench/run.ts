@@ -4,6 +4,7 @@
 //   node dist/bench/run.js --profile  CPU profiles of the daemon under (a) and (d) at C=50
 //   node dist/bench/run.js --quick    shorter windows, one repetition (a smoke run)
 //   node dist/bench/run.js --hot      only the hot paths at C=50 and postmap (while optimising)
+//   node dist/bench/run.js --go=BIN   the Go mailcloak (binary BIN, built elsewhere) under (a), (c), (b), with the ceiling
 //
 // Processes: this one (orchestration, FakeKeycloak and its bulk-user front),
 // a worker thread (the load generator), the daemon (bin/mailcloak) and the
@@ -12,7 +13,7 @@
 // server under test each have a core most of the time.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -25,6 +26,7 @@ import { cpuNs, instanceId, median, policyRequest, round, type RequestSource, ty
 import { benchLists, formatLists, LIST_MEMBERS, listsTargets } from "./lists.js";
 import { BenchDaemon, benchConfig, SHIPPED_LOG_LEVEL, type DaemonPaths } from "./daemon.js";
 import { KeycloakFront } from "./keycloak-front.js";
+import { GoDaemon, goConfig } from "./go.js";
 import { analyzeProfile, formatProfile } from "./profile.js";
 import { analyzePerf, formatPerf, startPerf, stopPerf } from "./perf.js";
 import { comparePostmap, compareSmtp, postfixMissing, SMTP_VARIANTS, type PostmapResult, type SmtpResult } from "./postfix.js";
@@ -114,8 +116,10 @@ interface Scenario {
   readonly id: string;
   readonly label: string;
   readonly protocol: WireProtocol;
-  /** "bare" runs against the bare responder, "quotas" against the second daemon (quotas configured). */
-  readonly target: "mailcloak" | "quotas" | "bare";
+  /** "bare" runs against the bare responder, "quotas" against the second daemon (quotas configured), "go" against the Go mailcloak. */
+  readonly target: "mailcloak" | "quotas" | "bare" | "go";
+  /** The server closes after each reply (the Go policy server): one connection per request. */
+  readonly reconnect?: boolean;
   /** For a "quotas" scenario: the default daemon's scenario it is paired with. */
   readonly baseline?: string;
   readonly requests: () => RequestSource;
@@ -164,6 +168,18 @@ const S = {
   q: { id: "q", label: "(q) end of data, quota check + count (SQLite)", protocol: "policy", target: "quotas", requests: () => ({ kind: "cycle", items: POLICY_Q }), expect: "DUNNO" },
   d: { id: "d", label: "(d) socketmap alias (SQLite)", protocol: "socketmap", target: "mailcloak", requests: () => ({ kind: "cycle", items: SM_ALIAS }), expect: "OK kuser" },
   e: { id: "e", label: "(e) socketmap mailbox (cache hit)", protocol: "socketmap", target: "mailcloak", requests: () => ({ kind: "cycle", items: SM_MAILBOX }), expect: `OK ${DOMAIN}/kuser` },
+} as const satisfies Record<string, Scenario>;
+
+/** The Go mailcloak (--go=BIN); its policy server answers one request per connection. */
+const POLICY_C_USER_MAIL = range(1024).map((i) => policyRequest({
+  sender: `${known(i)}@${DOMAIN}`, recipient: "", instance: instanceId(i), policyContext: "sender",
+  saslUsername: known(i), saslMethod: "PLAIN", protocolState: "MAIL",
+}));
+const G = {
+  a: { id: "go-a", label: "Go (a) RCPT, known recipient (cache hit)", protocol: "policy", target: "go", reconnect: true, requests: () => ({ kind: "cycle", items: POLICY_A }), expect: "DUNNO" },
+  // This version checks the sender at MAIL only (a RCPT request for a foreign recipient is DUNNO without a check).
+  c: { id: "go-c", label: "Go (c) sender check, user login (at MAIL)", protocol: "policy", target: "go", reconnect: true, requests: () => ({ kind: "cycle", items: POLICY_C_USER_MAIL }), expect: "DUNNO" },
+  b20: { id: "go-b-20ms", label: `Go (b) RCPT, distinct recipients, KC ${KC_LATENCY_MS} ms`, protocol: "policy", target: "go", reconnect: true, requests: () => ({ kind: "distinct", template: MISS_TEMPLATE, start: nextBulk }), expect: "DUNNO" },
 } as const satisfies Record<string, Scenario>;
 
 // ---- results -----------------------------------------------------------------
@@ -262,6 +278,7 @@ interface Env {
   quotaDaemon: BenchDaemon;
   bare: { child: ChildProcess; policy: string; socketmap: string } | null;
   lg: Loadgen;
+  go?: GoDaemon;
 }
 
 async function prepareDatabase(db: string): Promise<void> {
@@ -326,6 +343,10 @@ function socketOf(env: Env, s: Scenario): string {
     if (!env.bare) throw new Error("no bare responder");
     return s.protocol === "policy" ? env.bare.policy : env.bare.socketmap;
   }
+  if (s.target === "go") {
+    if (!env.go) throw new Error("no Go daemon");
+    return s.protocol === "policy" ? env.go.paths.policySocket : env.go.paths.socketmapSocket;
+  }
   const paths = s.target === "quotas" ? env.quotaPaths : env.paths;
   return s.protocol === "policy" ? paths.policySocket : paths.socketmapSocket;
 }
@@ -339,7 +360,7 @@ function postmapAliases(env: Env): Promise<PostmapResult> {
 }
 
 async function runCell(env: Env, s: Scenario, c: number, o: { warmupMs?: number; measureMs?: number; limit?: number; keep?: boolean } = {}): Promise<RunResult & { cpuUsPerReq: number }> {
-  const pid = s.target === "bare" ? env.bare!.child.pid! : s.target === "quotas" ? env.quotaDaemon.pid : env.daemon.pid;
+  const pid = s.target === "bare" ? env.bare!.child.pid! : s.target === "go" ? env.go!.pid : s.target === "quotas" ? env.quotaDaemon.pid : env.daemon.pid;
   const cpu0 = cpuNs(pid);
   const r = await env.lg.run({
     socket: socketOf(env, s),
@@ -350,6 +371,7 @@ async function runCell(env: Env, s: Scenario, c: number, o: { warmupMs?: number;
     requests: s.requests(),
     expect: s.expect,
     ...(o.limit !== undefined ? { limit: o.limit } : {}),
+    ...(s.reconnect ? { reconnect: true } : {}),
   });
   if (s.requests().kind === "distinct") nextBulk += r.used;
   if (nextBulk > BULK_USERS) throw new Error(`ran out of bulk users (${BULK_USERS})`);
@@ -837,7 +859,89 @@ async function hotPaths(only: string[] | null): Promise<void> {
   }
 }
 
-const main = ARGS.has("--hot") ? hotOnly : ARGS.has("--profile") ? () => profile("cpuprof") : ARGS.has("--perf") ? () => profile("perf") : ARGS.has("--memory") ? memoryOnly : benchmark;
+/**
+ * The Go mailcloak on the same Keycloak front, load generator and requests,
+ * with the bare responder in the same run (bench/go.ts). Its socketmap server
+ * is not driven: see bench/README.md.
+ */
+async function goOnly(binary: string): Promise<void> {
+  const env = await setup({ bare: true });
+  const goPaths = (sub: string, db: string): DaemonPaths => ({ dir: join(env.dir, sub), db, policySocket: join(env.dir, sub, "policy.sock"), socketmapSocket: join(env.dir, sub, "socketmap.sock") });
+  try {
+    say(`Go mailcloak ${binary}, load average ${loadavg()[0]!.toFixed(2)}; ${REPS} repetitions of ${WARMUP_MS} + ${MEASURE_MS} ms per cell (${MISS_REPS} for misses); medians`);
+    // First on the benchmark's own database (the one our daemon runs on).
+    let go = new GoDaemon(binary, goPaths("go", env.paths.db), goConfig(goPaths("go", env.paths.db), env.front.url, DOMAIN));
+    try {
+      await go.start();
+      say("Go daemon: started on the benchmark's database");
+    } catch (err) {
+      say(`Go daemon on the benchmark's database: ${err instanceof Error ? err.message : String(err)}`);
+      const p = goPaths("go-own-db", join(env.dir, "go-own-db", "state.db"));
+      go = new GoDaemon(binary, p, goConfig(p, env.front.url, DOMAIN));
+      await go.start();
+      say("Go daemon: started on a database of its own schema (created by it, no rows; (a), (b), (c) read no alias row)");
+    }
+    env.go = go;
+    // Its user cache is a plain map written without a lock: fill it one request at a time.
+    for (const s of [G.a, G.c]) {
+      const r = await runCell(env, s, 1, { limit: 1024, keep: false });
+      if (r.wrong > 0 || r.errors.length > 0) problems.push(`warm-up ${s.id}: ${r.wrong} unexpected replies (${JSON.stringify(r.sampleWrong)}), errors ${JSON.stringify(r.errors)}`);
+    }
+    // Ours (the shipped defaults, as in `npm run bench`) in the same run, for a like-for-like pairing.
+    for (const s of [S.ceilP, S.a, S.cUser]) await runCell(env, s, 10, { warmupMs: 0, measureMs: 800, keep: false });
+    for (const c of CS) {
+      say(`policy hot paths, C=${c}`);
+      for (let rep = 0; rep < REPS; rep++) for (const s of [S.ceilP, G.a, G.c, S.a, S.cUser]) await runCell(env, s, c);
+    }
+    // Each miss writes that map from its own goroutine: the process may die of
+    // it ("concurrent map writes"); then it is started again for the next C.
+    for (const c of CS) {
+      say(`cache misses, Keycloak at ${KC_LATENCY_MS} ms, C=${c}`);
+      if (!go.running) {
+        go = new GoDaemon(binary, go.paths, goConfig(go.paths, env.front.url, DOMAIN));
+        await go.start();
+        env.go = go;
+      }
+      for (let rep = 0; rep < MISS_REPS && go.running; rep++) {
+        env.fake.latencyMs = KC_LATENCY_MS;
+        try {
+          await runCell(env, S.b20, c);
+          // A repetition the process did not live through is left out (its CPU figure would span two processes).
+          const r = await runCell(env, G.b20, c, { keep: false });
+          await sleep(100); // a process that just died may not be reaped yet (its /proc entry then counts no CPU)
+          if (go.running && r.cpuUsPerReq > 0) record(G.b20, c, r, r.cpuUsPerReq);
+          else problems.push(`(b) at C=${c}, repetition ${rep + 1}: the Go daemon died during it (${r.completed} replies), not counted`);
+        } catch (err) {
+          problems.push(`(b) at C=${c}, repetition ${rep + 1}: ${err instanceof Error ? err.message : String(err)}`);
+        } finally {
+          env.fake.latencyMs = 0;
+        }
+      }
+      await sleep(200);
+      if (!go.running) {
+        const fatal = readFileSync(go.logPath, "utf8").split("\n").find((l) => l.startsWith("fatal error")) ?? go.logTail(3).trim();
+        problems.push(`the Go daemon died during (b) at C=${c}: ${fatal}`);
+      }
+    }
+    const rows: CellSummary[] = [];
+    for (const c of CS) for (const s of [S.ceilP, G.a, S.a, G.c, S.cUser, G.b20, S.b20]) {
+      const r = summary(s, c);
+      if (r === null) continue;
+      if (s.id === G.b20.id || s.id === S.b20.id) r.ratioExpectedCeiling = r.rps / (c * (1000 / KC_LATENCY_MS));
+      rows.push(r);
+    }
+    say(fmtTable(rows));
+    for (const p of problems) say(`problem: ${p}`);
+    await go.stop();
+  } finally {
+    await env.go?.stop().catch(() => undefined);
+    await teardown(env);
+    rmSync(env.dir, { recursive: true, force: true });
+  }
+}
+
+const GO_BINARY = process.argv.find((a) => a.startsWith("--go="))?.slice("--go=".length);
+const main = GO_BINARY !== undefined ? () => goOnly(GO_BINARY) : ARGS.has("--hot") ? hotOnly : ARGS.has("--profile") ? () => profile("cpuprof") : ARGS.has("--perf") ? () => profile("perf") : ARGS.has("--memory") ? memoryOnly : benchmark;
 main().then(() => process.exit(0), (err: unknown) => {
   process.stderr.write(`benchmark failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   process.exit(1);
