@@ -14,6 +14,7 @@ import { ConfigError, scalarSources, Section, type SectionContext } from "./read
 import type { Config, FailureMode, ListenAddress, StaticUser } from "./types.js";
 import { parseQuotas } from "./quotas.js";
 import { parseLists } from "./lists.js";
+import { parseStore } from "./store.js";
 import { DEFAULTS } from "./types.js";
 
 export { ConfigError } from "./reader.js";
@@ -261,6 +262,7 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
 
   const quotas = parseQuotas(top.section("quotas"), sqlitePath);
   const lists = parseLists(top.section("lists"));
+  const store = parseStore(top.section("store"), env);
 
   top.finish();
 
@@ -285,6 +287,7 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
     quotas,
     // Absent while off, so a config without lists reads as before.
     ...(lists.parentGroup !== null ? { lists } : {}),
+    ...(store.backend === "postgres" ? { store } : {}),
   };
 }
 
