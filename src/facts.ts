@@ -5,7 +5,8 @@
 
 import type { Config, FailureMode } from "./config/types.js";
 import type { CachedLookup, DirectoryCache } from "./directory/cache.js";
-import type { AliasTarget, Store } from "./store/sqlite.js";
+import type { AliasTarget } from "./store/sqlite.js";
+import type { StoreReader } from "./store/types.js";
 import { isValidAddress, stripExtension, type Extension } from "./rules/address.js";
 import type { ListDirectory, ListLookup } from "./directory/lists.js";
 
@@ -34,13 +35,13 @@ const NONE: readonly string[] = Object.freeze([]);
 const NO_LIST: ListLookup = Object.freeze({ kind: "none" });
 
 export class Facts {
-  readonly store: Store;
+  readonly store: StoreReader;
   readonly cache: DirectoryCache;
   settings: RuleSettings;
   /** Distribution lists from Keycloak groups, or null when lists.parent_group is unset. */
   lists: ListDirectory | null;
 
-  constructor(store: Store, cache: DirectoryCache, settings: RuleSettings, lists: ListDirectory | null = null) {
+  constructor(store: StoreReader, cache: DirectoryCache, settings: RuleSettings, lists: ListDirectory | null = null) {
     this.store = store;
     this.cache = cache;
     this.settings = settings;

@@ -6,6 +6,8 @@ import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "./config/types.js";
 import { Store } from "./store/sqlite.js";
+import { PostgresStore } from "./store/postgres-reader.js";
+import type { StoreEvents, StoreReader } from "./store/types.js";
 import { DirectoryCache } from "./directory/cache.js";
 import type { IdentitySource } from "./directory/lookup.js";
 import { StaticSource } from "./directory/static.js";
@@ -29,7 +31,7 @@ import { SqliteCounters } from "./quota/sqlite-counters.js";
 export interface Daemon {
   readonly config: Config;
   readonly listeners: { readonly policy: Listener<unknown>; readonly socketmap: Listener<unknown> };
-  readonly store: Store;
+  readonly store: StoreReader;
   readonly cache: DirectoryCache;
   /** Apply a new, already validated config (SIGHUP). Sockets and DB path are kept. */
   reload(next: Config): Promise<string[]>;
@@ -135,6 +137,21 @@ function createLists(cfg: Config, cache: DirectoryCache, facts: Facts, log: Logg
   return new ListDirectory(read, cfg.cache, lg);
 }
 
+/** The daemon's store: SQLite at sqlite.path, or the shared PostgreSQL of store: (one log line per outage and per recovery). */
+async function openReader(cfg: Config, log: Logger): Promise<StoreReader> {
+  const pgSettings = cfg.store?.backend === "postgres" ? cfg.store.postgres : null;
+  let location = cfg.sqlite.path;
+  const events: StoreEvents = {
+    onUnavailable: (reason) => log.error({ reason }, "database unavailable: answering 451 4.3.0 / TEMP until it is back"),
+    onRecovered: () => log.info({ db: location }, "database available again"),
+  };
+  if (pgSettings === null) return Store.open(cfg.sqlite.path, cfg.sqlite.busyTimeoutMs, events);
+  const store = await PostgresStore.open(pgSettings, events);
+  location = store.location;
+  log.info({ db: store.location, version: store.version }, store.problem === null ? "PostgreSQL store loaded" : "PostgreSQL store not reachable yet");
+  return store;
+}
+
 export interface StartOptions {
   /** The account the daemon will drop to: files it creates (the quota counters) are given to it. */
   readonly fileOwner?: { readonly uid: number; readonly gid: number } | null;
@@ -142,10 +159,7 @@ export interface StartOptions {
 
 export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics, opts: StartOptions = {}): Promise<Daemon> {
   const owner = socketOwnership(cfg);
-  const store = Store.open(cfg.sqlite.path, cfg.sqlite.busyTimeoutMs, {
-    onUnavailable: (reason) => log.error({ reason }, "database unavailable: answering 451 4.3.0 / TEMP until it is back"),
-    onRecovered: () => log.info({ db: cfg.sqlite.path }, "database available again"),
-  });
+  const store = await openReader(cfg, log);
   let current = cfg;
   const source = createSource(cfg, log, metrics);
   const cache = new DirectoryCache(source, cfg.cache, metrics?.cacheEvents);
@@ -198,6 +212,7 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics, o
       const restartNeeded = [
         ["sockets", next.sockets, cfg.sockets],
         ["sqlite", next.sqlite, cfg.sqlite],
+        ["store", next.store, cfg.store],
         ["daemon.user", next.daemon.user, cfg.daemon.user],
         ["daemon.allow_root", next.daemon.allowRoot, cfg.daemon.allowRoot],
         ["daemon.pid_file", next.daemon.pidFile, cfg.daemon.pidFile],

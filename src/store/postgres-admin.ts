@@ -11,16 +11,11 @@ import { describeStore } from "../config/store.js";
 import { isCatchAll, isValidAddress, isValidDomain, normalize } from "../rules/address.js";
 import type { LimitName, LimitOverride } from "../quota/limits.js";
 import { NO_OVERRIDE } from "../quota/limits.js";
-import type { DelegationRow } from "./delegations.js";
 import { applyPgSchema, clientConfig, pgError, pgSchemaProblem, sqlState } from "./postgres-schema.js";
-import type { QuotaLimitRow } from "./quota-limits.js";
 import { normalizeLogin } from "./quota-limits.js";
-import { ConflictError, NotFoundError, StoreError, validAppId, type AliasRow, type AppRow, type DomainRow } from "./sqlite.js";
-
-/** The store cannot be reached or used right now (exit 3 in mailcloakctl). */
-export class PostgresUnavailableError extends StoreError {
-  override readonly name = "PostgresUnavailableError";
-}
+import { validAppId } from "./sqlite.js";
+import { StoreError } from "./errors.js";
+import type { AdminStore, AliasRow, AppRow, DelegationRow, DomainRow, QuotaLimitRow } from "./types.js";
 
 const now = (): number => Math.floor(Date.now() / 1000);
 const b = (v: number): boolean => v === 1;
@@ -30,15 +25,15 @@ const C = 'COLLATE "C"';
 type Q = pg.ClientBase | pg.Pool;
 
 function unknownApp(id: string): StoreError {
-  return new NotFoundError(`no such app: ${id} (see: mailcloakctl apps list)`);
+  return new StoreError("not-found", `no such app: ${id} (see: mailcloakctl apps list)`);
 }
 
-export class PostgresAdminStore {
-  readonly url: string;
+export class PostgresAdminStore implements AdminStore {
+  readonly location: string;
   readonly #pool: pg.Pool;
 
   private constructor(settings: PostgresSettings) {
-    this.url = describeStore({ backend: "postgres", postgres: settings }, "");
+    this.location = describeStore({ backend: "postgres", postgres: settings }, "");
     this.#pool = new pg.Pool({ ...clientConfig(settings, "mailcloakctl"), max: settings.poolSize, idleTimeoutMillis: 10_000 });
     // An idle connection the server dropped: the pool replaces it; nothing to report.
     this.#pool.on("error", () => undefined);
@@ -68,7 +63,7 @@ export class PostgresAdminStore {
       const c = await s.#connect();
       try {
         const problem = await pgSchemaProblem(c);
-        if (problem !== null) throw new PostgresUnavailableError(`database ${s.url}: ${problem}; run: mailcloakctl --db ${s.url} init`);
+        if (problem !== null) throw new StoreError("schema", `database ${s.location}: ${problem}; run: mailcloakctl --db ${s.location} init`);
       } finally {
         c.release();
       }
@@ -91,9 +86,9 @@ export class PostgresAdminStore {
   #wrap(err: unknown): unknown {
     if (err instanceof StoreError) return err;
     const code = sqlState(err);
-    if (code !== undefined && code.startsWith("23")) return new StoreError(`database ${this.url}: refused: ${(err as Error).message}`);
-    const e = pgError(this.url, err);
-    return new PostgresUnavailableError(e.message);
+    if (code === "23505") return new StoreError("conflict", `database ${this.location}: refused: ${(err as Error).message}`, { cause: err });
+    if (code !== undefined && code.startsWith("23")) return new StoreError("invalid", `database ${this.location}: refused: ${(err as Error).message}`, { cause: err });
+    return pgError(this.location, err, "unavailable");
   }
 
   async #q<R extends pg.QueryResultRow>(text: string, values: readonly unknown[] = [], on: Q = this.#pool): Promise<pg.QueryResult<R>> {
@@ -127,7 +122,7 @@ export class PostgresAdminStore {
 
   /** Rows as a plain table, for migrate-store and the tests. */
   async rows(table: string): Promise<Record<string, unknown>[]> {
-    if (!/^[a-z_]+$/.test(table)) throw new StoreError(`bad table name ${table}`);
+    if (!/^[a-z_]+$/.test(table)) throw new StoreError("invalid", `bad table name ${table}`);
     return (await this.#q(`SELECT * FROM ${table}`)).rows;
   }
 
@@ -140,9 +135,9 @@ export class PostgresAdminStore {
 
   async addDomain(raw: string): Promise<string> {
     const d = normalize(raw);
-    if (!isValidDomain(d)) throw new StoreError(`invalid domain name: ${JSON.stringify(raw)}`);
+    if (!isValidDomain(d)) throw new StoreError("invalid", `invalid domain name: ${JSON.stringify(raw)}`);
     const r = await this.#q("INSERT INTO domains(domain_name, enabled, updated_at) VALUES($1, 1, $2) ON CONFLICT (domain_name) DO NOTHING", [d, now()]);
-    if (r.rowCount === 0) throw new ConflictError(`domain already exists: ${d}`);
+    if (r.rowCount === 0) throw new StoreError("conflict", `domain already exists: ${d}`);
     return d;
   }
 
@@ -151,7 +146,7 @@ export class PostgresAdminStore {
     return this.#tx(async (c) => {
       const n = Number((await this.#q<{ n: string }>("SELECT count(*) AS n FROM aliases WHERE alias_domain_name = $1", [d], c)).rows[0]!.n);
       const r = await this.#q("DELETE FROM domains WHERE domain_name = $1", [d], c);
-      if (r.rowCount === 0) throw new NotFoundError(`no such domain: ${d}`);
+      if (r.rowCount === 0) throw new StoreError("not-found", `no such domain: ${d}`);
       return { domain: d, aliases: n };
     });
   }
@@ -159,7 +154,7 @@ export class PostgresAdminStore {
   async setDomainEnabled(raw: string, enabled: boolean): Promise<string> {
     const d = normalize(raw);
     const r = await this.#q("UPDATE domains SET enabled = $1, updated_at = $2 WHERE domain_name = $3", [enabled ? 1 : 0, now(), d]);
-    if (r.rowCount === 0) throw new NotFoundError(`no such domain: ${d} (add it with: mailcloakctl domains add ${d})`);
+    if (r.rowCount === 0) throw new StoreError("not-found", `no such domain: ${d} (add it with: mailcloakctl domains add ${d})`);
     return d;
   }
 
@@ -174,32 +169,32 @@ export class PostgresAdminStore {
     const alias = normalize(rawAlias);
     const user = rawUser.trim().toLowerCase();
     if (!isValidAddress(alias) && !isCatchAll(alias)) {
-      throw new StoreError(`invalid alias address: ${JSON.stringify(rawAlias)} (expected local@domain, or @domain for a catch-all)`);
+      throw new StoreError("invalid", `invalid alias address: ${JSON.stringify(rawAlias)} (expected local@domain, or @domain for a catch-all)`);
     }
-    if (user === "" || /[\s,]/.test(user)) throw new StoreError(`invalid username: ${JSON.stringify(rawUser)}`);
+    if (user === "" || /[\s,]/.test(user)) throw new StoreError("invalid", `invalid username: ${JSON.stringify(rawUser)}`);
     const domain = alias.slice(alias.lastIndexOf("@") + 1);
     return this.#tx(async (c) => {
       if ((await this.#q("SELECT 1 FROM domains WHERE domain_name = $1", [domain], c)).rowCount === 0) {
-        throw new StoreError(`domain ${domain} is not a mailcloak domain; add it first with: mailcloakctl domains add ${domain}`);
+        throw new StoreError("invalid", `domain ${domain} is not a mailcloak domain; add it first with: mailcloakctl domains add ${domain}`);
       }
       const t = now();
       const r = await this.#q(`INSERT INTO aliases(alias_email, target_user, alias_domain_name, enabled, updated_at)
         VALUES($1, $2, $3, 1, $4) ON CONFLICT (alias_email) DO NOTHING`, [alias, user, domain, t], c);
-      if (r.rowCount === 0) throw new ConflictError(`alias already exists: ${alias} (delete it first to change its owner)`);
+      if (r.rowCount === 0) throw new StoreError("conflict", `alias already exists: ${alias} (delete it first to change its owner)`);
       return { alias_email: alias, target_user: user, alias_domain_name: domain, enabled: true, updated_at: t };
     });
   }
 
   async deleteAlias(raw: string): Promise<string> {
     const a = normalize(raw);
-    if ((await this.#q("DELETE FROM aliases WHERE alias_email = $1", [a])).rowCount === 0) throw new NotFoundError(`no such alias: ${a}`);
+    if ((await this.#q("DELETE FROM aliases WHERE alias_email = $1", [a])).rowCount === 0) throw new StoreError("not-found", `no such alias: ${a}`);
     return a;
   }
 
   async setAliasEnabled(raw: string, enabled: boolean): Promise<string> {
     const a = normalize(raw);
     const r = await this.#q("UPDATE aliases SET enabled = $1, updated_at = $2 WHERE alias_email = $3", [enabled ? 1 : 0, now(), a]);
-    if (r.rowCount === 0) throw new NotFoundError(`no such alias: ${a}`);
+    if (r.rowCount === 0) throw new StoreError("not-found", `no such alias: ${a}`);
     return a;
   }
 
@@ -216,7 +211,7 @@ export class PostgresAdminStore {
 
   async upsertApp(rawId: string, secretHash: string): Promise<{ appId: string; created: boolean }> {
     const id = validAppId(rawId);
-    if (secretHash.trim() === "") throw new StoreError("secret hash is empty");
+    if (secretHash.trim() === "") throw new StoreError("invalid", "secret hash is empty");
     return this.#tx(async (c) => {
       const existed = ((await this.#q("SELECT 1 FROM apps WHERE app_id = $1 FOR UPDATE", [id], c)).rowCount ?? 0) > 0;
       await this.#q(`INSERT INTO apps(app_id, secret_hash, enabled, updated_at) VALUES($1, $2, 1, $3)
@@ -240,7 +235,7 @@ export class PostgresAdminStore {
   async allowAppSender(rawId: string, rawAddr: string): Promise<{ appId: string; fromAddr: string }> {
     const id = rawId.trim();
     const addr = normalize(rawAddr);
-    if (!isValidAddress(addr)) throw new StoreError(`invalid sender address: ${JSON.stringify(rawAddr)}`);
+    if (!isValidAddress(addr)) throw new StoreError("invalid", `invalid sender address: ${JSON.stringify(rawAddr)}`);
     return this.#tx(async (c) => {
       if ((await this.#q("SELECT 1 FROM apps WHERE app_id = $1", [id], c)).rowCount === 0) throw unknownApp(id);
       await this.#q(`INSERT INTO app_from(app_id, from_addr, enabled, updated_at) VALUES($1, $2, 1, $3)
@@ -255,7 +250,7 @@ export class PostgresAdminStore {
     return this.#tx(async (c) => {
       if ((await this.#q("SELECT 1 FROM apps WHERE app_id = $1", [id], c)).rowCount === 0) throw unknownApp(id);
       if ((await this.#q("DELETE FROM app_from WHERE app_id = $1 AND from_addr = $2", [id, addr], c)).rowCount === 0) {
-        throw new NotFoundError(`app ${id} is not allowed to send as ${addr}`);
+        throw new StoreError("not-found", `app ${id} is not allowed to send as ${addr}`);
       }
       return { appId: id, fromAddr: addr };
     });
@@ -288,10 +283,10 @@ export class PostgresAdminStore {
 
   async createOwnedApp(rawId: string, secretHash: string, username: string): Promise<string> {
     const id = validAppId(rawId);
-    if (secretHash.trim() === "") throw new StoreError("secret hash is empty");
+    if (secretHash.trim() === "") throw new StoreError("invalid", "secret hash is empty");
     return this.#tx(async (c) => {
       const r = await this.#q("INSERT INTO apps(app_id, secret_hash, enabled, updated_at) VALUES($1, $2, 1, $3) ON CONFLICT (app_id) DO NOTHING", [id, secretHash, now()], c);
-      if (r.rowCount === 0) throw new ConflictError(`app already exists: ${id}`);
+      if (r.rowCount === 0) throw new StoreError("conflict", `app already exists: ${id}`);
       await this.#q("INSERT INTO app_owners(app_id, username) VALUES($1, $2)", [id, username], c);
       return id;
     });
@@ -359,7 +354,7 @@ export class PostgresAdminStore {
     const fromAddr = normalize(rawAddr);
     const login = normalizeLogin(rawLogin);
     const gone = ((await this.#q("DELETE FROM sender_delegations WHERE from_addr = $1 AND login = $2", [fromAddr, login])).rowCount ?? 0) > 0;
-    if (!gone) throw new NotFoundError(`${login} has no delegation to send as ${fromAddr} (see: mailcloakctl senders list)`);
+    if (!gone) throw new StoreError("not-found", `${login} has no delegation to send as ${fromAddr} (see: mailcloakctl senders list)`);
     return { fromAddr, login };
   }
 

@@ -8,7 +8,7 @@
 // lost is caught here), and a reload or a matching version renews the
 // confirmation. A copy that has gone unconfirmed for max_stale_ms (the
 // connection dropped, the server restarted or hangs), or was never loaded,
-// answers nothing: every read throws DatabaseUnavailableError, which the
+// answers nothing: every read throws StoreError "unavailable", which the
 // handlers answer 451 4.3.0 / TEMP, never a "no such user" from old rows.
 // Reconnection is automatic (LISTEN first, then a fresh snapshot), and an
 // outage logs one line when it starts and one when it ends.
@@ -25,7 +25,8 @@ import { describeStore } from "../config/store.js";
 import type { LimitOverride } from "../quota/limits.js";
 import { Mirror } from "./postgres-mirror.js";
 import { CHANNEL, clientConfig, isPermanent, pgError, pgSchemaProblem, readSnapshot } from "./postgres-schema.js";
-import { DatabaseUnavailableError, StoreError, type AddressRows, type AliasTarget, type StoreEvents } from "./sqlite.js";
+import { StoreError } from "./errors.js";
+import type { AddressRows, AliasTarget, StoreEvents, StoreReader } from "./types.js";
 
 export interface PostgresReaderEvents extends StoreEvents {
   /** A new copy is being served (for debug logs and tests). */
@@ -36,8 +37,8 @@ export interface PostgresReaderEvents extends StoreEvents {
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 2000;
 
-export class PostgresStore {
-  readonly url: string;
+export class PostgresStore implements StoreReader {
+  readonly location: string;
   readonly #settings: PostgresSettings;
   readonly #events: PostgresReaderEvents;
   #client: pg.Client | null = null;
@@ -63,7 +64,7 @@ export class PostgresStore {
   private constructor(settings: PostgresSettings, events: PostgresReaderEvents) {
     this.#settings = settings;
     this.#events = events;
-    this.url = describeStore({ backend: "postgres", postgres: settings }, "");
+    this.location = describeStore({ backend: "postgres", postgres: settings }, "");
     this.#timer = setInterval(() => this.#tick(), settings.checkIntervalMs);
     this.#timer.unref();
   }
@@ -83,7 +84,7 @@ export class PostgresStore {
     }
     if (s.#down !== null) {
       s.#reported = true;
-      events.onUnavailable?.(`${s.url}: ${s.#lastError}`);
+      events.onUnavailable?.(`${s.location}: ${s.#lastError}`);
     }
     return s;
   }
@@ -164,7 +165,7 @@ export class PostgresStore {
     try {
       await c.connect();
       const problem = await pgSchemaProblem(c);
-      if (problem !== null) throw new StoreError(`database ${this.url}: ${problem}; run: mailcloakctl --db ${this.url} init`);
+      if (problem !== null) throw new StoreError("schema", `database ${this.location}: ${problem}; run: mailcloakctl --db ${this.location} init`);
       c.on("notification", (n) => {
         if (n.channel === CHANNEL && this.#client === c) void this.#reload();
       });
@@ -179,7 +180,7 @@ export class PostgresStore {
       c.end().catch(() => undefined);
       if (this.#client === c) this.#client = null;
       if (first && (isPermanent(err) || err instanceof StoreError)) {
-        throw err instanceof StoreError ? err : pgError(this.url, err);
+        throw err instanceof StoreError ? err : pgError(this.location, err, "unavailable");
       }
       this.#failed(err);
     } finally {
@@ -259,7 +260,7 @@ export class PostgresStore {
   /** Stop answering from a copy the server has not confirmed for max_stale_ms. */
   #checkStale(): void {
     if (this.#down !== null || performance.now() - this.#confirmedAt <= this.#settings.maxStaleMs) return;
-    this.#down = `${this.url}: no confirmation from the server for over ${this.#settings.maxStaleMs} ms (${this.#lastError})`;
+    this.#down = `${this.location}: no confirmation from the server for over ${this.#settings.maxStaleMs} ms (${this.#lastError})`;
     this.#generation++;
     if (!this.#reported) {
       this.#reported = true;
@@ -268,7 +269,7 @@ export class PostgresStore {
   }
 
   #m(): Mirror {
-    if (this.#down !== null || this.#mirror === null) throw new DatabaseUnavailableError(this.#down ?? "not loaded");
+    if (this.#down !== null || this.#mirror === null) throw new StoreError("unavailable", this.#down ?? "not loaded");
     return this.#mirror;
   }
 

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import pg from "pg";
 import type { PostgresSettings } from "../config/store.js";
 import type { MirrorRows } from "./postgres-mirror.js";
-import { StoreError } from "./sqlite.js";
+import { StoreError, type StoreErrorKind } from "./errors.js";
 
 const SCHEMA_URL = new URL("../../../db-init.pgsql", import.meta.url);
 
@@ -22,9 +22,12 @@ export const TABLES = ["domains", "aliases", "apps", "app_from", "app_owners", "
 
 /** node-postgres options: deadlines on connect and on every query (client and server side). */
 export function clientConfig(s: PostgresSettings, applicationName: string): pg.ClientConfig {
+  // node-postgres lets the URL's (absent) password override a separate
+  // password option, so it goes into the URL given to the driver, never shown.
+  const u = new URL(s.url);
+  if (s.password !== "") u.password = encodeURIComponent(s.password);
   return {
-    connectionString: s.url,
-    ...(s.password !== "" ? { password: s.password } : {}),
+    connectionString: u.toString(),
     connectionTimeoutMillis: s.connectTimeoutMs,
     query_timeout: s.queryTimeoutMs,
     statement_timeout: s.queryTimeoutMs,
@@ -97,8 +100,8 @@ export async function readSnapshot(c: pg.ClientBase): Promise<MirrorRows> {
 }
 
 /** A store error with the URL (never a password) in its message. */
-export function pgError(url: string, err: unknown): StoreError {
+export function pgError(url: string, err: unknown, kind: StoreErrorKind): StoreError {
   const msg = err instanceof Error ? err.message : String(err);
   const code = sqlState(err);
-  return new StoreError(`database ${url}: ${msg}${code ? ` (${code})` : ""}`);
+  return new StoreError(kind, `database ${url}: ${msg}${code ? ` (${code})` : ""}`, { cause: err });
 }

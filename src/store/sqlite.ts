@@ -300,6 +300,11 @@ export class Store {
     return this.#db;
   }
 
+  /** StoreReader.location. */
+  get location(): string {
+    return this.path;
+  }
+
   /** Statements run so far (memo hits excluded). */
   get queries(): number {
     return this.#queries;
