@@ -20,7 +20,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import { FakeKeycloak } from "../test/fake-keycloak.js";
 import { ctlOk, have, shippedNodeArgs, tempDir } from "../test/helpers/daemon.js";
-import { AdminStore } from "../src/store/sqlite.js";
+import { openAdmin } from "../src/store/open.js";
 import { cpuNs, instanceId, median, policyRequest, round, type RequestSource, type RunResult, type RunSpec, type Target, type WireProtocol } from "./common.js";
 import { benchLists, formatLists, LIST_MEMBERS, listsTargets } from "./lists.js";
 import { BenchDaemon, benchConfig, type DaemonPaths } from "./daemon.js";
@@ -265,14 +265,12 @@ async function prepareDatabase(db: string): Promise<void> {
   await ctlOk(db, "apps", "add", "crm", "crm-app-secret");
   await ctlOk(db, "apps", "allow", "crm", `sales@${DOMAIN}`);
   // 10,000 more aliases through the store's admin API (the same validation as
-  // mailcloakctl aliases add), in one transaction instead of 10,000 processes.
-  const st = AdminStore.open(db);
+  // mailcloakctl aliases add), in one process instead of 10,000.
+  const st = await openAdmin(db, { busyTimeoutMs: 5000 });
   try {
-    st.db.transaction(() => {
-      for (let i = 0; i < ALIASES; i++) st.addAlias(`alias${i}@${DOMAIN}`, known(i));
-    })();
+    for (let i = 0; i < ALIASES; i++) await st.addAlias(`alias${i}@${DOMAIN}`, known(i));
   } finally {
-    st.close();
+    await st.close();
   }
 }
 

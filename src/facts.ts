@@ -5,8 +5,7 @@
 
 import type { Config, FailureMode } from "./config/types.js";
 import type { CachedLookup, DirectoryCache } from "./directory/cache.js";
-import type { AliasTarget } from "./store/sqlite.js";
-import type { StoreReader } from "./store/types.js";
+import type { AliasTarget, StoreReader } from "./store/types.js";
 import { isValidAddress, stripExtension, type Extension } from "./rules/address.js";
 import type { ListDirectory, ListLookup } from "./directory/lists.js";
 

@@ -13,7 +13,7 @@ import { heapFit } from "./system/heap.js";
 import { testIdp } from "./idp-check/run.js";
 import { lookupUser } from "./system/accounts.js";
 import type { Metrics } from "./metrics.js";
-import { StoreError } from "./store/sqlite.js";
+import { StoreError } from "./store/errors.js";
 import { redactUrl } from "./quota/redis-counters.js";
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;

@@ -5,9 +5,8 @@ import { statSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "./config/types.js";
-import { Store } from "./store/sqlite.js";
-import { PostgresStore } from "./store/postgres-reader.js";
-import type { StoreEvents, StoreReader } from "./store/types.js";
+import { openStore } from "./store/open.js";
+import type { StoreReader } from "./store/types.js";
 import { DirectoryCache } from "./directory/cache.js";
 import type { IdentitySource } from "./directory/lookup.js";
 import { StaticSource } from "./directory/static.js";
@@ -26,7 +25,7 @@ import type { Metrics } from "./metrics.js";
 import { QuotaCheck } from "./quota/check.js";
 import { openCounters } from "./quota/open.js";
 import { RedisCounters } from "./quota/redis-counters.js";
-import { SqliteCounters } from "./quota/sqlite-counters.js";
+import { SqliteCounters } from "./store/sqlite/counters.js";
 
 export interface Daemon {
   readonly config: Config;
@@ -139,16 +138,17 @@ function createLists(cfg: Config, cache: DirectoryCache, facts: Facts, log: Logg
 
 /** The daemon's store: SQLite at sqlite.path, or the shared PostgreSQL of store: (one log line per outage and per recovery). */
 async function openReader(cfg: Config, log: Logger): Promise<StoreReader> {
-  const pgSettings = cfg.store?.backend === "postgres" ? cfg.store.postgres : null;
-  let location = cfg.sqlite.path;
-  const events: StoreEvents = {
-    onUnavailable: (reason) => log.error({ reason }, "database unavailable: answering 451 4.3.0 / TEMP until it is back"),
-    onRecovered: () => log.info({ db: location }, "database available again"),
-  };
-  if (pgSettings === null) return Store.open(cfg.sqlite.path, cfg.sqlite.busyTimeoutMs, events);
-  const store = await PostgresStore.open(pgSettings, events);
-  location = store.location;
-  log.info({ db: store.location, version: store.version }, store.problem === null ? "PostgreSQL store loaded" : "PostgreSQL store not reachable yet");
+  const pg = cfg.store?.backend === "postgres" ? cfg.store.postgres : undefined;
+  const location = pg?.url ?? cfg.sqlite.path;
+  const store = await openStore(location, {
+    busyTimeoutMs: cfg.sqlite.busyTimeoutMs,
+    postgres: pg,
+    events: {
+      onUnavailable: (reason) => log.error({ reason }, "database unavailable: answering 451 4.3.0 / TEMP until it is back"),
+      onRecovered: () => log.info({ db: location }, "database available again"),
+    },
+  });
+  if (pg !== undefined) log.info({ db: store.location }, store.problem === null ? "PostgreSQL store loaded" : "PostgreSQL store not reachable yet");
   return store;
 }
 

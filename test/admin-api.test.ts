@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import Database from "better-sqlite3";
+import { rawDb } from "./helpers/sqlite.js";
 import { ctl, ctlOk, tempDir } from "./helpers/daemon.js";
 import { AdminProcess, runAdminOnce, type Exchange } from "./helpers/admin.js";
 import { checkExchange, unexercised } from "./helpers/openapi.js";
@@ -37,7 +37,7 @@ after(async () => {
 });
 
 function dump(): string {
-  const d = new Database(db, { readonly: true });
+  const d = rawDb(db, { readonly: true });
   try {
     return JSON.stringify(["domains", "aliases", "apps", "app_from", "sender_delegations"].map((t) => d.prepare(`SELECT * FROM ${t} ORDER BY 1, 2`).all()));
   } finally {

@@ -3,7 +3,7 @@
 // the one stderr line are checked, and "nothing written" is checked on the
 // file's bytes.
 
-import Database from "better-sqlite3";
+import { initAdmin, openSqliteAdmin, rawDb } from "./helpers/sqlite.js";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -13,7 +13,6 @@ import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { EXIT_CODES } from "../src/cli/exit.js";
 import { verifyAppPassword } from "../src/store/password.js";
-import { AdminStore } from "../src/store/sqlite.js";
 import { lookupUser } from "../src/system/accounts.js";
 
 /** The repository root: this file runs from dist/test/. */
@@ -71,24 +70,24 @@ function fails(r: Result, code: number, re: RegExp): void {
 }
 
 /** An initialised DB with rows written in-process (no Argon2 cost: apps get fake hashes). */
-function seededDb(name: string): string {
+async function seededDb(name: string): Promise<string> {
   const path = join(freshDir(name), "state.db");
-  const { store } = AdminStore.init(path);
-  store.addDomain("d1.test");
-  store.addDomain("d2.test");
-  store.addAlias("sales@d1.test", "alice");
-  store.addAlias("info@d2.test", "bob");
-  store.upsertApp("app1", "{ARGON2ID}$fake-hash-1");
-  store.upsertApp("app2", "{ARGON2ID}$fake-hash-2");
-  store.allowAppSender("app1", "a@d1.test");
-  store.allowAppSender("app1", "b@d1.test");
+  const { store } = await initAdmin(path);
+  await store.addDomain("d1.test");
+  await store.addDomain("d2.test");
+  await store.addAlias("sales@d1.test", "alice");
+  await store.addAlias("info@d2.test", "bob");
+  await store.upsertApp("app1", "{ARGON2ID}$fake-hash-1");
+  await store.upsertApp("app2", "{ARGON2ID}$fake-hash-2");
+  await store.allowAppSender("app1", "a@d1.test");
+  await store.allowAppSender("app1", "b@d1.test");
   store.db.prepare("UPDATE app_from SET enabled = 0 WHERE app_id = 'app1' AND from_addr = 'b@d1.test'").run();
-  store.close();
+  await store.close();
   return path;
 }
 
 function query<T>(path: string, sql: string, ...params: unknown[]): T[] {
-  const db = new Database(path, { readonly: true });
+  const db = rawDb(path, { readonly: true });
   try {
     return db.prepare(sql).all(...params) as T[];
   } finally {
@@ -104,7 +103,7 @@ function secretHash(path: string, appId: string): string {
 
 /** The older layout of the original tool. */
 function createOldDb(path: string, extraSql = ""): void {
-  const db = new Database(path);
+  const db = rawDb(path);
   db.exec(`
     CREATE TABLE aliases(alias_email TEXT PRIMARY KEY, username TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1,
       updated_at INTEGER NOT NULL DEFAULT (strftime('%s','now')));
@@ -226,7 +225,7 @@ describe("mailcloakctl", { concurrency: true }, () => {
   describe("domains", { concurrency: true }, () => {
     test("add, list (plain and --json), disable, enable, del with its aliases", async () => {
       const db = join(freshDir("domains"), "state.db");
-      AdminStore.init(db).store.close();
+      await (await initAdmin(db)).store.close();
       assert.deepEqual(ok(await run(["--db", db, "domains", "add", " Example.TEST "])), ["domain example.test added"]);
       ok(await run(["--db", db, "domains", "add", "other.test"]));
       const plain = ok(await run(["--db", db, "domains", "list"]));
@@ -241,18 +240,18 @@ describe("mailcloakctl", { concurrency: true }, () => {
       assert.deepEqual(ok(await run(["--db", db, "domains", "enable", "EXAMPLE.test"])), ["domain example.test enabled"]);
       assert.deepEqual(query(db, "SELECT enabled FROM domains WHERE domain_name = 'example.test'"), [{ enabled: 1 }]);
 
-      const admin = AdminStore.open(db);
-      admin.addAlias("a@example.test", "alice");
-      admin.addAlias("@example.test", "bob");
-      admin.addAlias("c@other.test", "carol");
-      admin.close();
+      const admin = await openSqliteAdmin(db);
+      await admin.addAlias("a@example.test", "alice");
+      await admin.addAlias("@example.test", "bob");
+      await admin.addAlias("c@other.test", "carol");
+      await admin.close();
       assert.deepEqual(ok(await run(["--db", db, "domains", "del", "example.test"])), ["domain example.test deleted, with 2 aliases"]);
       assert.deepEqual(query(db, "SELECT alias_email FROM aliases"), [{ alias_email: "c@other.test" }]);
       assert.deepEqual(query(db, "SELECT domain_name FROM domains"), [{ domain_name: "other.test" }]);
     });
 
     test("refused: duplicate, malformed, unknown (exit 1, nothing written)", async () => {
-      const db = seededDb("domains-refused");
+      const db = await seededDb("domains-refused");
       const before = readFileSync(db);
       fails(await run(["--db", db, "domains", "add", "D1.test"]), 1, /domain already exists: d1\.test/);
       fails(await run(["--db", db, "domains", "add", "not a domain"]), 1, /invalid domain name/);
@@ -264,7 +263,7 @@ describe("mailcloakctl", { concurrency: true }, () => {
 
   describe("aliases", { concurrency: true }, () => {
     test("add (incl. catch-all), list (plain, --user, --json), disable, enable, del", async () => {
-      const db = seededDb("aliases");
+      const db = await seededDb("aliases");
       assert.deepEqual(ok(await run(["--db", db, "aliases", "add", " Support@D1.Test ", "Alice"])), ["alias support@d1.test -> alice added"]);
       assert.deepEqual(ok(await run(["--db", db, "aliases", "add", "@d2.test", "carol"])), ["alias @d2.test (catch-all) -> carol added"]);
       const plain = ok(await run(["--db", db, "aliases", "list"]));
@@ -290,7 +289,7 @@ describe("mailcloakctl", { concurrency: true }, () => {
     });
 
     test("refused: malformed address, unknown domain, duplicate, unknown alias (exit 1, nothing written)", async () => {
-      const db = seededDb("aliases-refused");
+      const db = await seededDb("aliases-refused");
       const before = readFileSync(db);
       fails(await run(["--db", db, "aliases", "add", "not-an-address", "alice"]), 1, /invalid alias address: "not-an-address"/);
       fails(await run(["--db", db, "aliases", "add", "new@unknown.test", "alice"]), 1, /domain unknown\.test is not a mailcloak domain; add it first with: mailcloakctl domains add unknown\.test/);
@@ -303,15 +302,15 @@ describe("mailcloakctl", { concurrency: true }, () => {
 
   describe("apps", { concurrency: true }, () => {
     test("add with the argument, then replace with --password-stdin: Dovecot Argon2id hashes that verify", async () => {
-      const db = seededDb("apps-add");
+      const db = await seededDb("apps-add");
       assert.deepEqual(ok(await run(["--db", db, "apps", "add", "mailer", "first-secret"])), ["app mailer added"]);
       const first = secretHash(db, "mailer");
       assert.ok(first.startsWith(HASH_PREFIX), first);
       assert.equal(await verifyAppPassword("first-secret", first), true);
 
-      const admin = AdminStore.open(db);
-      admin.setAppEnabled("mailer", false);
-      admin.close();
+      const admin = await openSqliteAdmin(db);
+      await admin.setAppEnabled("mailer", false);
+      await admin.close();
       const replaced = await run(["--db", db, "apps", "add", "mailer", "--password-stdin"], "second secret\nnot this line\n");
       assert.deepEqual(ok(replaced), ["app mailer: password replaced"]);
       const second = secretHash(db, "mailer");
@@ -323,7 +322,7 @@ describe("mailcloakctl", { concurrency: true }, () => {
     });
 
     test("no usable password: empty (exit 1), none on a non-terminal (exit 2), both ways (exit 2); nothing written", async () => {
-      const db = seededDb("apps-nopass");
+      const db = await seededDb("apps-nopass");
       const before = readFileSync(db);
       fails(await run(["--db", db, "apps", "add", "mailer", "--password-stdin"], ""), 1, /password is empty/);
       fails(await run(["--db", db, "apps", "add", "mailer", ""]), 1, /password is empty/);
@@ -338,7 +337,7 @@ describe("mailcloakctl", { concurrency: true }, () => {
     });
 
     test("allow, disallow, list (plain and --json, never a hash), disable, enable, del with its senders", async () => {
-      const db = seededDb("apps");
+      const db = await seededDb("apps");
       const plain = ok(await run(["--db", db, "apps", "list"]));
       assert.equal(plain.length, 4);
       assert.match(plain[0]!, /^app1\tenabled\t\d{10}$/);
@@ -369,7 +368,7 @@ describe("mailcloakctl", { concurrency: true }, () => {
     });
 
     test("refused: unknown app, bad sender, sender not allowed (exit 1, nothing written)", async () => {
-      const db = seededDb("apps-refused");
+      const db = await seededDb("apps-refused");
       const before = readFileSync(db);
       fails(await run(["--db", db, "apps", "allow", "nosuch", "a@d1.test"]), 1, /no such app: nosuch/);
       fails(await run(["--db", db, "apps", "allow", "app1", "not-an-address"]), 1, /invalid sender address/);
@@ -379,7 +378,7 @@ describe("mailcloakctl", { concurrency: true }, () => {
     });
 
     test("on a terminal, the password is prompted for twice without echo", { skip: !existsSync("/usr/bin/script") && "needs script(1) for a pseudo-terminal" }, async () => {
-      const db = seededDb("apps-tty");
+      const db = await seededDb("apps-tty");
       const cmd = `'${process.execPath}' '${BIN}' --db '${db}' apps add ttyapp`;
       const child = spawn("/usr/bin/script", ["-qec", cmd, "/dev/null"], { cwd: REPO, stdio: ["pipe", "pipe", "pipe"] });
       let output = "";
@@ -407,7 +406,7 @@ describe("mailcloakctl", { concurrency: true }, () => {
 
   describe("usage errors: exit 2, one line", { concurrency: true }, () => {
     test("unknown command, unknown subcommand, missing command, unknown option, missing or extra argument", async () => {
-      const db = seededDb("usage");
+      const db = await seededDb("usage");
       const before = readFileSync(db);
       fails(await run(["--db", db, "frobnicate"]), 2, /unknown command 'frobnicate'/);
       fails(await run(["--db", db, "domains", "frobnicate"]), 2, /domains: unknown command 'frobnicate'/);
@@ -427,7 +426,7 @@ describe("mailcloakctl", { concurrency: true }, () => {
       for (const cmd of ["init", "domains", "aliases", "apps"]) assert.match(help, new RegExp(`\\n  ${cmd} `));
       assert.match(help, /Exit status:\n {2}0 {2}success\n {2}1 {2}refused.*\n {2}2 {2}usage error.*\n {2}3 {2}database unavailable/);
       assert.match(ok(await run(["help", "apps"])).join("\n"), /allow <app_id> <from_addr>/);
-      const db = seededDb("global-after");
+      const db = await seededDb("global-after");
       assert.equal(ok(await run(["domains", "list", "--db", db])).length, 2);
     });
   });
@@ -456,9 +455,9 @@ describe("mailcloakctl", { concurrency: true }, () => {
 
     test("locked past the busy timeout (sqlite.busy_timeout_ms from the config)", async () => {
       const dir = freshDir("locked");
-      const db = seededDb("locked-db");
+      const db = await seededDb("locked-db");
       const config = writeConfig(dir, `sqlite: {path: ${db}, busy_timeout_ms: 50}\n`);
-      const holder = new Database(db);
+      const holder = rawDb(db);
       holder.exec("BEGIN IMMEDIATE");
       holder.prepare("INSERT INTO domains(domain_name) VALUES ('held.test')").run();
       try {
@@ -480,7 +479,7 @@ describe("mailcloakctl", { concurrency: true }, () => {
       assert.ok(existsSync(db));
       ok(await run(["--config", config, "domains", "add", "c.test"]));
       assert.deepEqual(query(db, "SELECT domain_name FROM domains"), [{ domain_name: "c.test" }]);
-      const other = seededDb("config-other");
+      const other = await seededDb("config-other");
       assert.deepEqual(ok(await run(["--config", config, "--db", other, "domains", "list"])).map((l) => l.split("\t")[0]), ["d1.test", "d2.test"]);
     });
 

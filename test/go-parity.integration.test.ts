@@ -7,7 +7,7 @@
 // leaves its schema byte for byte as the Go version wrote it. A second run
 // uses the Go end-to-end suite's layout: daemon.user root, sockets 0666.
 
-import Database from "better-sqlite3";
+import { rawDb } from "./helpers/sqlite.js";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { chownSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -33,7 +33,7 @@ const GO = {
 
 /** A database made by the Go schema, seeded as the Go tools would have left it (WAL, as Go's open sets it). */
 function goDatabase(path: string): void {
-  const db = new Database(path);
+  const db = rawDb(path);
   db.exec(fixture("go-schema.sql"));
   db.pragma("journal_mode = WAL");
   db.exec(`
@@ -47,7 +47,7 @@ function goDatabase(path: string): void {
 
 /** The schema as SQLite keeps it: what a Go mailcloak going back would open. */
 function schemaOf(path: string): { sql: unknown[]; userVersion: unknown } {
-  const db = new Database(path, { readonly: true });
+  const db = rawDb(path, { readonly: true });
   try {
     return { sql: db.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").all(), userVersion: db.pragma("user_version", { simple: true }) };
   } finally {
@@ -203,7 +203,7 @@ describe("the Go sample's config and the Go schema's database", () => {
     assert.deepEqual(before.map((a) => [a.app_id, a.senders.map((s) => s.from_addr)]), [["app1", ["noreply@d1.test"]]]);
     await ctlOk(d.db, "apps", "add", "app2", "app2-Secret-pw");
     await ctlOk(d.db, "apps", "allow", "app2", "reports@d1.test");
-    const db = new Database(d.db, { readonly: true });
+    const db = rawDb(d.db, { readonly: true });
     const hash = (db.prepare("SELECT secret_hash FROM apps WHERE app_id = 'app2'").get() as { secret_hash: string }).secret_hash;
     db.close();
     assert.match(hash, /^\{ARGON2ID\}\$argon2id\$v=19\$/, "a hash Dovecot (and the Go tools) verify");

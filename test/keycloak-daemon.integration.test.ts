@@ -239,8 +239,8 @@ describe("failure mode, shared by both servers", () => {
     const d = await stack(kc);
     const p = await Client.connect(d.policySocket);
     const s = await Client.connect(d.socketmapSocket);
-    const { default: Database } = await import("better-sqlite3");
-    const db = new Database(d.db);
+    const { rawDb } = await import("./helpers/sqlite.js");
+    const db = rawDb(d.db);
     db.exec("DROP TABLE aliases");
     db.close();
     assert.equal(await policyQuery(p, RCPT("sales@d1.test")), ACTIONS.tempfailInternal);

@@ -10,7 +10,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import Database from "better-sqlite3";
+import { rawDb } from "./helpers/sqlite.js";
 import { Client, ctl, DaemonProcess, policyQuery, shippedNodeArgs, socketmapQuery } from "./helpers/daemon.js";
 import { freePort, keycloakIdp, mean, mergeTree, metric, rssKiB, scrape, startStack } from "./helpers/faults.js";
 import { FakeKeycloak } from "./fake-keycloak.js";
@@ -170,7 +170,7 @@ test(`${CONNECTIONS} connections for ${SECONDS} s with alias churn and Keycloak 
     p.destroy();
   }
 
-  const reader = new Database(d.db, { readonly: true, fileMustExist: true });
+  const reader = rawDb(d.db, { readonly: true, fileMustExist: true });
   const aliasRow = reader.prepare("SELECT 1 AS x FROM aliases WHERE alias_email = ?");
   const t0 = performance.now();
   const endAt = t0 + DURATION_MS;

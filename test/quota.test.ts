@@ -8,14 +8,14 @@ import assert from "node:assert/strict";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import Database from "better-sqlite3";
+import { rawDb } from "./helpers/sqlite.js";
 import {
   attributeLimit, effectiveLimits, estimate, exceeded, NO_OVERRIDE, parseLimit, windowsAt, type QuotaLimits, type Usage,
 } from "../src/quota/limits.js";
-import { SqliteCounters } from "../src/quota/sqlite-counters.js";
+import { SqliteCounters } from "../src/store/sqlite/counters.js";
 import { RedisCounters } from "../src/quota/redis-counters.js";
 import { CounterError, type Counters } from "../src/quota/counters.js";
-import { QUOTA_LIMITS_DDL } from "../src/store/quota-limits.js";
+import { QUOTA_LIMITS_DDL } from "../src/store/sqlite/schema.js";
 import { ROOT, tempDir } from "./helpers/daemon.js";
 import { RedisServer, redisUnavailable } from "./helpers/redis.js";
 
@@ -118,7 +118,7 @@ test("SQLite counters survive a reopen (a daemon restart) and the count continue
   await a.close();
   const b = new SqliteCounters({ path, busyTimeoutMs: 1000, create: true });
   assert.deepEqual(await takeN(b, 2, limits(3), T0 + 1000), ["ok", "per_hour"]);
-  assert.equal(String(new Database(path, { readonly: true }).pragma("journal_mode", { simple: true })), "wal");
+  assert.equal(String(rawDb(path, { readonly: true }).pragma("journal_mode", { simple: true })), "wal");
   await b.close();
 });
 
@@ -128,7 +128,7 @@ test("SQLite counters: recipients per hour count the message's recipients; old w
   assert.deepEqual(await takeN(c, 3, limits(0, 0, 10), T0, "alice", 4), ["ok", "ok", "recipients_per_hour"]);
   // Three hours later nothing of it counts, and the rows are gone (pruned at the next take).
   assert.deepEqual(await takeN(c, 1, limits(0, 0, 10), T0 + 3 * HOUR + 120_000, "alice", 4), ["ok"]);
-  const db = new Database(path, { readonly: true });
+  const db = rawDb(path, { readonly: true });
   const hours = db.prepare("SELECT bucket FROM quota_counters WHERE span = 'h' ORDER BY bucket").all() as { bucket: number }[];
   db.close();
   assert.deepEqual(hours.map((h) => h.bucket), [windowsAt(T0 + 3 * HOUR + 120_000).hour]);
@@ -165,7 +165,7 @@ test("SQLite counters shared by four concurrent writers let exactly the limit th
       await c.close();
       parentPort.postMessage(ok);
     });`;
-  const module = new URL("../src/quota/sqlite-counters.js", import.meta.url).href;
+  const module = new URL("../src/store/sqlite/counters.js", import.meta.url).href;
   const counts = await Promise.all([0, 1, 2, 3].map(() => new Promise<number>((resolve, reject) => {
     const w = new Worker(code, { eval: true, workerData: { module, path, each: EACH, limit: LIMIT, t0: T0 } });
     w.once("message", (n: number) => resolve(n));

@@ -8,11 +8,11 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import Database from "better-sqlite3";
+import { rawDb } from "./helpers/sqlite.js";
 import { Client, ctl, ctlOk, DaemonProcess, policyQuery, ROOT, socketmapQuery } from "./helpers/daemon.js";
 import { AUTH } from "./helpers/tables.js";
 import { ACTIONS } from "../src/handlers/policy.js";
-import { SENDER_DELEGATIONS_DDL } from "../src/store/delegations.js";
+import { SENDER_DELEGATIONS_DDL } from "../src/store/sqlite/schema.js";
 
 let daemon: DaemonProcess;
 let sm: Client;
@@ -33,7 +33,7 @@ after(async () => {
 });
 
 const rows = (): unknown[] => {
-  const d = new Database(daemon.db, { readonly: true });
+  const d = rawDb(daemon.db, { readonly: true });
   try {
     const has = d.prepare("SELECT 1 FROM sqlite_master WHERE name = 'sender_delegations'").get() !== undefined;
     return has ? d.prepare("SELECT from_addr, login FROM sender_delegations ORDER BY 1, 2").all() : [];
@@ -123,7 +123,7 @@ describe("the daemon honours delegations", () => {
   });
 
   test("a database without the table (as the Go version makes it) answers, and the first allow creates it", async () => {
-    const d = new Database(daemon.db);
+    const d = rawDb(daemon.db);
     d.exec("DROP TABLE sender_delegations");
     d.close();
     assert.equal(await socketmapQuery(sm, "senders", "info@d1.test"), "NOTFOUND");

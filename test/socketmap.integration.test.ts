@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
 import net from "node:net";
-import { AdminStore } from "../src/store/sqlite.js";
+import { openAdmin } from "../src/store/open.js";
 import { Client, ctlOk, DaemonProcess, netstring, netstringLength, socketmapQuery, tempDir } from "./helpers/daemon.js";
 import { staticSource } from "./helpers/directory.js";
 import { socketmapTable } from "./helpers/tables.js";
@@ -51,7 +51,7 @@ test("requests handled together see every commit made before they were sent (30 
   // look at the database (server/turn.ts). Commits and sends happen on this
   // one thread, so each request's state at sending is known exactly.
   await ctlOk(daemon().db, "domains", "add", "flip.test");
-  const admin = AdminStore.open(daemon().db);
+  const admin = await openAdmin(daemon().db, { busyTimeoutMs: 5000 });
   const clients = await Promise.all(Array.from({ length: 30 }, () => Client.connect(daemon().socketmapSocket)));
   let enabled = true;
   let commits = 0;
@@ -80,15 +80,16 @@ test("requests handled together see every commit made before they were sent (30 
   try {
     for (let k = 0; k < 400; k++) {
       enabled = !enabled;
-      admin.setDomainEnabled("flip.test", enabled);
+      const write = admin.setDomainEnabled("flip.test", enabled); // committed before it returns (SQLite)
       commits++;
+      await write;
       await new Promise((r) => setTimeout(r, k % 4)); // let a few requests through, sometimes none
     }
   } finally {
     running = false;
     await Promise.all(loops);
     for (const cl of clients) cl.destroy();
-    admin.close();
+    await admin.close();
   }
   assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} stale answers of ${checked}`);
   assert.ok(checked >= 1000, `only ${checked} answers were checked`);

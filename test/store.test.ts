@@ -2,14 +2,16 @@
 // Go mailcloak defines it), cascades, triggers, in-place migration of the
 // older layout, the daemon's read methods and live reads.
 
-import Database from "better-sqlite3";
+import { initAdmin, openReader, openSqliteAdmin, rawDb, type RawDb } from "./helpers/sqlite.js";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { setImmediate as setImmediateP } from "node:timers/promises";
-import { AdminStore, MissingDatabaseError, Store, StoreError, migrate, schemaProblem, schemaSql } from "../src/store/sqlite.js";
+import { isStoreError, StoreError } from "../src/store/errors.js";
+import type { SqliteAdmin } from "../src/store/sqlite/index.js";
+import { migrate, schemaProblem, schemaSql } from "../src/store/sqlite/schema.js";
 
 const root = mkdtempSync(join(tmpdir(), "mailcloak-store-test-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -21,24 +23,24 @@ function dbPath(name: string): string {
 }
 
 /** A current DB with some rows, through the admin API. */
-function seeded(): { path: string; admin: AdminStore } {
+async function seeded(): Promise<{ path: string; admin: SqliteAdmin }> {
   const path = dbPath("seeded");
-  const { store: admin } = AdminStore.init(path);
-  admin.addDomain("d1.test");
-  admin.addDomain("d2.test");
-  admin.addAlias("sales@d1.test", "alice");
-  admin.addAlias("off@d1.test", "alice");
-  admin.setAliasEnabled("off@d1.test", false);
-  admin.addAlias("x@d2.test", "bob");
-  admin.addAlias("@d1.test", "carol");
-  admin.setDomainEnabled("d2.test", false);
-  admin.upsertApp("app1", "{ARGON2ID}$fake1");
-  admin.upsertApp("app2", "{ARGON2ID}$fake2");
-  admin.allowAppSender("app1", "a@d1.test");
-  admin.allowAppSender("app1", "b@d1.test");
-  admin.allowAppSender("app2", "a@d1.test");
+  const { store: admin } = await initAdmin(path);
+  await admin.addDomain("d1.test");
+  await admin.addDomain("d2.test");
+  await admin.addAlias("sales@d1.test", "alice");
+  await admin.addAlias("off@d1.test", "alice");
+  await admin.setAliasEnabled("off@d1.test", false);
+  await admin.addAlias("x@d2.test", "bob");
+  await admin.addAlias("@d1.test", "carol");
+  await admin.setDomainEnabled("d2.test", false);
+  await admin.upsertApp("app1", "{ARGON2ID}$fake1");
+  await admin.upsertApp("app2", "{ARGON2ID}$fake2");
+  await admin.allowAppSender("app1", "a@d1.test");
+  await admin.allowAppSender("app1", "b@d1.test");
+  await admin.allowAppSender("app2", "a@d1.test");
   admin.db.prepare("UPDATE app_from SET enabled = 0 WHERE app_id = 'app1' AND from_addr = 'b@d1.test'").run();
-  admin.setAppEnabled("app2", false);
+  await admin.setAppEnabled("app2", false);
   return { path, admin };
 }
 
@@ -93,18 +95,18 @@ const EXPECTED_OBJECTS = [
   "trigger:trg_domains_set_updated_at",
 ];
 
-function tableInfo(db: Database.Database, table: string): Column[] {
+function tableInfo(db: RawDb, table: string): Column[] {
   return (db.pragma(`table_info(${table})`) as (Column & { cid: number })[]).map(({ name, type, notnull, dflt_value, pk }) => ({ name, type, notnull, dflt_value, pk }));
 }
-function foreignKeys(db: Database.Database, table: string): { table: string; from: string; to: string; on_delete: string }[] {
+function foreignKeys(db: RawDb, table: string): { table: string; from: string; to: string; on_delete: string }[] {
   return (db.pragma(`foreign_key_list(${table})`) as { table: string; from: string; to: string; on_delete: string }[])
     .map(({ table, from, to, on_delete }) => ({ table, from, to, on_delete }));
 }
-function namedObjects(db: Database.Database): string[] {
+function namedObjects(db: RawDb): string[] {
   return (db.prepare("SELECT type, name FROM sqlite_master WHERE type IN ('index', 'trigger') AND name NOT LIKE 'sqlite_%' ORDER BY type, name").all() as { type: string; name: string }[])
     .map((r) => `${r.type}:${r.name}`);
 }
-function schemaDump(db: Database.Database): { type: string; name: string; sql: string | null }[] {
+function schemaDump(db: RawDb): { type: string; name: string; sql: string | null }[] {
   return db.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").all() as { type: string; name: string; sql: string | null }[];
 }
 
@@ -119,7 +121,7 @@ const OLD_SCHEMA = `
 `;
 
 function createOldDb(path: string, extraSql = ""): void {
-  const db = new Database(path);
+  const db = rawDb(path);
   db.exec(OLD_SCHEMA);
   db.exec(`
     INSERT INTO aliases VALUES ('sales@d1.test', 'alice', 1, 1000);
@@ -137,8 +139,8 @@ function createOldDb(path: string, extraSql = ""): void {
 }
 
 describe("schema", () => {
-  test("applies twice without changing anything (idempotent)", () => {
-    const db = new Database(dbPath("twice"));
+  test("applies twice without changing anything (idempotent)", async () => {
+    const db = rawDb(dbPath("twice"));
     db.exec(schemaSql());
     const first = schemaDump(db);
     db.exec(schemaSql());
@@ -148,70 +150,70 @@ describe("schema", () => {
     db.close();
   });
 
-  test("AdminStore.init twice: created, then nothing to migrate; WAL mode", () => {
+  test("AdminStore.init twice: created, then nothing to migrate; WAL mode", async () => {
     const path = dbPath("init-twice");
-    const a = AdminStore.init(path);
+    const a = await initAdmin(path);
     assert.equal(a.created, true);
     assert.deepEqual(a.report, { migrated: false, steps: [] });
-    a.store.close();
-    const b = AdminStore.init(path);
+    await a.store.close();
+    const b = await initAdmin(path);
     assert.equal(b.created, false);
     assert.deepEqual(b.report, { migrated: false, steps: [] });
     assert.equal(b.store.db.pragma("journal_mode", { simple: true }), "wal");
-    b.store.close();
+    await b.store.close();
   });
 
-  test("tables, columns, keys, indexes and triggers match the Go mailcloak's", () => {
-    const { store } = AdminStore.init(dbPath("go-compat"));
+  test("tables, columns, keys, indexes and triggers match the Go mailcloak's", async () => {
+    const { store } = await initAdmin(dbPath("go-compat"));
     for (const table of Object.keys(EXPECTED_COLUMNS)) {
       assert.deepEqual(tableInfo(store.db, table), EXPECTED_COLUMNS[table], `columns of ${table}`);
       assert.deepEqual(foreignKeys(store.db, table), EXPECTED_FKS[table], `foreign keys of ${table}`);
     }
     assert.deepEqual(namedObjects(store.db), EXPECTED_OBJECTS);
-    store.close();
+    await store.close();
   });
 
-  test("enabled must be 0 or 1 (CHECK)", () => {
-    const { store } = AdminStore.init(dbPath("check"));
+  test("enabled must be 0 or 1 (CHECK)", async () => {
+    const { store } = await initAdmin(dbPath("check"));
     assert.throws(() => store.db.prepare("INSERT INTO domains(domain_name, enabled) VALUES ('d.test', 2)").run(), /CHECK constraint failed/);
-    store.close();
+    await store.close();
   });
 });
 
 describe("cascades", () => {
-  test("deleting a domain deletes its aliases, and says how many", () => {
-    const { admin } = seeded();
-    const r = admin.deleteDomain("D1.TEST");
+  test("deleting a domain deletes its aliases, and says how many", async () => {
+    const { admin } = await seeded();
+    const r = await admin.deleteDomain("D1.TEST");
     assert.deepEqual(r, { domain: "d1.test", aliases: 3 });
-    assert.deepEqual(admin.listAliases().map((a) => a.alias_email), ["x@d2.test"]);
+    assert.deepEqual((await admin.listAliases()).map((a) => a.alias_email), ["x@d2.test"]);
     const left = admin.db.prepare("SELECT count(*) AS n FROM aliases WHERE alias_domain_name = 'd1.test'").get() as { n: number };
     assert.equal(left.n, 0);
-    admin.close();
+    await admin.close();
   });
 
-  test("deleting an app deletes its app_from rows (also by raw SQL)", () => {
-    const { admin } = seeded();
-    admin.deleteApp("app1");
+  test("deleting an app deletes its app_from rows (also by raw SQL)", async () => {
+    const { admin } = await seeded();
+    await admin.deleteApp("app1");
     const rows = admin.db.prepare("SELECT app_id, from_addr FROM app_from ORDER BY app_id").all();
     assert.deepEqual(rows, [{ app_id: "app2", from_addr: "a@d1.test" }]);
     admin.db.prepare("DELETE FROM apps WHERE app_id = 'app2'").run();
     assert.deepEqual(admin.db.prepare("SELECT * FROM app_from").all(), []);
-    admin.close();
+    await admin.close();
   });
 
-  test("an alias row needs its domain row (foreign key)", () => {
-    const { admin } = seeded();
+  test("an alias row needs its domain row (foreign key)", async () => {
+    const { admin } = await seeded();
     assert.throws(
       () => admin.db.prepare("INSERT INTO aliases(alias_email, target_user, alias_domain_name) VALUES ('a@d9.test', 'u', 'd9.test')").run(),
       /FOREIGN KEY constraint failed/,
     );
-    admin.close();
+    await admin.close();
   });
 });
 
 describe("triggers", () => {
-  test("an alias whose alias_domain_name is not its address's domain is rejected (raw SQL insert and update)", () => {
-    const { admin } = seeded();
+  test("an alias whose alias_domain_name is not its address's domain is rejected (raw SQL insert and update)", async () => {
+    const { admin } = await seeded();
     const db = admin.db;
     assert.throws(
       () => db.prepare("INSERT INTO aliases(alias_email, target_user, alias_domain_name) VALUES ('a@d1.test', 'u', 'd2.test')").run(),
@@ -227,24 +229,24 @@ describe("triggers", () => {
     );
     assert.equal(db.prepare("SELECT count(*) AS n FROM aliases WHERE alias_email IN ('a@d1.test', 'nodomain')").pluck().get(), 0);
     assert.equal(db.prepare("SELECT alias_domain_name FROM aliases WHERE alias_email = 'sales@d1.test'").pluck().get(), "d1.test");
-    admin.close();
+    await admin.close();
   });
 
-  test("an update that leaves updated_at alone sets it to now", () => {
-    const { admin } = seeded();
+  test("an update that leaves updated_at alone sets it to now", async () => {
+    const { admin } = await seeded();
     admin.db.prepare("UPDATE domains SET updated_at = 5 WHERE domain_name = 'd1.test'").run();
     admin.db.prepare("UPDATE domains SET enabled = 0 WHERE domain_name = 'd1.test'").run();
     const t = admin.db.prepare("SELECT updated_at FROM domains WHERE domain_name = 'd1.test'").pluck().get() as number;
     assert.ok(Math.abs(t - Date.now() / 1000) < 60, `updated_at ${t} is now`);
-    admin.close();
+    await admin.close();
   });
 });
 
 describe("migration of the older layout", () => {
-  test("keeps every row with the same values, creates the domains, then reports already current", () => {
+  test("keeps every row with the same values, creates the domains, then reports already current", async () => {
     const path = dbPath("old");
     createOldDb(path);
-    const { store: admin, report, created } = AdminStore.init(path);
+    const { store: admin, report, created } = await initAdmin(path);
     assert.equal(created, false);
     assert.equal(report.migrated, true);
     assert.ok(report.steps.some((s) => /username column renamed to target_user/.test(s)), report.steps.join("; "));
@@ -279,31 +281,31 @@ describe("migration of the older layout", () => {
     assert.deepEqual(namedObjects(db), EXPECTED_OBJECTS); // idx_aliases_username is gone
     assert.equal(db.prepare("SELECT count(*) FROM sqlite_master WHERE name LIKE '%pre_migration%'").pluck().get(), 0);
     assert.equal(db.pragma("user_version", { simple: true }), 1);
-    admin.deleteApp("app1"); // the cascade works on the rebuilt tables
+    await admin.deleteApp("app1"); // the cascade works on the rebuilt tables
     assert.equal(db.prepare("SELECT count(*) FROM app_from WHERE app_id = 'app1'").pluck().get(), 0);
-    admin.close();
+    await admin.close();
 
-    const again = AdminStore.init(path);
+    const again = await initAdmin(path);
     assert.equal(again.created, false);
     assert.deepEqual(again.report, { migrated: false, steps: [] });
-    again.store.close();
+    await again.store.close();
   });
 
-  test("a migration that cannot proceed (alias without @) leaves the file byte-for-byte unchanged", () => {
+  test("a migration that cannot proceed (alias without @) leaves the file byte-for-byte unchanged", async () => {
     const path = dbPath("old-bad");
     createOldDb(path, "INSERT INTO aliases VALUES ('nodomain', 'eve', 1, 1004);");
     const before = readFileSync(path);
-    assert.throws(() => AdminStore.init(path), (err: unknown) => err instanceof StoreError && /aliases without a domain: nodomain/.test(err.message));
+    await assert.rejects(initAdmin(path), (err: unknown) => err instanceof StoreError && /aliases without a domain: nodomain/.test(err.message));
     assert.ok(readFileSync(path).equals(before), "file unchanged");
     assert.equal(existsSync(`${path}-wal`), false);
     assert.equal(existsSync(`${path}-journal`), false);
     // And it still is the older layout, so the daemon refuses it with the way out.
-    assert.throws(() => Store.open(path, 100), /table domains is missing; run: mailcloakctl --db \S+ init/);
+    await assert.rejects(openReader(path, 100), /table domains is missing; run: mailcloakctl --db \S+ init/);
   });
 
-  test("apps in the older layout beside an already current app_from: app_from keeps referencing apps", () => {
+  test("apps in the older layout beside an already current app_from: app_from keeps referencing apps", async () => {
     const path = dbPath("mixed");
-    const raw = new Database(path);
+    const raw = rawDb(path);
     raw.exec(`
       CREATE TABLE apps(app_id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);
       CREATE TABLE app_from(app_id TEXT NOT NULL, from_addr TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0,1)),
@@ -313,63 +315,63 @@ describe("migration of the older layout", () => {
       INSERT INTO app_from VALUES ('app1', 'a@d1.test', 1, 9);
     `);
     raw.close();
-    const { store: admin, report } = AdminStore.init(path);
+    const { store: admin, report } = await initAdmin(path);
     assert.deepEqual(report.steps, ["apps: created_at carried over to updated_at"]);
     assert.deepEqual(foreignKeys(admin.db, "app_from"), EXPECTED_FKS.app_from);
     assert.deepEqual(admin.db.prepare("SELECT app_id, from_addr, updated_at FROM app_from").all(), [{ app_id: "app1", from_addr: "a@d1.test", updated_at: 9 }]);
-    admin.deleteApp("app1");
+    await admin.deleteApp("app1");
     assert.equal(admin.db.prepare("SELECT count(*) FROM app_from").pluck().get(), 0);
-    admin.close();
+    await admin.close();
   });
 
-  test("migrate() on a current DB is a no-op", () => {
-    const { admin } = seeded();
+  test("migrate() on a current DB is a no-op", async () => {
+    const { admin } = await seeded();
     const before = schemaDump(admin.db);
     assert.deepEqual(migrate(admin.db), { migrated: false, steps: [] });
     assert.deepEqual(schemaDump(admin.db), before);
-    assert.equal(admin.listAliases().length, 4);
-    admin.close();
+    assert.equal((await admin.listAliases()).length, 4);
+    await admin.close();
   });
 });
 
 describe("admin writes validate before writing", () => {
-  test("bad values, unknown rows and duplicates are refused with StoreError", () => {
-    const { admin } = seeded();
+  test("bad values, unknown rows and duplicates are refused with StoreError", async () => {
+    const { admin } = await seeded();
     const count = (): number => admin.db.prepare("SELECT (SELECT count(*) FROM domains) + (SELECT count(*) FROM aliases) + (SELECT count(*) FROM apps) + (SELECT count(*) FROM app_from)").pluck().get() as number;
     const before = count();
-    assert.throws(() => admin.addDomain("bad domain"), StoreError);
-    assert.throws(() => admin.addDomain(" D1.Test "), /domain already exists: d1.test/);
-    assert.throws(() => admin.addAlias("not-an-address", "alice"), /invalid alias address/);
-    assert.throws(() => admin.addAlias("a@d9.test", "alice"), /d9.test is not a mailcloak domain/);
-    assert.throws(() => admin.addAlias("SALES@d1.test", "zed"), /alias already exists: sales@d1.test/);
-    assert.throws(() => admin.addAlias("new@d1.test", "two words"), /invalid username/);
-    assert.throws(() => admin.allowAppSender("nosuch", "a@d1.test"), /no such app: nosuch/);
-    assert.throws(() => admin.allowAppSender("app1", "bad"), /invalid sender address/);
-    assert.throws(() => admin.upsertApp("bad id", "h"), /invalid app id/);
-    assert.throws(() => admin.deleteDomain("d9.test"), /no such domain/);
-    assert.throws(() => admin.setAliasEnabled("none@d1.test", true), /no such alias/);
-    assert.throws(() => admin.disallowAppSender("app1", "zz@d1.test"), /not allowed to send as/);
+    await assert.rejects(admin.addDomain("bad domain"), StoreError);
+    await assert.rejects(admin.addDomain(" D1.Test "), /domain already exists: d1.test/);
+    await assert.rejects(admin.addAlias("not-an-address", "alice"), /invalid alias address/);
+    await assert.rejects(admin.addAlias("a@d9.test", "alice"), /d9.test is not a mailcloak domain/);
+    await assert.rejects(admin.addAlias("SALES@d1.test", "zed"), /alias already exists: sales@d1.test/);
+    await assert.rejects(admin.addAlias("new@d1.test", "two words"), /invalid username/);
+    await assert.rejects(admin.allowAppSender("nosuch", "a@d1.test"), /no such app: nosuch/);
+    await assert.rejects(admin.allowAppSender("app1", "bad"), /invalid sender address/);
+    await assert.rejects(admin.upsertApp("bad id", "h"), /invalid app id/);
+    await assert.rejects(admin.deleteDomain("d9.test"), /no such domain/);
+    await assert.rejects(admin.setAliasEnabled("none@d1.test", true), /no such alias/);
+    await assert.rejects(admin.disallowAppSender("app1", "zz@d1.test"), /not allowed to send as/);
     assert.equal(count(), before);
-    admin.close();
+    await admin.close();
   });
 
-  test("addresses are trimmed and lower-cased; upsertApp replaces and re-enables", () => {
-    const { admin } = seeded();
-    assert.equal(admin.addAlias("  New@D1.TEST ", " Alice ").alias_email, "new@d1.test");
-    assert.deepEqual(admin.listAliases("ALICE").map((a) => a.alias_email), ["new@d1.test", "off@d1.test", "sales@d1.test"]);
-    assert.deepEqual(admin.upsertApp("app2", "{ARGON2ID}$new"), { appId: "app2", created: false });
+  test("addresses are trimmed and lower-cased; upsertApp replaces and re-enables", async () => {
+    const { admin } = await seeded();
+    assert.equal((await admin.addAlias("  New@D1.TEST ", " Alice ")).alias_email, "new@d1.test");
+    assert.deepEqual((await admin.listAliases("ALICE")).map((a) => a.alias_email), ["new@d1.test", "off@d1.test", "sales@d1.test"]);
+    assert.deepEqual(await admin.upsertApp("app2", "{ARGON2ID}$new"), { appId: "app2", created: false });
     const row = admin.db.prepare("SELECT secret_hash, enabled FROM apps WHERE app_id = 'app2'").get();
     assert.deepEqual(row, { secret_hash: "{ARGON2ID}$new", enabled: 1 });
-    assert.deepEqual(admin.upsertApp("app3", "{ARGON2ID}$3"), { appId: "app3", created: true });
-    admin.close();
+    assert.deepEqual(await admin.upsertApp("app3", "{ARGON2ID}$3"), { appId: "app3", created: true });
+    await admin.close();
   });
 });
 
 describe("Store (the daemon's reads)", () => {
-  test("domainEnabled, alias, aliasOwnedBy, appEnabled, appAllowsSender, appsForSender", () => {
-    const { path, admin } = seeded();
-    admin.close();
-    const store = Store.open(path, 1000);
+  test("domainEnabled, alias, aliasOwnedBy, appEnabled, appAllowsSender, appsForSender", async () => {
+    const { path, admin } = await seeded();
+    await admin.close();
+    const store = await openReader(path, 1000);
     assert.equal(store.domainEnabled("d1.test"), true);
     assert.equal(store.domainEnabled("d2.test"), false);
     assert.equal(store.domainEnabled("d9.test"), undefined);
@@ -398,44 +400,44 @@ describe("Store (the daemon's reads)", () => {
     assert.deepEqual(store.appsForSender("a@d1.test"), ["app1"], "app2 is disabled");
     assert.deepEqual(store.appsForSender("b@d1.test"), []);
     assert.deepEqual(store.appsForSender("zz@d1.test"), []);
-    store.close();
+    await store.close();
   });
 
   test("a write through a second connection is seen by an open Store's reads in the next event-loop turn", async () => {
-    const { path, admin: first } = seeded();
-    first.close();
-    const store = Store.open(path, 1000);
+    const { path, admin: first } = await seeded();
+    await first.close();
+    const store = await openReader(path, 1000);
     assert.equal(store.domainEnabled("d3.test"), undefined);
     assert.deepEqual(store.appsForSender("a@d1.test"), ["app1"]);
 
-    const admin = AdminStore.open(path);
-    admin.addDomain("d3.test");
-    admin.addAlias("new@d3.test", "dave");
-    admin.setAppEnabled("app2", true);
-    admin.setDomainEnabled("d1.test", false);
+    const admin = await openSqliteAdmin(path);
+    await admin.addDomain("d3.test");
+    await admin.addAlias("new@d3.test", "dave");
+    await admin.setAppEnabled("app2", true);
+    await admin.setDomainEnabled("d1.test", false);
     await setImmediateP(); // a request sent after the commit is read in a later turn
 
     assert.equal(store.domainEnabled("d3.test"), true);
     assert.deepEqual(store.alias("new@d3.test"), { targetUser: "dave", domain: "d3.test", active: true });
     assert.deepEqual(store.appsForSender("a@d1.test"), ["app1", "app2"]);
     assert.equal(store.aliasOwnedBy("sales@d1.test", "alice"), false, "its domain is now disabled");
-    admin.deleteDomain("d3.test");
+    await admin.deleteDomain("d3.test");
     await setImmediateP();
     assert.equal(store.alias("new@d3.test"), undefined);
-    admin.close();
-    store.close();
+    await admin.close();
+    await store.close();
   });
 
-  test("open refuses a missing DB and an older layout, naming mailcloakctl init", () => {
+  test("open refuses a missing DB and an older layout, naming mailcloakctl init", async () => {
     const missing = dbPath("missing");
-    assert.throws(() => Store.open(missing, 100), (err: unknown) => err instanceof MissingDatabaseError && /mailcloakctl --db \S+ init/.test(err.message));
+    await assert.rejects(openReader(missing, 100), (err: unknown) => isStoreError(err, "missing") && /mailcloakctl --db \S+ init/.test(err.message));
     assert.equal(existsSync(missing), false, "not created");
-    assert.throws(() => AdminStore.open(missing), MissingDatabaseError);
+    await assert.rejects(openSqliteAdmin(missing), (err: unknown) => isStoreError(err, "missing"));
     const old = dbPath("old-open");
     createOldDb(old);
     const before = readFileSync(old);
-    assert.throws(() => Store.open(old, 100), /table domains is missing/);
+    await assert.rejects(openReader(old, 100), /table domains is missing/);
     assert.ok(readFileSync(old).equals(before), "a refused open leaves the file unchanged (not switched to WAL)");
-    assert.throws(() => AdminStore.open(old), (err: unknown) => err instanceof StoreError && /table domains is missing; run: mailcloakctl --db \S+ init/.test(err.message));
+    await assert.rejects(openSqliteAdmin(old), (err: unknown) => err instanceof StoreError && /table domains is missing; run: mailcloakctl --db \S+ init/.test(err.message));
   });
 });

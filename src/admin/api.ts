@@ -25,8 +25,8 @@ export interface Caller {
 export interface ApiContext {
   readonly configPath: string;
   readonly dbPath: string;
-  /** The service over the open DB; throws MissingDatabaseError (503) until the DB exists. */
-  service(): AdminService;
+  /** The service over the open DB; rejects with StoreError "missing" (503) until the DB exists. */
+  service(): Promise<AdminService>;
   /** The daemon's readiness URL, when known. */
   readonly daemonReadyUrl: string | null;
   readonly oidcEnabled: boolean;
@@ -106,7 +106,7 @@ function configIfAny(path: string): Config | null {
 const ROUTES: readonly Route[] = [
   {
     pattern: ["me"], admin: false, methods: {
-      GET: (r) => sendJson(r.res, 200, {
+      GET: async (r) => sendJson(r.res, 200, {
         kind: r.caller.kind, role: r.caller.role, name: r.caller.actor.name,
         email: r.caller.user?.email ?? null, csrf: r.caller.csrf, oidc: r.ctx.oidcEnabled,
       }),
@@ -116,11 +116,11 @@ const ROUTES: readonly Route[] = [
     pattern: ["overview"], admin: true, methods: {
       GET: async (r) => {
         const [daemon, idp] = await Promise.all([daemonReady(r.ctx.daemonReadyUrl), identityHealth(r.ctx.configPath)]);
-        sendJson(r.res, 200, { setup: setupStatus(r.ctx.configPath, r.ctx.dbPath), daemon, idp });
+        sendJson(r.res, 200, { setup: await setupStatus(r.ctx.configPath, r.ctx.dbPath), daemon, idp });
       },
     },
   },
-  { pattern: ["setup", "status"], admin: true, methods: { GET: (r) => sendJson(r.res, 200, setupStatus(r.ctx.configPath, r.ctx.dbPath)) } },
+  { pattern: ["setup", "status"], admin: true, methods: { GET: async (r) => sendJson(r.res, 200, await setupStatus(r.ctx.configPath, r.ctx.dbPath)) } },
   {
     pattern: ["setup", "validate"], admin: true, methods: {
       POST: async (r) => {
@@ -152,10 +152,10 @@ const ROUTES: readonly Route[] = [
   },
   {
     pattern: ["domains"], admin: true, methods: {
-      GET: (r) => sendJson(r.res, 200, r.ctx.service().listDomains()),
+      GET: async (r) => sendJson(r.res, 200, await (await r.ctx.service()).listDomains()),
       POST: async (r) => {
         const body = await readJson(r.req, { domain_name: "string" });
-        r.ctx.service().addDomain(r.caller.actor, str(body, "domain_name"));
+        await (await r.ctx.service()).addDomain(r.caller.actor, str(body, "domain_name"));
         sendNoContent(r.res);
       },
     },
@@ -163,21 +163,21 @@ const ROUTES: readonly Route[] = [
   {
     pattern: ["domains", "*"], admin: true, methods: {
       PATCH: async (r) => {
-        r.ctx.service().setDomainEnabled(r.caller.actor, r.params[0]!, await enabledBody(r));
+        await (await r.ctx.service()).setDomainEnabled(r.caller.actor, r.params[0]!, await enabledBody(r));
         sendNoContent(r.res);
       },
-      DELETE: (r) => {
-        r.ctx.service().deleteDomain(r.caller.actor, r.params[0]!);
+      DELETE: async (r) => {
+        await (await r.ctx.service()).deleteDomain(r.caller.actor, r.params[0]!);
         sendNoContent(r.res);
       },
     },
   },
   {
     pattern: ["aliases"], admin: true, methods: {
-      GET: (r) => sendJson(r.res, 200, r.ctx.service().listAliases(r.query.get("user") ?? undefined)),
+      GET: async (r) => sendJson(r.res, 200, await (await r.ctx.service()).listAliases(r.query.get("user") ?? undefined)),
       POST: async (r) => {
         const body = await readJson(r.req, { alias_email: "string", target_user: "string" });
-        r.ctx.service().addAlias(r.caller.actor, str(body, "alias_email"), str(body, "target_user"));
+        await (await r.ctx.service()).addAlias(r.caller.actor, str(body, "alias_email"), str(body, "target_user"));
         sendNoContent(r.res);
       },
     },
@@ -185,21 +185,21 @@ const ROUTES: readonly Route[] = [
   {
     pattern: ["aliases", "*"], admin: true, methods: {
       PATCH: async (r) => {
-        r.ctx.service().setAliasEnabled(r.caller.actor, r.params[0]!, await enabledBody(r));
+        await (await r.ctx.service()).setAliasEnabled(r.caller.actor, r.params[0]!, await enabledBody(r));
         sendNoContent(r.res);
       },
-      DELETE: (r) => {
-        r.ctx.service().deleteAlias(r.caller.actor, r.params[0]!);
+      DELETE: async (r) => {
+        await (await r.ctx.service()).deleteAlias(r.caller.actor, r.params[0]!);
         sendNoContent(r.res);
       },
     },
   },
   {
     pattern: ["apps"], admin: true, methods: {
-      GET: (r) => sendJson(r.res, 200, r.ctx.service().listApps()),
+      GET: async (r) => sendJson(r.res, 200, await (await r.ctx.service()).listApps()),
       POST: async (r) => {
         const body = await readJson(r.req, { app_id: "string", password: "string" });
-        await r.ctx.service().setAppPassword(r.caller.actor, str(body, "app_id"), str(body, "password"));
+        await (await r.ctx.service()).setAppPassword(r.caller.actor, str(body, "app_id"), str(body, "password"));
         sendNoContent(r.res);
       },
     },
@@ -207,11 +207,11 @@ const ROUTES: readonly Route[] = [
   {
     pattern: ["apps", "*"], admin: true, methods: {
       PATCH: async (r) => {
-        r.ctx.service().setAppEnabled(r.caller.actor, r.params[0]!, await enabledBody(r));
+        await (await r.ctx.service()).setAppEnabled(r.caller.actor, r.params[0]!, await enabledBody(r));
         sendNoContent(r.res);
       },
-      DELETE: (r) => {
-        r.ctx.service().deleteApp(r.caller.actor, r.params[0]!);
+      DELETE: async (r) => {
+        await (await r.ctx.service()).deleteApp(r.caller.actor, r.params[0]!);
         sendNoContent(r.res);
       },
     },
@@ -220,15 +220,15 @@ const ROUTES: readonly Route[] = [
     pattern: ["apps", "*", "senders"], admin: true, methods: {
       POST: async (r) => {
         const body = await readJson(r.req, { from_addr: "string" });
-        r.ctx.service().allowAppSender(r.caller.actor, r.params[0]!, str(body, "from_addr"));
+        await (await r.ctx.service()).allowAppSender(r.caller.actor, r.params[0]!, str(body, "from_addr"));
         sendNoContent(r.res);
       },
     },
   },
   {
     pattern: ["apps", "*", "senders", "*"], admin: true, methods: {
-      DELETE: (r) => {
-        r.ctx.service().disallowAppSender(r.caller.actor, r.params[0]!, r.params[1]!);
+      DELETE: async (r) => {
+        await (await r.ctx.service()).disallowAppSender(r.caller.actor, r.params[0]!, r.params[1]!);
         sendNoContent(r.res);
       },
     },
@@ -236,11 +236,11 @@ const ROUTES: readonly Route[] = [
   // Delegated senders (send-as), as mailcloakctl senders.
   {
     pattern: ["senders"], admin: true, methods: {
-      GET: (r) => sendJson(r.res, 200, r.ctx.service().listSenders(r.query.get("login") ?? undefined)),
+      GET: async (r) => sendJson(r.res, 200, await (await r.ctx.service()).listSenders(r.query.get("login") ?? undefined)),
       POST: async (r) => {
         const body = await readJson(r.req, { from_addr: "string", login: "string" });
         const cfg = configIfAny(r.ctx.configPath);
-        await r.ctx.service().allowSender(r.caller.actor, str(body, "from_addr"), str(body, "login"), {
+        await (await r.ctx.service()).allowSender(r.caller.actor, str(body, "from_addr"), str(body, "login"), {
           configDomains: new Set(cfg?.policy.localDomains ?? []),
           loginCheck: cfg === null ? undefined : identityLoginCheck(cfg),
         });
@@ -250,27 +250,27 @@ const ROUTES: readonly Route[] = [
   },
   {
     pattern: ["senders", "*", "*"], admin: true, methods: {
-      DELETE: (r) => {
-        r.ctx.service().denySender(r.caller.actor, r.params[0]!, r.params[1]!);
+      DELETE: async (r) => {
+        await (await r.ctx.service()).denySender(r.caller.actor, r.params[0]!, r.params[1]!);
         sendNoContent(r.res);
       },
     },
   },
   // Self-service: the signed-in user's own addresses and app passwords.
-  { pattern: ["self"], admin: false, methods: { GET: (r) => sendJson(r.res, 200, r.ctx.service().selfView(selfUser(r))) } },
+  { pattern: ["self"], admin: false, methods: { GET: async (r) => sendJson(r.res, 200, await (await r.ctx.service()).selfView(selfUser(r))) } },
   {
     pattern: ["self", "apps"], admin: false, methods: {
       POST: async (r) => {
         const body = await readJson(r.req, { name: "string" });
-        const created = await r.ctx.service().createOwnApp(r.caller.actor, selfUser(r), str(body, "name"));
+        const created = await (await r.ctx.service()).createOwnApp(r.caller.actor, selfUser(r), str(body, "name"));
         sendJson(r.res, 201, created);
       },
     },
   },
   {
     pattern: ["self", "apps", "*"], admin: false, methods: {
-      DELETE: (r) => {
-        r.ctx.service().revokeOwnApp(r.caller.actor, selfUser(r), r.params[0]!);
+      DELETE: async (r) => {
+        await (await r.ctx.service()).revokeOwnApp(r.caller.actor, selfUser(r), r.params[0]!);
         sendNoContent(r.res);
       },
     },
@@ -279,15 +279,15 @@ const ROUTES: readonly Route[] = [
     pattern: ["self", "apps", "*", "senders"], admin: false, methods: {
       POST: async (r) => {
         const body = await readJson(r.req, { from_addr: "string" });
-        r.ctx.service().allowOwnSender(r.caller.actor, selfUser(r), r.params[0]!, str(body, "from_addr"));
+        await (await r.ctx.service()).allowOwnSender(r.caller.actor, selfUser(r), r.params[0]!, str(body, "from_addr"));
         sendNoContent(r.res);
       },
     },
   },
   {
     pattern: ["self", "apps", "*", "senders", "*"], admin: false, methods: {
-      DELETE: (r) => {
-        r.ctx.service().disallowOwnSender(r.caller.actor, selfUser(r), r.params[0]!, r.params[1]!);
+      DELETE: async (r) => {
+        await (await r.ctx.service()).disallowOwnSender(r.caller.actor, selfUser(r), r.params[0]!, r.params[1]!);
         sendNoContent(r.res);
       },
     },

@@ -3,11 +3,9 @@
 // one {"error": "..."} line. A user's mistake is never a 500.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import Database from "better-sqlite3";
 import { ConfigError } from "../config/reader.js";
-import { ConflictError, MissingDatabaseError, NotFoundError, StoreError } from "../store/sqlite.js";
+import { StoreError, type StoreErrorKind } from "../store/errors.js";
 import { IdpCheckError } from "./idp-check.js";
-import { ForbiddenError } from "./service.js";
 
 /** As the Go version: 1 MiB. */
 export const MAX_BODY_BYTES = 1 << 20;
@@ -81,20 +79,16 @@ export function str(body: Record<string, unknown>, key: string): string {
   return typeof v === "string" ? v : "";
 }
 
+/** The HTTP status of each store error kind. */
+const STORE_STATUS: Record<StoreErrorKind, number> = {
+  missing: 503, "not-found": 404, conflict: 409, invalid: 400, forbidden: 403, unavailable: 503, schema: 400,
+};
+
 /** The status and message for anything a handler threw; `internal` is called for real faults. */
 export function describeHttpError(err: unknown, internal: (err: unknown) => void): { status: number; message: string } {
   if (err instanceof HttpError) return { status: err.status, message: err.message };
-  if (err instanceof NotFoundError) return { status: 404, message: err.message };
-  if (err instanceof ConflictError) return { status: 409, message: err.message };
-  if (err instanceof ForbiddenError) return { status: 403, message: err.message };
-  if (err instanceof MissingDatabaseError) return { status: 503, message: err.message };
-  if (err instanceof StoreError || err instanceof ConfigError || err instanceof IdpCheckError) return { status: 400, message: err.message };
-  if (err instanceof Database.SqliteError) {
-    if (err.code.startsWith("SQLITE_BUSY") || err.code.startsWith("SQLITE_LOCKED")) {
-      return { status: 503, message: "database is locked by another process (busy timeout exceeded); try again" };
-    }
-    if (err.code.startsWith("SQLITE_CONSTRAINT")) return { status: 400, message: `refused: ${err.message}` };
-  }
+  if (err instanceof StoreError) return { status: STORE_STATUS[err.kind], message: err.message };
+  if (err instanceof ConfigError || err instanceof IdpCheckError) return { status: 400, message: err.message };
   internal(err);
   return { status: 500, message: "internal error (see the mailcloak-admin log)" };
 }

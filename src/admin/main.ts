@@ -10,7 +10,8 @@ import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.js"
 import type { Config, ListenAddress } from "../config/types.js";
 import { DEFAULTS } from "../config/types.js";
 import { createLogger } from "../log.js";
-import { AdminStore } from "../store/sqlite.js";
+import { initStore, openAdmin } from "../store/open.js";
+import type { AdminStore } from "../store/types.js";
 import type { ApiContext } from "./api.js";
 import { OidcClient } from "./oidc.js";
 import { auditTo, createHandler } from "./server.js";
@@ -132,19 +133,25 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
   if (o.initDb) {
     const oldMask = process.umask(0o027);
     try {
-      store = AdminStore.init(dbPath, busyMs).store;
+      store = (await initStore(dbPath, { busyTimeoutMs: busyMs })).store;
     } finally {
       process.umask(oldMask);
     }
   }
   const audit = auditTo(log);
-  let svc: AdminService | null = store ? new AdminService(store, audit) : null;
+  let svc: Promise<AdminService> | null = store ? Promise.resolve(new AdminService(store, audit)) : null;
   const ctx: ApiContext = {
     configPath: o.config,
     dbPath,
+    // Opened at the first request that needs it (the setup wizard may create the DB first), once.
     service: () => {
-      if (svc === null || !svc.store.db.open) svc = new AdminService(AdminStore.open(dbPath, busyMs), audit);
-      return svc;
+      if (svc !== null) return svc;
+      const opening = openAdmin(dbPath, { busyTimeoutMs: busyMs }).then((st) => new AdminService(st, audit));
+      svc = opening;
+      opening.catch(() => {
+        if (svc === opening) svc = null; // missing or unusable: tried again at the next request
+      });
+      return opening;
     },
     daemonReadyUrl: o.daemonReadyUrl ?? (config?.metrics.listen ? `http://${config.metrics.listen.host}:${config.metrics.listen.port}/ready` : null),
     oidcEnabled: oidc !== null,
@@ -182,7 +189,7 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      svc?.store.close();
+      if (svc !== null) await svc.then((s) => s.store.close(), () => undefined);
       log.flush?.();
     },
   };

@@ -6,12 +6,9 @@
 
 import { randomBytes } from "node:crypto";
 import { isValidAddress, normalize } from "../rules/address.js";
-import { allowDelegation, delegationAddress, denyDelegation, listDelegations, type DelegationRow } from "../store/delegations.js";
-import { normalizeLogin } from "../store/quota-limits.js";
-import {
-  NotFoundError, StoreError, validAppId,
-  type AdminStore, type AliasRow, type AppRow, type DomainRow,
-} from "../store/sqlite.js";
+import { StoreError } from "../store/errors.js";
+import type { AdminStore, AliasRow, AppRow, DelegationRow, DomainRow } from "../store/types.js";
+import { delegationAddress, normalizeLogin, validAppId } from "../store/validate.js";
 
 /** Who asked for a change, and from where. */
 export interface Actor {
@@ -46,11 +43,6 @@ export interface SelfView {
   readonly apps: AppRow[];
 }
 
-/** A user's own request touched something that is not theirs. */
-export class ForbiddenError extends StoreError {
-  override readonly name = "ForbiddenError";
-}
-
 /** What the identity source says about a login (admin/login-check.ts). */
 export type LoginStatus = { kind: "enabled" | "disabled" | "notfound" } | { kind: "unavailable"; reason: string };
 export type LoginCheck = (login: string) => Promise<LoginStatus>;
@@ -71,7 +63,7 @@ async function hash(password: string): Promise<string> {
 
 /** The password is refused before anything is hashed or written. */
 function checkPassword(password: string): void {
-  if (password === "") throw new StoreError("password is empty; nothing written");
+  if (password === "") throw new StoreError("invalid", "password is empty; nothing written");
 }
 
 /** Self-service app labels: short, and safe in an SMTP login name. */
@@ -106,55 +98,55 @@ export class AdminService {
 
   // Domains -----------------------------------------------------------------
 
-  listDomains(): DomainRow[] {
+  async listDomains(): Promise<DomainRow[]> {
     return this.store.listDomains();
   }
 
-  addDomain(actor: Actor, domain: string): string {
-    const d = this.store.addDomain(domain);
+  async addDomain(actor: Actor, domain: string): Promise<string> {
+    const d = await this.store.addDomain(domain);
     this.#log(actor, "domain.add", d);
     return d;
   }
 
-  deleteDomain(actor: Actor, domain: string): { domain: string; aliases: number } {
-    const r = this.store.deleteDomain(domain);
+  async deleteDomain(actor: Actor, domain: string): Promise<{ domain: string; aliases: number }> {
+    const r = await this.store.deleteDomain(domain);
     this.#log(actor, "domain.delete", r.domain);
     return r;
   }
 
-  setDomainEnabled(actor: Actor, domain: string, enabled: boolean): string {
-    const d = this.store.setDomainEnabled(domain, enabled);
+  async setDomainEnabled(actor: Actor, domain: string, enabled: boolean): Promise<string> {
+    const d = await this.store.setDomainEnabled(domain, enabled);
     this.#log(actor, enabled ? "domain.enable" : "domain.disable", d);
     return d;
   }
 
   // Aliases -----------------------------------------------------------------
 
-  listAliases(user?: string): AliasRow[] {
+  async listAliases(user?: string): Promise<AliasRow[]> {
     return this.store.listAliases(user === undefined || user.trim() === "" ? undefined : user);
   }
 
-  addAlias(actor: Actor, alias: string, user: string): AliasRow {
-    const r = this.store.addAlias(alias, user);
+  async addAlias(actor: Actor, alias: string, user: string): Promise<AliasRow> {
+    const r = await this.store.addAlias(alias, user);
     this.#log(actor, "alias.add", `${r.alias_email} -> ${r.target_user}`);
     return r;
   }
 
-  deleteAlias(actor: Actor, alias: string): string {
-    const a = this.store.deleteAlias(alias);
+  async deleteAlias(actor: Actor, alias: string): Promise<string> {
+    const a = await this.store.deleteAlias(alias);
     this.#log(actor, "alias.delete", a);
     return a;
   }
 
-  setAliasEnabled(actor: Actor, alias: string, enabled: boolean): string {
-    const a = this.store.setAliasEnabled(alias, enabled);
+  async setAliasEnabled(actor: Actor, alias: string, enabled: boolean): Promise<string> {
+    const a = await this.store.setAliasEnabled(alias, enabled);
     this.#log(actor, enabled ? "alias.enable" : "alias.disable", a);
     return a;
   }
 
   // Apps --------------------------------------------------------------------
 
-  listApps(): AppRow[] {
+  async listApps(): Promise<AppRow[]> {
     return this.store.listApps();
   }
 
@@ -162,31 +154,31 @@ export class AdminService {
   async setAppPassword(actor: Actor, appId: string, password: string): Promise<{ appId: string; created: boolean }> {
     validAppId(appId); // before the (deliberately slow) hash
     checkPassword(password);
-    const r = this.store.upsertApp(appId, await hash(password));
+    const r = await this.store.upsertApp(appId, await hash(password));
     this.#log(actor, r.created ? "app.add" : "app.password", r.appId);
     return r;
   }
 
-  deleteApp(actor: Actor, appId: string): string {
-    const id = this.store.deleteApp(appId);
+  async deleteApp(actor: Actor, appId: string): Promise<string> {
+    const id = await this.store.deleteApp(appId);
     this.#log(actor, "app.delete", id);
     return id;
   }
 
-  setAppEnabled(actor: Actor, appId: string, enabled: boolean): string {
-    const id = this.store.setAppEnabled(appId, enabled);
+  async setAppEnabled(actor: Actor, appId: string, enabled: boolean): Promise<string> {
+    const id = await this.store.setAppEnabled(appId, enabled);
     this.#log(actor, enabled ? "app.enable" : "app.disable", id);
     return id;
   }
 
-  allowAppSender(actor: Actor, appId: string, fromAddr: string): { appId: string; fromAddr: string } {
-    const r = this.store.allowAppSender(appId, fromAddr);
+  async allowAppSender(actor: Actor, appId: string, fromAddr: string): Promise<{ appId: string; fromAddr: string }> {
+    const r = await this.store.allowAppSender(appId, fromAddr);
     this.#log(actor, "app.allow", `${r.appId} as ${r.fromAddr}`);
     return r;
   }
 
-  disallowAppSender(actor: Actor, appId: string, fromAddr: string): { appId: string; fromAddr: string } {
-    const r = this.store.disallowAppSender(appId, fromAddr);
+  async disallowAppSender(actor: Actor, appId: string, fromAddr: string): Promise<{ appId: string; fromAddr: string }> {
+    const r = await this.store.disallowAppSender(appId, fromAddr);
     this.#log(actor, "app.disallow", `${r.appId} as ${r.fromAddr}`);
     return r;
   }
@@ -197,33 +189,33 @@ export class AdminService {
   // local domains, an app id (apps have apps allow), a login the identity
   // source does not know or cannot be asked about.
 
-  listSenders(login?: string): DelegationRow[] {
-    return listDelegations(this.store.db, login === undefined || login.trim() === "" ? undefined : login);
+  async listSenders(login?: string): Promise<DelegationRow[]> {
+    return this.store.listDelegations(login === undefined || login.trim() === "" ? undefined : login);
   }
 
   async allowSender(actor: Actor, address: string, login: string, checks: DelegationChecks = {}): Promise<{ row: DelegationRow; created: boolean }> {
     const addr = delegationAddress(address);
     const who = normalizeLogin(login);
     const domain = addr.slice(addr.lastIndexOf("@") + 1);
-    const local = checks.configDomains?.has(domain) === true || this.store.listDomains().some((d) => d.domain_name === domain);
+    const local = checks.configDomains?.has(domain) === true || (await this.store.listDomains()).some((d) => d.domain_name === domain);
     if (!local) {
-      throw new StoreError(`domain ${domain} is not a local domain; a delegation is only for local addresses (add the domain with: mailcloakctl domains add ${domain}); nothing written`);
+      throw new StoreError("invalid", `domain ${domain} is not a local domain; a delegation is only for local addresses (add the domain with: mailcloakctl domains add ${domain}); nothing written`);
     }
-    if (this.store.listApps().some((a) => a.app_id.toLowerCase() === who)) {
-      throw new StoreError(`${who} is an app; let it send as ${addr} with: mailcloakctl apps allow ${who} ${addr}; nothing written`);
+    if ((await this.store.listApps()).some((a) => a.app_id.toLowerCase() === who)) {
+      throw new StoreError("invalid", `${who} is an app; let it send as ${addr} with: mailcloakctl apps allow ${who} ${addr}; nothing written`);
     }
     if (checks.loginCheck !== undefined) {
       const st = await checks.loginCheck(who);
-      if (st.kind === "notfound") throw new StoreError(`unknown login ${who}: no such user in the identity source (check the username); nothing written`);
-      if (st.kind === "unavailable") throw new StoreError(`cannot check login ${who}: identity source unavailable (${st.reason}); nothing written, try again`);
+      if (st.kind === "notfound") throw new StoreError("invalid", `unknown login ${who}: no such user in the identity source (check the username); nothing written`);
+      if (st.kind === "unavailable") throw new StoreError("invalid", `cannot check login ${who}: identity source unavailable (${st.reason}); nothing written, try again`);
     }
-    const r = allowDelegation(this.store.db, addr, who);
+    const r = await this.store.allowDelegation(addr, who);
     if (r.created) this.#log(actor, "sender.allow", `${r.row.login} as ${r.row.from_addr}`);
     return r;
   }
 
-  denySender(actor: Actor, address: string, login: string): { fromAddr: string; login: string } {
-    const r = denyDelegation(this.store.db, address, login);
+  async denySender(actor: Actor, address: string, login: string): Promise<{ fromAddr: string; login: string }> {
+    const r = await this.store.denyDelegation(address, login);
     this.#log(actor, "sender.deny", `${r.login} as ${r.fromAddr}`);
     return r;
   }
@@ -233,12 +225,12 @@ export class AdminService {
   // created: an app is theirs when app_owners says so, and it may send only as
   // an address that is theirs (primary address, or an enabled alias of theirs).
 
-  selfView(user: SelfUser): SelfView {
+  async selfView(user: SelfUser): Promise<SelfView> {
     return {
       username: user.username,
       email: user.email,
-      aliases: this.store.listAliases(user.username),
-      apps: this.store.listOwnedApps(user.username),
+      aliases: await this.store.listAliases(user.username),
+      apps: await this.store.listOwnedApps(user.username),
     };
   }
 
@@ -251,53 +243,53 @@ export class AdminService {
   async createOwnApp(actor: Actor, user: SelfUser, rawLabel: string): Promise<{ app_id: string; password: string }> {
     const label = rawLabel.trim().toLowerCase();
     if (!LABEL.test(label)) {
-      throw new StoreError(`invalid app name: ${JSON.stringify(rawLabel)} (1 to 32 of a-z, 0-9, - and _, starting with a letter or digit)`);
+      throw new StoreError("invalid", `invalid app name: ${JSON.stringify(rawLabel)} (1 to 32 of a-z, 0-9, - and _, starting with a letter or digit)`);
     }
     const appId = validAppId(AdminService.ownAppId(user, label));
     const password = generatedPassword();
-    this.store.createOwnedApp(appId, await hash(password), user.username);
+    await this.store.createOwnedApp(appId, await hash(password), user.username);
     this.#log(actor, "self.app.add", appId);
     return { app_id: appId, password };
   }
 
-  revokeOwnApp(actor: Actor, user: SelfUser, appId: string): string {
-    const id = this.#own(user, appId);
-    this.store.deleteApp(id);
+  async revokeOwnApp(actor: Actor, user: SelfUser, appId: string): Promise<string> {
+    const id = await this.#own(user, appId);
+    await this.store.deleteApp(id);
     this.#log(actor, "self.app.delete", id);
     return id;
   }
 
-  allowOwnSender(actor: Actor, user: SelfUser, appId: string, fromAddr: string): { appId: string; fromAddr: string } {
-    const id = this.#own(user, appId);
+  async allowOwnSender(actor: Actor, user: SelfUser, appId: string, fromAddr: string): Promise<{ appId: string; fromAddr: string }> {
+    const id = await this.#own(user, appId);
     const addr = normalize(fromAddr);
-    if (!isValidAddress(addr)) throw new StoreError(`invalid sender address: ${JSON.stringify(fromAddr)}`);
-    if (!this.ownsAddress(user, addr)) {
-      throw new ForbiddenError(`${addr} is not one of your addresses (your primary address or one of your enabled aliases)`);
+    if (!isValidAddress(addr)) throw new StoreError("invalid", `invalid sender address: ${JSON.stringify(fromAddr)}`);
+    if (!(await this.ownsAddress(user, addr))) {
+      throw new StoreError("forbidden", `${addr} is not one of your addresses (your primary address or one of your enabled aliases)`);
     }
-    const r = this.store.allowAppSender(id, addr);
+    const r = await this.store.allowAppSender(id, addr);
     this.#log(actor, "self.app.allow", `${r.appId} as ${r.fromAddr}`);
     return r;
   }
 
-  disallowOwnSender(actor: Actor, user: SelfUser, appId: string, fromAddr: string): { appId: string; fromAddr: string } {
-    const id = this.#own(user, appId);
-    const r = this.store.disallowAppSender(id, fromAddr);
+  async disallowOwnSender(actor: Actor, user: SelfUser, appId: string, fromAddr: string): Promise<{ appId: string; fromAddr: string }> {
+    const id = await this.#own(user, appId);
+    const r = await this.store.disallowAppSender(id, fromAddr);
     this.#log(actor, "self.app.disallow", `${r.appId} as ${r.fromAddr}`);
     return r;
   }
 
   /** Is `addr` the user's primary address or one of their enabled aliases (in an enabled domain)? */
-  ownsAddress(user: SelfUser, addr: string): boolean {
+  async ownsAddress(user: SelfUser, addr: string): Promise<boolean> {
     if (user.email !== null && normalize(user.email) === addr) return true;
-    const enabledDomains = new Set(this.store.listDomains().filter((d) => d.enabled).map((d) => d.domain_name));
-    return this.store.listAliases(user.username)
+    const enabledDomains = new Set((await this.store.listDomains()).filter((d) => d.enabled).map((d) => d.domain_name));
+    return (await this.store.listAliases(user.username))
       .some((a) => a.enabled && a.alias_email === addr && enabledDomains.has(a.alias_domain_name));
   }
 
   /** The app id when `user` owns it; an app of someone else's reads as absent. */
-  #own(user: SelfUser, appId: string): string {
+  async #own(user: SelfUser, appId: string): Promise<string> {
     const id = appId.trim();
-    if (this.store.appOwner(id) !== user.username) throw new NotFoundError(`no such app of yours: ${id}`);
+    if ((await this.store.appOwner(id)) !== user.username) throw new StoreError("not-found", `no such app of yours: ${id}`);
     return id;
   }
 }

@@ -12,8 +12,7 @@ import { stringify } from "yaml";
 import { loadConfig, parseConfig } from "../config/load.js";
 import { ConfigError } from "../config/reader.js";
 import type { Config } from "../config/types.js";
-import { AdminStore, schemaProblem } from "../store/sqlite.js";
-import Database from "better-sqlite3";
+import { initStore, inspectStore } from "../store/open.js";
 import { HttpError } from "./http-kit.js";
 import { testIdentityProvider, type IdpTestResult } from "./idp-check.js";
 
@@ -90,7 +89,7 @@ function writableProblem(path: string): string | null {
   }
 }
 
-export function setupStatus(configPath: string, dbPath: string): SetupStatus {
+export async function setupStatus(configPath: string, dbPath: string): Promise<SetupStatus> {
   const s: SetupStatus = {
     config_path: configPath, config_exists: false, config_valid: false, config_writable: false,
     db_path: dbPath, db_exists: false, db_initialized: false, db_writable: false,
@@ -116,21 +115,11 @@ export function setupStatus(configPath: string, dbPath: string): SetupStatus {
   }
   s.db_exists = true;
   try {
-    const db = new Database(dbPath, { fileMustExist: true, timeout: 1000 });
-    try {
-      const problem = schemaProblem(db);
-      s.db_initialized = problem === null;
-      if (problem !== null) s.db_error = problem;
-      try {
-        db.exec("BEGIN IMMEDIATE");
-        db.exec("ROLLBACK");
-        s.db_writable = true;
-      } catch (err) {
-        s.db_writable_error = errText(err);
-      }
-    } finally {
-      db.close();
-    }
+    const look = await inspectStore(dbPath, { busyTimeoutMs: 1000 });
+    s.db_initialized = look.schemaProblem === null;
+    if (look.schemaProblem !== null) s.db_error = look.schemaProblem;
+    if (look.writable === true) s.db_writable = true;
+    else s.db_writable_error = look.writable;
   } catch (err) {
     s.db_error = errText(err);
   }
@@ -188,7 +177,7 @@ export async function applySetup(configPath: string, dbPath: string, req: ApplyR
   if (req.initDb) {
     const oldMask = process.umask(0o027);
     try {
-      AdminStore.init(dbPath, config.sqlite.busyTimeoutMs).store.close();
+      await (await initStore(dbPath, { busyTimeoutMs: config.sqlite.busyTimeoutMs })).store.close();
     } finally {
       process.umask(oldMask);
     }

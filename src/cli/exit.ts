@@ -1,12 +1,8 @@
 // mailcloakctl's exit statuses, and the mapping of every error it can meet
 // to one status and one line of text.
 
-import Database from "better-sqlite3";
 import { ConfigError } from "../config/reader.js";
-import { MissingDatabaseError, StoreError } from "../store/sqlite.js";
-
-/** better-sqlite3's error instance type (its typings name only the class value). */
-type SqliteError = InstanceType<typeof Database.SqliteError>;
+import { StoreError, type StoreErrorKind } from "../store/errors.js";
 
 export const EXIT_CODES = {
   /** The command did what was asked. */
@@ -40,24 +36,15 @@ export class CliError extends Error {
   }
 }
 
-/** A SQLite failure that means "the database cannot be used right now", not "this value is wrong". */
-function sqliteExitCode(code: string): ExitCode {
-  return code.startsWith("SQLITE_CONSTRAINT") ? EXIT_CODES.refused : EXIT_CODES.unavailable;
-}
-
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, "; ").trim();
 }
 
-/** Context added to SQLite's terse messages. */
-function describeSqlite(err: SqliteError, dbPath: string | undefined): string {
-  const where = dbPath === undefined ? "database" : `database ${dbPath}`;
-  if (err.code.startsWith("SQLITE_BUSY") || err.code.startsWith("SQLITE_LOCKED")) {
-    return `${where} is locked by another process (busy timeout exceeded); try again`;
-  }
-  if (err.code.startsWith("SQLITE_CONSTRAINT")) return `${where}: refused: ${err.message}`;
-  return `${where}: ${err.message} (${err.code})`;
-}
+/** The exit status of each store error kind. */
+const STORE_EXIT: Record<StoreErrorKind, ExitCode> = {
+  missing: EXIT_CODES.unavailable, schema: EXIT_CODES.unavailable, unavailable: EXIT_CODES.unavailable,
+  "not-found": EXIT_CODES.refused, conflict: EXIT_CODES.refused, invalid: EXIT_CODES.refused, forbidden: EXIT_CODES.refused,
+};
 
 export interface Failure {
   readonly exitCode: ExitCode;
@@ -65,14 +52,10 @@ export interface Failure {
 }
 
 /** The exit status and the one-line message for anything a command threw. */
-export function describeFailure(err: unknown, dbPath?: string): Failure {
+export function describeFailure(err: unknown): Failure {
   if (err instanceof CliError) return { exitCode: err.exitCode, message: oneLine(err.message) };
   if (err instanceof ConfigError) return { exitCode: EXIT_CODES.usage, message: oneLine(err.message) };
-  if (err instanceof MissingDatabaseError) return { exitCode: EXIT_CODES.unavailable, message: oneLine(err.message) };
-  if (err instanceof StoreError) return { exitCode: EXIT_CODES.refused, message: oneLine(err.message) };
-  if (err instanceof Database.SqliteError) {
-    return { exitCode: sqliteExitCode(err.code), message: oneLine(describeSqlite(err, dbPath)) };
-  }
+  if (err instanceof StoreError) return { exitCode: STORE_EXIT[err.kind], message: oneLine(err.message) };
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === "string" && /^E[A-Z]+$/.test(code)) {

@@ -1,7 +1,7 @@
 // List output: tab-separated rows (as the original tool printed them), or
 // JSON arrays of the store's row objects. Secret hashes are never in a row.
 
-import type { AliasRow, AppRow, DomainRow } from "../store/sqlite.js";
+import type { AliasRow, AppRow, DomainRow } from "../store/types.js";
 
 const state = (enabled: boolean): string => (enabled ? "enabled" : "disabled");
 

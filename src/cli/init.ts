@@ -1,11 +1,10 @@
 // `mailcloakctl init`: create the DB, or migrate an older one in place, and
 // give it to the daemon's user so the unprivileged daemon can use it.
 
-import Database from "better-sqlite3";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { DEFAULTS } from "../config/types.js";
-import { AdminStore } from "../store/sqlite.js";
+import { initStore } from "../store/open.js";
 import type { Account } from "../system/accounts.js";
 import { lookupUser } from "../system/accounts.js";
 import { CliError, EXIT_CODES } from "./exit.js";
@@ -35,20 +34,6 @@ function resolveOwner(s: Settings, opts: InitOptions): Account | null {
   return account;
 }
 
-/** The schema cookie of an existing DB (it changes with every schema change), or undefined. */
-function schemaVersion(path: string): number | undefined {
-  try {
-    const db = new Database(path, { readonly: true, fileMustExist: true });
-    try {
-      return db.pragma("schema_version", { simple: true }) as number;
-    } finally {
-      db.close();
-    }
-  } catch {
-    return undefined; // init itself will report why the file cannot be used
-  }
-}
-
 /**
  * A directory holding nothing but this DB and its companion files: safe to
  * give to the daemon's user. A shared directory (/tmp, /var/lib) is not.
@@ -59,7 +44,7 @@ function isDedicatedDir(dir: string, dbFile: string): boolean {
 }
 
 /** Run init; returns the lines to print. */
-export function runInit(s: Settings, opts: InitOptions): string[] {
+export async function runInit(s: Settings, opts: InitOptions): Promise<string[]> {
   const owner = resolveOwner(s, opts);
   const isRoot = process.getuid?.() === 0;
   const dbPath = resolve(s.dbPath);
@@ -74,17 +59,18 @@ export function runInit(s: Settings, opts: InitOptions): string[] {
     lines.push(`created directory ${dir} (mode 0750)`);
   }
 
-  const before = existsSync(dbPath) ? schemaVersion(dbPath) : undefined;
   const oldMask = process.umask(0o027); // the new file is never world-readable, not even briefly
   let created: boolean;
   let steps: string[];
+  let before: number | undefined;
   let after: number;
   try {
-    const r = AdminStore.init(dbPath, s.busyTimeoutMs);
+    const r = await initStore(dbPath, { busyTimeoutMs: s.busyTimeoutMs });
     created = r.created;
     steps = r.report.steps;
-    after = r.store.db.pragma("schema_version", { simple: true }) as number;
-    r.store.close();
+    before = r.schemaBefore;
+    after = r.schemaAfter;
+    await r.store.close();
   } finally {
     process.umask(oldMask);
   }

@@ -41,9 +41,9 @@ function settingsOf(cmd: Command, io: Io): Settings {
 }
 
 /** Any failure, as a CliError whose message names the database. */
-function asCliError(err: unknown, dbPath: string): CliError {
+function asCliError(err: unknown): CliError {
   if (err instanceof CliError) return err;
-  const f = describeFailure(err, dbPath);
+  const f = describeFailure(err);
   return new CliError(f.exitCode, f.message);
 }
 
@@ -67,16 +67,16 @@ async function withService(cmd: Command, io: Io, fn: (svc: AdminService, actor: 
   const s = settingsOf(cmd, io);
   let svc: AdminService;
   try {
-    svc = new AdminService(openAdminStore(s));
+    svc = new AdminService(await openAdminStore(s));
   } catch (err) {
-    throw asCliError(err, s.dbPath);
+    throw asCliError(err);
   }
   try {
     await fn(svc, cliActor());
   } catch (err) {
-    throw asCliError(err, s.dbPath);
+    throw asCliError(err);
   } finally {
-    svc.store.close();
+    await svc.store.close();
   }
 }
 
@@ -101,13 +101,13 @@ function addInitCommand(program: Command, io: Io): void {
     .description("create the database, or migrate an older one in place keeping every row")
     .option("--owner <user>", "when run as root, give the database (and its directory) to this user and its primary group " +
       "(default: daemon.user of the config file, when one was read)")
-    .action((opts: { owner?: string }, cmd: Command) => {
+    .action(async (opts: { owner?: string }, cmd: Command) => {
       const s = settingsOf(cmd, io);
       let lines: string[];
       try {
-        lines = runInit(s, { owner: opts.owner });
+        lines = await runInit(s, { owner: opts.owner });
       } catch (err) {
-        throw asCliError(err, s.dbPath);
+        throw asCliError(err);
       }
       for (const line of lines) io.out(line);
     });
@@ -130,23 +130,23 @@ function addCacheCommands(program: Command, io: Io): void {
 function addDomainCommands(program: Command, io: Io): void {
   const domains = addGroup(program, "domains", "the mail domains aliases may be in");
   domains.command("add").description("add a domain (enabled)").argument("<domain>")
-    .action((domain: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
-      io.out(`domain ${st.addDomain(who, domain)} added`);
+    .action((domain: string, _o: unknown, cmd: Command) => withService(cmd, io, async (st, who) => {
+      io.out(`domain ${await st.addDomain(who, domain)} added`);
     }));
   domains.command("del").description("delete a domain and every alias in it").argument("<domain>")
-    .action((domain: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
-      const r = st.deleteDomain(who, domain);
+    .action((domain: string, _o: unknown, cmd: Command) => withService(cmd, io, async (st, who) => {
+      const r = await st.deleteDomain(who, domain);
       io.out(`domain ${r.domain} deleted, with ${r.aliases} alias${r.aliases === 1 ? "" : "es"}`);
     }));
   for (const [verb, enabled] of [["enable", true], ["disable", false]] as const) {
     domains.command(verb).description(`${verb} a domain (its aliases ${enabled ? "work again" : "stop working"})`).argument("<domain>")
-      .action((domain: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
-        io.out(`domain ${st.setDomainEnabled(who, domain, enabled)} ${verb}d`);
+      .action((domain: string, _o: unknown, cmd: Command) => withService(cmd, io, async (st, who) => {
+        io.out(`domain ${await st.setDomainEnabled(who, domain, enabled)} ${verb}d`);
       }));
   }
   domains.command("list").description("list the domains: domain, enabled|disabled, updated_at").option("--json", "a JSON array")
-    .action((opts: { json?: boolean }, cmd: Command) => withService(cmd, io, (st) => {
-      const rows = st.listDomains();
+    .action((opts: { json?: boolean }, cmd: Command) => withService(cmd, io, async (st) => {
+      const rows = await st.listDomains();
       for (const line of opts.json ? formatJson(rows) : formatDomains(rows)) io.out(line);
     }));
 }
@@ -154,25 +154,25 @@ function addDomainCommands(program: Command, io: Io): void {
 function addAliasCommands(program: Command, io: Io): void {
   const aliases = addGroup(program, "aliases", "addresses delivered to (and sendable by) a user");
   aliases.command("add").description("add an alias; @domain is the domain's catch-all").argument("<alias_email>").argument("<username>")
-    .action((alias: string, user: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
-      const r = st.addAlias(who, alias, user);
+    .action((alias: string, user: string, _o: unknown, cmd: Command) => withService(cmd, io, async (st, who) => {
+      const r = await st.addAlias(who, alias, user);
       const catchAll = r.alias_email.startsWith("@") ? " (catch-all)" : "";
       io.out(`alias ${r.alias_email}${catchAll} -> ${r.target_user} added`);
     }));
   aliases.command("del").description("delete an alias").argument("<alias_email>")
-    .action((alias: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
-      io.out(`alias ${st.deleteAlias(who, alias)} deleted`);
+    .action((alias: string, _o: unknown, cmd: Command) => withService(cmd, io, async (st, who) => {
+      io.out(`alias ${await st.deleteAlias(who, alias)} deleted`);
     }));
   for (const [verb, enabled] of [["enable", true], ["disable", false]] as const) {
     aliases.command(verb).description(`${verb} an alias`).argument("<alias_email>")
-      .action((alias: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
-        io.out(`alias ${st.setAliasEnabled(who, alias, enabled)} ${verb}d`);
+      .action((alias: string, _o: unknown, cmd: Command) => withService(cmd, io, async (st, who) => {
+        io.out(`alias ${await st.setAliasEnabled(who, alias, enabled)} ${verb}d`);
       }));
   }
   aliases.command("list").description("list the aliases: alias_email, target_user, enabled|disabled, updated_at")
     .option("--user <username>", "only this user's aliases").option("--json", "a JSON array")
-    .action((opts: { user?: string; json?: boolean }, cmd: Command) => withService(cmd, io, (st) => {
-      const rows = st.listAliases(opts.user);
+    .action((opts: { user?: string; json?: boolean }, cmd: Command) => withService(cmd, io, async (st) => {
+      const rows = await st.listAliases(opts.user);
       for (const line of opts.json ? formatJson(rows) : formatAliases(rows)) io.out(line);
     }));
 }
@@ -188,29 +188,29 @@ function addAppCommands(program: Command, io: Io): void {
       io.out(r.created ? `app ${r.appId} added` : `app ${r.appId}: password replaced`);
     }));
   apps.command("allow").description("allow an app to send as an address").argument("<app_id>").argument("<from_addr>")
-    .action((appId: string, addr: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
-      const r = st.allowAppSender(who, appId, addr);
+    .action((appId: string, addr: string, _o: unknown, cmd: Command) => withService(cmd, io, async (st, who) => {
+      const r = await st.allowAppSender(who, appId, addr);
       io.out(`app ${r.appId} may send as ${r.fromAddr}`);
     }));
   apps.command("disallow").description("stop an app sending as an address").argument("<app_id>").argument("<from_addr>")
-    .action((appId: string, addr: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
-      const r = st.disallowAppSender(who, appId, addr);
+    .action((appId: string, addr: string, _o: unknown, cmd: Command) => withService(cmd, io, async (st, who) => {
+      const r = await st.disallowAppSender(who, appId, addr);
       io.out(`app ${r.appId} may no longer send as ${r.fromAddr}`);
     }));
   apps.command("del").description("delete an app and its allowed senders").argument("<app_id>")
-    .action((appId: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
-      io.out(`app ${st.deleteApp(who, appId)} deleted`);
+    .action((appId: string, _o: unknown, cmd: Command) => withService(cmd, io, async (st, who) => {
+      io.out(`app ${await st.deleteApp(who, appId)} deleted`);
     }));
   for (const [verb, enabled] of [["enable", true], ["disable", false]] as const) {
     apps.command(verb).description(`${verb} an app`).argument("<app_id>")
-      .action((appId: string, _o: unknown, cmd: Command) => withService(cmd, io, (st, who) => {
-        io.out(`app ${st.setAppEnabled(who, appId, enabled)} ${verb}d`);
+      .action((appId: string, _o: unknown, cmd: Command) => withService(cmd, io, async (st, who) => {
+        io.out(`app ${await st.setAppEnabled(who, appId, enabled)} ${verb}d`);
       }));
   }
   apps.command("list").description("list the apps (app_id, enabled|disabled, updated_at), each followed by its allowed senders")
     .option("--json", "a JSON array (each app with its senders)")
-    .action((opts: { json?: boolean }, cmd: Command) => withService(cmd, io, (st) => {
-      const rows = st.listApps();
+    .action((opts: { json?: boolean }, cmd: Command) => withService(cmd, io, async (st) => {
+      const rows = await st.listApps();
       for (const line of opts.json ? formatJson(rows) : formatApps(rows)) io.out(line);
     }));
 }

@@ -7,11 +7,11 @@ import { defaultQuotaPath } from "../config/quotas.js";
 import type { QuotaSettings } from "../config/types.js";
 import type { Counters, LoginUsage } from "../quota/counters.js";
 import { CounterError } from "../quota/counters.js";
-import { effectiveLimits, LIMIT_NAMES, parseLimit, usedNow, windowsAt, type LimitName, type LimitOverride, type QuotaLimits } from "../quota/limits.js";
+import { effectiveLimits, LIMIT_NAMES, parseLimit, usedNow, windowsAt, type LimitName, type QuotaLimits } from "../quota/limits.js";
 import { describeCounters, openCounters } from "../quota/open.js";
 import { RedisCounters } from "../quota/redis-counters.js";
-import { deleteQuotaLimits, listQuotaLimits, normalizeLogin, quotaLimitsOf, setQuotaLimits } from "../store/quota-limits.js";
-import type { AdminStore } from "../store/sqlite.js";
+import type { AdminStore } from "../store/types.js";
+import { normalizeLogin } from "../store/validate.js";
 import { CliError, describeFailure, EXIT_CODES } from "./exit.js";
 import { formatJson } from "./format.js";
 import type { Io } from "./mailcloakctl.js";
@@ -40,10 +40,10 @@ function settingsOf(cmd: Command, io: Io): Settings {
   return resolveSettings(cmd.optsWithGlobals<GlobalOptions>(), io.err);
 }
 
-function fail(err: unknown, where: string): CliError {
+function fail(err: unknown): CliError {
   if (err instanceof CliError) return err;
   if (err instanceof CounterError) return new CliError(EXIT_CODES.unavailable, `quota counters unavailable: ${err.message}`);
-  const f = describeFailure(err, where);
+  const f = describeFailure(err);
   return new CliError(f.exitCode, f.message);
 }
 
@@ -51,28 +51,27 @@ async function withStore<T>(cmd: Command, io: Io, fn: (st: AdminStore, s: Settin
   const s = settingsOf(cmd, io);
   let st: AdminStore;
   try {
-    st = openAdminStore(s);
+    st = await openAdminStore(s);
   } catch (err) {
-    throw fail(err, s.dbPath);
+    throw fail(err);
   }
   try {
     return await fn(st, s);
   } catch (err) {
-    throw fail(err, s.dbPath);
+    throw fail(err);
   } finally {
-    st.close();
+    await st.close();
   }
 }
 
 async function withCounters<T>(s: Settings, fn: (c: Counters, q: QuotaSettings) => Promise<T>): Promise<T> {
   const q = quotaSettings(s);
-  const where = describeCounters(q);
   const c = openCounters(q, { busyTimeoutMs: s.busyTimeoutMs, daemon: false });
   try {
     if (c instanceof RedisCounters) await c.connect();
     return await fn(c, q);
   } catch (err) {
-    throw fail(err, where);
+    throw fail(err);
   } finally {
     await c.close();
   }
@@ -127,30 +126,30 @@ export function addQuotaCommands(program: Command, io: Io): void {
     .option("--per-day <n>", "messages per day", limitOption("--per-day"))
     .option("--recipients-per-hour <n>", "recipients per hour, over all messages", limitOption("--recipients-per-hour"))
     .option("--json", "the row as JSON")
-    .action((login: string, o: { perHour?: number | "default"; perDay?: number | "default"; recipientsPerHour?: number | "default"; json?: boolean }, cmd: Command) => withStore(cmd, io, (st) => {
+    .action((login: string, o: { perHour?: number | "default"; perDay?: number | "default"; recipientsPerHour?: number | "default"; json?: boolean }, cmd: Command) => withStore(cmd, io, async (st) => {
       const values: Partial<Record<LimitName, number | null>> = {};
       const value = (v: number | "default"): number | null => (v === "default" ? null : v);
       if (o.perHour !== undefined) values.per_hour = value(o.perHour);
       if (o.perDay !== undefined) values.per_day = value(o.perDay);
       if (o.recipientsPerHour !== undefined) values.recipients_per_hour = value(o.recipientsPerHour);
       if (Object.keys(values).length === 0) throw new CliError(EXIT_CODES.usage, "quota set: give at least one of --per-hour, --per-day, --recipients-per-hour");
-      const row = setQuotaLimits(st.db, login, values);
+      const row = await st.setQuotaLimits(login, values);
       const name = normalizeLogin(login);
       if (o.json) for (const line of formatJson([row ?? { login: name, per_hour: null, per_day: null, recipients_per_hour: null }])) io.out(line);
       else io.out(row === null ? `quota ${name}: back to the defaults` : `quota ${name}: per_hour ${show(row.per_hour)}, per_day ${show(row.per_day)}, recipients_per_hour ${show(row.recipients_per_hour)}`);
     }));
 
   quota.command("del").description("remove every limit set for a login (the Keycloak attribute or config default applies)").argument("<login>")
-    .action((login: string, _o: unknown, cmd: Command) => withStore(cmd, io, (st) => {
+    .action((login: string, _o: unknown, cmd: Command) => withStore(cmd, io, async (st) => {
       const name = normalizeLogin(login);
-      if (!deleteQuotaLimits(st.db, login)) throw new CliError(EXIT_CODES.refused, `no quota is set for ${name} (see: ${PROG} quota list)`);
+      if (!(await st.deleteQuotaLimits(login))) throw new CliError(EXIT_CODES.refused, `no quota is set for ${name} (see: ${PROG} quota list)`);
       io.out(`quota ${name}: deleted; the defaults apply`);
     }));
 
   quota.command("list").description("the logins with limits set here: login, per_hour, per_day, recipients_per_hour, updated_at")
     .option("--json", "a JSON array")
-    .action((o: { json?: boolean }, cmd: Command) => withStore(cmd, io, (st) => {
-      const rows = listQuotaLimits(st.db);
+    .action((o: { json?: boolean }, cmd: Command) => withStore(cmd, io, async (st) => {
+      const rows = await st.listQuotaLimits();
       if (o.json) for (const line of formatJson(rows)) io.out(line);
       else for (const r of rows) io.out(`${r.login}\t${show(r.per_hour)}\t${show(r.per_day)}\t${show(r.recipients_per_hour)}\t${r.updated_at}`);
     }));
@@ -159,7 +158,7 @@ export function addQuotaCommands(program: Command, io: Io): void {
     .argument("<login>").option("--json", "a JSON object")
     .action((login: string, o: { json?: boolean }, cmd: Command) => withStore(cmd, io, async (st, s) => {
       const name = normalizeLogin(login);
-      const set = quotaLimitsOf(st.db, name);
+      const set = await st.quotaLimitsOf(name);
       await withCounters(s, async (c, q) => {
         const now = Date.now();
         const v = view(await c.usage(name, now), effectiveLimits(q.defaults, set), now);
@@ -194,7 +193,8 @@ export function addQuotaCommands(program: Command, io: Io): void {
     .action((o: { limit?: number; json?: boolean }, cmd: Command) => withStore(cmd, io, async (st, s) => {
       await withCounters(s, async (c, q) => {
         const now = Date.now();
-        const views = (await c.all(now)).map((u) => view(u, effectiveLimits(q.defaults, quotaLimitsOf(st.db, u.login) as LimitOverride), now));
+        const views = [];
+        for (const u of await c.all(now)) views.push(view(u, effectiveLimits(q.defaults, await st.quotaLimitsOf(u.login)), now));
         views.sort((a, b) => (b.percent ?? -1) - (a.percent ?? -1) || b.refused_this_hour - a.refused_this_hour || b.used.per_hour - a.used.per_hour || a.login.localeCompare(b.login));
         const top = views.slice(0, o.limit ?? 20);
         if (o.json) {

@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { identityLoginCheck } from "../admin/login-check.js";
 import { AdminService, type Actor } from "../admin/service.js";
 import { userInfo } from "node:os";
-import type { DelegationRow } from "../store/delegations.js";
+import type { DelegationRow } from "../store/types.js";
 import { CliError, describeFailure, EXIT_CODES } from "./exit.js";
 import { formatJson } from "./format.js";
 import type { Io } from "./mailcloakctl.js";
@@ -25,12 +25,12 @@ async function withService(cmd: Command, io: Io, fn: (svc: AdminService, s: Sett
   const s = resolveSettings(cmd.optsWithGlobals<GlobalOptions>(), io.err);
   const fail = (err: unknown): CliError => {
     if (err instanceof CliError) return err;
-    const f = describeFailure(err, s.dbPath);
+    const f = describeFailure(err);
     return new CliError(f.exitCode, f.message);
   };
   let svc: AdminService;
   try {
-    svc = new AdminService(openAdminStore(s));
+    svc = new AdminService(await openAdminStore(s));
   } catch (err) {
     throw fail(err);
   }
@@ -39,7 +39,7 @@ async function withService(cmd: Command, io: Io, fn: (svc: AdminService, s: Sett
   } catch (err) {
     throw fail(err);
   } finally {
-    svc.store.close();
+    await svc.store.close();
   }
 }
 
@@ -67,14 +67,14 @@ export function addSendersCommands(program: Command, io: Io): void {
       io.out(r.created ? `${r.row.login} may send as ${r.row.from_addr}` : `${r.row.login} may already send as ${r.row.from_addr}`);
     }));
   senders.command("deny").description("remove a delegation").argument("<address>").argument("<login>")
-    .action((address: string, login: string, _o: unknown, cmd: Command) => withService(cmd, io, (svc) => {
-      const r = svc.denySender(cliActor(), address, login);
+    .action((address: string, login: string, _o: unknown, cmd: Command) => withService(cmd, io, async (svc) => {
+      const r = await svc.denySender(cliActor(), address, login);
       io.out(`${r.login} may no longer send as ${r.fromAddr}`);
     }));
   senders.command("list").description("list the delegations: address, login, updated_at")
     .option("--login <login>", "only this login's delegations").option("--json", "a JSON array")
-    .action((opts: { login?: string; json?: boolean }, cmd: Command) => withService(cmd, io, (svc) => {
-      const rows = svc.listSenders(opts.login);
+    .action((opts: { login?: string; json?: boolean }, cmd: Command) => withService(cmd, io, async (svc) => {
+      const rows = await svc.listSenders(opts.login);
       for (const line of opts.json ? formatJson(rows) : formatDelegations(rows)) io.out(line);
     }));
 }

@@ -1,12 +1,13 @@
 // Where mailcloakctl finds its database: --db, else the config file's
 // sqlite.path, else the built-in default.
 
-import Database from "better-sqlite3";
 import { existsSync } from "node:fs";
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.js";
 import type { Config } from "../config/types.js";
 import { DEFAULTS } from "../config/types.js";
-import { AdminStore, MissingDatabaseError } from "../store/sqlite.js";
+import { StoreError } from "../store/errors.js";
+import { openAdmin } from "../store/open.js";
+import type { AdminStore } from "../store/types.js";
 import { CliError, EXIT_CODES } from "./exit.js";
 
 /** The global options, as commander parsed them. */
@@ -53,17 +54,12 @@ export function resolveSettings(opts: GlobalOptions, warn: Warn): Settings {
 }
 
 /** Open the DB for an admin command; any failure to open it is exit 3. */
-export function openAdminStore(s: Settings): AdminStore {
+export async function openAdminStore(s: Settings): Promise<AdminStore> {
   try {
-    return AdminStore.open(s.dbPath, s.busyTimeoutMs);
+    return await openAdmin(s.dbPath, { busyTimeoutMs: s.busyTimeoutMs });
   } catch (err) {
-    if (err instanceof MissingDatabaseError || err instanceof CliError) throw err;
-    if (err instanceof Database.SqliteError && (err.code.startsWith("SQLITE_BUSY") || err.code.startsWith("SQLITE_LOCKED"))) {
-      throw err; // described as "locked" by describeFailure
-    }
-    let message = err instanceof Error ? err.message : String(err);
-    if (err instanceof Database.SqliteError) message += ` (${err.code})`;
-    // AdminStore.open's own messages (schema needs migration) already name the file.
+    if (err instanceof StoreError || err instanceof CliError) throw err; // the store's messages name the file
+    const message = err instanceof Error ? err.message : String(err);
     throw new CliError(EXIT_CODES.unavailable, message.includes(s.dbPath) ? message : `cannot open database ${s.dbPath}: ${message}`);
   }
 }

@@ -2,9 +2,8 @@
 // then recipient rules; every reply is an access(5) action.
 
 import type { Logger } from "pino";
-import Database from "better-sqlite3";
 import type { Facts } from "../facts.js";
-import { StoreError } from "../store/sqlite.js";
+import { StoreError } from "../store/errors.js";
 import type { CacheOutcome, CachedLookup } from "../directory/cache.js";
 import { domainOf, normalize } from "../rules/address.js";
 import { formatPolicyReply, PolicyDecoder, type PolicyRequest } from "../protocol/policy.js";
@@ -134,7 +133,7 @@ export class PolicyHandler {
   }
 
   #failed(err: unknown): Decision {
-    const sqlite = err instanceof Database.SqliteError || err instanceof StoreError;
+    const sqlite = err instanceof StoreError;
     this.#log.error({ err: err instanceof Error ? err.message : String(err) }, sqlite ? "database error during policy decision" : "internal error during policy decision");
     return sqlite ? D.dbError : D.internalError;
   }

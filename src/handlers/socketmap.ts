@@ -3,9 +3,9 @@
 // @domain fallback), so the alias map does that search itself.
 
 import type { Logger } from "pino";
-import Database from "better-sqlite3";
 import type { Facts } from "../facts.js";
-import { StoreError, type AliasTarget } from "../store/sqlite.js";
+import { StoreError } from "../store/errors.js";
+import type { AliasTarget } from "../store/types.js";
 import type { CachedLookup } from "../directory/cache.js";
 import { normalize, split, withExtension } from "../rules/address.js";
 import {
@@ -79,7 +79,7 @@ export class SocketmapHandler {
   }
 
   #failed(err: unknown): SocketmapReply {
-    const sqlite = err instanceof Database.SqliteError || err instanceof StoreError;
+    const sqlite = err instanceof StoreError;
     this.#log.error({ err: err instanceof Error ? err.message : String(err) }, sqlite ? "database error during socketmap lookup" : "internal error during socketmap lookup");
     return DB_TEMP;
   }

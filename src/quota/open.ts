@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import type { QuotaSettings } from "../config/types.js";
 import type { Counters } from "./counters.js";
 import { RedisCounters } from "./redis-counters.js";
-import { SqliteCounters } from "./sqlite-counters.js";
+import { SqliteCounters } from "../store/sqlite/counters.js";
 
 export interface OpenCountersOptions {
   readonly busyTimeoutMs: number;

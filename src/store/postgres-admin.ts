@@ -12,8 +12,7 @@ import { isCatchAll, isValidAddress, isValidDomain, normalize } from "../rules/a
 import type { LimitName, LimitOverride } from "../quota/limits.js";
 import { NO_OVERRIDE } from "../quota/limits.js";
 import { applyPgSchema, clientConfig, pgError, pgSchemaProblem, sqlState } from "./postgres-schema.js";
-import { normalizeLogin } from "./quota-limits.js";
-import { validAppId } from "./sqlite.js";
+import { normalizeLogin, validAppId } from "./validate.js";
 import { StoreError } from "./errors.js";
 import type { AdminStore, AliasRow, AppRow, DelegationRow, DomainRow, QuotaLimitRow } from "./types.js";
 

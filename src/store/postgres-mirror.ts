@@ -4,7 +4,7 @@
 // the SQLite store answers them from its tables: same rules, no I/O.
 
 import { NO_OVERRIDE, type LimitOverride } from "../quota/limits.js";
-import type { AddressRows, AliasTarget } from "./sqlite.js";
+import type { AddressRows, AliasTarget } from "./types.js";
 
 /** The rows a snapshot is read from (column names as in db-init.pgsql). */
 export interface MirrorRows {

@@ -2,7 +2,7 @@
 // quota.db beside the main database). Kept apart from the main database on
 // purpose: the daemon writes here once per message, and a write to the main
 // DB would drop the daemon's memo of every domain and alias answer (a commit
-// is a commit, store/wal-version.ts), and it is the Go-compatible file that
+// is a commit, store/sqlite/freshness.ts), and it is the Go-compatible file that
 // admins and Dovecot share.
 //
 // WAL mode; each check-and-count is one IMMEDIATE transaction, so daemons on
@@ -11,8 +11,8 @@
 
 import Database from "better-sqlite3";
 import { chownSync, existsSync } from "node:fs";
-import { COUNTED, CounterError, DAY_KEEP_S, HOUR_KEEP_S, type Counters, type LoginUsage, type TakeRequest, type TakeResult } from "./counters.js";
-import { exceeded, windowsAt, type QuotaLimits, type Usage, type WindowCount } from "./limits.js";
+import { COUNTED, CounterError, DAY_KEEP_S, HOUR_KEEP_S, type Counters, type LoginUsage, type TakeRequest, type TakeResult } from "../../quota/counters.js";
+import { exceeded, windowsAt, type QuotaLimits, type Usage, type WindowCount } from "../../quota/limits.js";
 
 type DB = Database.Database;
 
@@ -157,17 +157,26 @@ export class SqliteCounters implements Counters {
     if (!this.#opts.create && !existsSync(this.#opts.path)) return false;
     this.#open();
     const db = this.#db!;
-    return db.transaction(() => {
-      return db.prepare("DELETE FROM quota_counters WHERE login = ?").run(login).changes > 0;
-    }).immediate();
+    return this.#guard(() => db.transaction(() => db.prepare("DELETE FROM quota_counters WHERE login = ?").run(login).changes > 0).immediate());
   }
 
   async all(nowMs: number): Promise<LoginUsage[]> {
     if (!this.#opts.create && !existsSync(this.#opts.path)) return [];
     const st = this.#open();
     // Rows older than the previous window are pruned: what is left is the last day or two.
-    const logins = this.#db!.prepare("SELECT DISTINCT login FROM quota_counters ORDER BY login").all() as { login: string }[];
-    return logins.map((l) => readUsage(st, l.login, nowMs));
+    return this.#guard(() => {
+      const logins = this.#db!.prepare("SELECT DISTINCT login FROM quota_counters ORDER BY login").all() as { login: string }[];
+      return logins.map((l) => readUsage(st, l.login, nowMs));
+    });
+  }
+
+  /** mailcloakctl's reads and resets: a driver failure (locked, unreadable) is a CounterError. */
+  #guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw new CounterError(`quota counters ${this.#opts.path}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   async close(): Promise<void> {

@@ -13,7 +13,7 @@ const HEADER_BYTES = 48;
 /** WalIndexHdr.isInit. */
 const IS_INIT = 12;
 
-export class WalVersion {
+export class WalIndex {
   readonly #dbPath: string;
   #path: string | null = null;
   /** The database is in WAL mode (else there is no WAL index to trust: always "changed"). */
