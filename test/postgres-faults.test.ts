@@ -155,6 +155,8 @@ test("PostgreSQL restarted under load: only the answers from before, or 451 / TE
   assert.ok(t.same > 1000, `real load: ${t.same} answers`);
   assert.equal(lines("database unavailable: answering 451 4.3.0 / TEMP until it is back"), 2, "one line per outage");
   assert.equal(lines("database available again"), 2, "one line per recovery");
+  const errors = daemon.records().filter((r) => r.level === 50 || r.level === "error");
+  assert.equal(errors.length, 2, `no other error line than the two outages: ${JSON.stringify(errors.slice(0, 3))}`);
   assert.ok(!daemon.output.includes(server.password), "the password is never logged");
   // Answering from the store again, exactly as before.
   assert.deepEqual(await baseline(), want);

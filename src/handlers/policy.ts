@@ -133,6 +133,8 @@ export class PolicyHandler {
   }
 
   #failed(err: unknown): Decision {
+    // An outage the store has announced (one line) is not logged again per request.
+    if (err instanceof StoreError && err.kind === "unavailable" && this.#facts.store.problem !== null) return D.dbError;
     const sqlite = err instanceof StoreError;
     this.#log.error({ err: err instanceof Error ? err.message : String(err) }, sqlite ? "database error during policy decision" : "internal error during policy decision");
     return sqlite ? D.dbError : D.internalError;

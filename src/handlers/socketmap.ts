@@ -79,6 +79,8 @@ export class SocketmapHandler {
   }
 
   #failed(err: unknown): SocketmapReply {
+    // An outage the store has announced (one line) is not logged again per request.
+    if (err instanceof StoreError && err.kind === "unavailable" && this.#facts.store.problem !== null) return DB_TEMP;
     const sqlite = err instanceof StoreError;
     this.#log.error({ err: err instanceof Error ? err.message : String(err) }, sqlite ? "database error during socketmap lookup" : "internal error during socketmap lookup");
     return DB_TEMP;
