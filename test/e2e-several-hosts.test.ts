@@ -15,15 +15,17 @@ import { after, before, test } from "node:test";
 import { MAILCLOAKCTL, ROOT, socketmapQuery, Client, tempDir, type CtlResult } from "./helpers/daemon.js";
 import { MailStack, smtp, stackUnavailable, uniqueSubject, waitFor, waitForMessage, type StackStore } from "./helpers/mailstack.js";
 import { PostgresServer, postgresUnavailable } from "./helpers/postgres.js";
+import { RedisServer, redisUnavailable } from "./helpers/redis.js";
 
 const CI = process.env.CI === "true";
 const DOVECOT_PGSQL = "/usr/lib/dovecot/modules/auth/libdriver_pgsql.so";
-const unavailable = stackUnavailable() ?? postgresUnavailable() ?? (existsSync(DOVECOT_PGSQL) ? null : "Dovecot's pgsql driver is not installed (Debian package dovecot-pgsql)");
+const unavailable = stackUnavailable() ?? postgresUnavailable() ?? redisUnavailable() ?? (existsSync(DOVECOT_PGSQL) ? null : "Dovecot's pgsql driver is not installed (Debian package dovecot-pgsql)");
 const opts = { skip: unavailable !== null && !CI ? unavailable : false, timeout: 180_000 } as const;
 const QUEUED = /^250 2\.0\.0 Ok: queued as \w+/;
 const DOVECOT_PW = "dovecot-auth-pw";
 
 let pg: PostgresServer;
+let redis: RedisServer;
 let a: MailStack;
 let b: MailStack;
 
@@ -49,9 +51,12 @@ before(async () => {
   // Host A's first mailcloakctl runs (init, the usual rows) take --db URL: the password comes from the environment.
   process.env.MAILCLOAK_STORE_PASSWORD = pg.password;
   const store: StackStore = { url: pg.url(), passwordFile, dovecot: { user: "dovecot_auth", password: DOVECOT_PW }, seed: true };
-  a = await MailStack.start({ store });
+  // One Redis for both hosts' quota counters.
+  redis = await RedisServer.start();
+  const config = { quotas: { backend: "redis", redis: { url: redis.url } } };
+  a = await MailStack.start({ store, config });
   await pg.sql("GRANT SELECT (app_id, secret_hash, enabled) ON apps TO dovecot_auth", "mailcloak");
-  b = await MailStack.start({ store: { ...store, seed: false } });
+  b = await MailStack.start({ store: { ...store, seed: false }, config });
 });
 
 after(async () => {
@@ -59,6 +64,7 @@ after(async () => {
   await b?.stop();
   await a?.stop();
   await pg?.dispose();
+  await redis?.stop();
 });
 
 test("both hosts answer from the one PostgreSQL: the rows host A created are host B's", opts, async () => {
@@ -115,6 +121,21 @@ test("an app password created on host A authenticates on host B (Dovecot passdb 
   const wrong = await smtp({ port: b.submissionPort, from: "sales@d1.test", to: "x@ext.test", auth: { user: "fleetapp", password: "not-it" }, clientAddress: "127.0.0.21", quitAfter: "AUTH" });
   assert.match(wrong.auth ?? "", /^535 /, "a wrong app password is refused on B");
   assert.ok(!b.dovecotLog().includes(DOVECOT_PW), "Dovecot does not log its database password");
+});
+
+test("a quota set on host A counts messages sent through both hosts (limits in PostgreSQL, counters in one Redis)", opts, async () => {
+  const set = await ctlOn(a, "quota", "set", "alice", "--per-hour", "3");
+  assert.equal(set.code, 0, set.stderr);
+  const send = (host: MailStack): ReturnType<typeof smtp> => smtp({
+    port: host.submissionPort, from: "alice@d1.test", to: "dave@d2.test", auth: { user: "alice", password: "alice-pw" },
+    quitAfter: null, headers: { Subject: uniqueSubject("quota") },
+  });
+  for (const host of [a, b, a]) {
+    const r = await send(host);
+    assert.match(r.endOfData ?? "", QUEUED, `${r.transcript}\n${host.diagnostics()}`);
+  }
+  const fourth = await send(b);
+  assert.equal(fourth.endOfData, "450 4.7.1 <END-OF-MESSAGE>: End-of-data rejected: Sending quota exceeded, try again later", `${fourth.transcript}\n${b.diagnostics()}`);
 });
 
 test("with host A's mailcloak stopped, host B goes on serving", opts, async () => {
