@@ -58,7 +58,8 @@ clean:
 
 install: build
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR)
-	cp -R dist package.json package-lock.json db-init.sql README.md admin-ui $(DESTDIR)$(LIBDIR)/
+	cp -R dist package.json package-lock.json db-init.sql README.md SECURITY.md CONTRIBUTING.md admin-ui $(DESTDIR)$(LIBDIR)/
+	cp -R docs $(DESTDIR)$(LIBDIR)/
 	cp -R bin $(DESTDIR)$(LIBDIR)/
 	cd $(DESTDIR)$(LIBDIR) && $(NPM) ci --omit=dev --no-audit --no-fund
 	rm -rf $(DESTDIR)$(LIBDIR)/dist/test $(DESTDIR)$(LIBDIR)/dist/bench

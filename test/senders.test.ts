@@ -46,6 +46,48 @@ test("db-init.sql creates sender_delegations with the statement mailcloakctl run
   assert.ok(readFileSync(join(ROOT, "db-init.sql"), "utf8").includes(SENDER_DELEGATIONS_DDL));
 });
 
+test("db-init.sql does not contradict the Go schema: Go's objects as Go makes them, user_version 1, the extra tables touch none of Go's", () => {
+  const open = (sql: string): Database.Database => {
+    const d = new Database(":memory:");
+    d.exec(sql);
+    return d;
+  };
+  const go = open(readFileSync(join(ROOT, "test/fixtures/go-schema.sql"), "utf8"));
+  const ours = open(readFileSync(join(ROOT, "db-init.sql"), "utf8"));
+  ours.exec(SENDER_DELEGATIONS_DDL); // what the first `senders allow` runs on an older database
+  try {
+    type Obj = { type: string; name: string; tbl_name: string; sql: string | null };
+    const objects = (d: Database.Database): Map<string, Obj> => new Map(
+      (d.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").all() as Obj[]).map((o) => [o.name, o]),
+    );
+    const shape = (d: Database.Database, o: Obj): unknown => o.type === "table"
+      ? { columns: d.pragma(`table_xinfo(${o.name})`), keys: d.pragma(`foreign_key_list(${o.name})`) }
+      : o.type === "index" ? d.pragma(`index_xinfo(${o.name})`) : (o.sql ?? "").replace(/\s+/g, " ").replace(/ ?([(),+=<>;]) ?/g, "$1").trim(); // a trigger's text, layout aside
+    const g = objects(go);
+    const ourObjects = objects(ours);
+    assert.ok(g.size >= 12, `the Go fixture has its tables, indexes and triggers (${g.size})`);
+    for (const [name, o] of g) {
+      const mine = ourObjects.get(name);
+      assert.ok(mine !== undefined, `db-init.sql lacks the Go ${o.type} ${name}`);
+      assert.equal(`${mine.type} on ${mine.tbl_name}`, `${o.type} on ${o.tbl_name}`, name);
+      assert.deepEqual(shape(ours, mine), shape(go, o), `${o.type} ${name} differs from the Go schema`);
+    }
+    // Nothing extra fires on, indexes or references a Go table: Go's statements behave as on a Go-made file.
+    const extra = [...ourObjects.values()].filter((o) => !g.has(o.name));
+    assert.ok(extra.some((o) => o.name === "sender_delegations"));
+    for (const o of extra) {
+      assert.ok(o.type === "table" || !g.has(o.tbl_name), `${o.type} ${o.name} is on the Go table ${o.tbl_name}`);
+      if (o.type !== "table") continue;
+      const refs = (ours.pragma(`foreign_key_list(${o.name})`) as { table: string }[]).map((k) => k.table);
+      assert.deepEqual(refs.filter((r) => g.has(r)), [], `table ${o.name} references Go tables`);
+    }
+    assert.equal(ours.pragma("user_version", { simple: true }), go.pragma("user_version", { simple: true }));
+  } finally {
+    go.close();
+    ours.close();
+  }
+});
+
 describe("mailcloakctl senders", () => {
   test("bad input: one clear line, exit 1, nothing written", async () => {
     const before = JSON.stringify(rows());
