@@ -6,6 +6,7 @@
 
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
+import Database from "better-sqlite3";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { rawDb } from "./helpers/sqlite.js";
