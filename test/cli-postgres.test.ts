@@ -11,6 +11,7 @@ import { stringify } from "yaml";
 import { initStore } from "../src/store/open.js";
 import { MAILCLOAKCTL, ROOT, tempDir, type CtlResult } from "./helpers/daemon.js";
 import { PostgresServer, postgresUnavailable } from "./helpers/postgres.js";
+import { AdminProcess } from "./helpers/admin.js";
 
 const skip = postgresUnavailable();
 if (skip !== null && process.env.CI === "true") throw new Error(`${skip}; CI must install it (see .ci/run)`);
@@ -119,6 +120,20 @@ describe("mailcloakctl on PostgreSQL", { skip: skip ?? false }, () => {
     assert.equal((await run(["init"])).code, 0);
     assert.equal((await run(["domains", "add", "cfg.test"])).code, 0);
     assert.match((await run(["domains", "list"])).stdout, /^cfg\.test\tenabled\t/);
+    // The web admin works on the same PostgreSQL through the same admin layer.
+    const admin = await AdminProcess.start(["--config", cfg, "--listen", "127.0.0.1:0"], { MAILCLOAK_ADMIN_TOKEN: "pg-admin-token" });
+    try {
+      admin.token = "pg-admin-token";
+      const add = await admin.request("POST", "/api/domains", { json: { domain_name: "web.test" } });
+      assert.equal(add.status, 204, add.text);
+      const list = await admin.request("GET", "/api/domains");
+      assert.equal(list.status, 200);
+      assert.match(list.text, /cfg\.test[\s\S]*web\.test/);
+      assert.match((await run(["domains", "list"])).stdout, /web\.test\tenabled/, "mailcloakctl sees what the web admin wrote");
+      assert.ok(!admin.output.includes(server.password));
+    } finally {
+      await admin.stop();
+    }
   });
 
   test("migrate-store copies every row exactly, and refuses a non-empty target without writing", async () => {
