@@ -6,10 +6,9 @@
 
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import Database from "better-sqlite3";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { rawDb } from "./helpers/sqlite.js";
+import { rawDb, type RawDb } from "./helpers/sqlite.js";
 import { Client, ctl, ctlOk, DaemonProcess, policyQuery, ROOT, socketmapQuery } from "./helpers/daemon.js";
 import { AUTH } from "./helpers/tables.js";
 import { ACTIONS } from "../src/handlers/policy.js";
@@ -48,8 +47,8 @@ test("db-init.sql creates sender_delegations with the statement mailcloakctl run
 });
 
 test("db-init.sql does not contradict the Go schema: Go's objects as Go makes them, user_version 1, the extra tables touch none of Go's", () => {
-  const open = (sql: string): Database.Database => {
-    const d = new Database(":memory:");
+  const open = (sql: string): RawDb => {
+    const d = rawDb(":memory:");
     d.exec(sql);
     return d;
   };
@@ -58,10 +57,10 @@ test("db-init.sql does not contradict the Go schema: Go's objects as Go makes th
   ours.exec(SENDER_DELEGATIONS_DDL); // what the first `senders allow` runs on an older database
   try {
     type Obj = { type: string; name: string; tbl_name: string; sql: string | null };
-    const objects = (d: Database.Database): Map<string, Obj> => new Map(
+    const objects = (d: RawDb): Map<string, Obj> => new Map(
       (d.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").all() as Obj[]).map((o) => [o.name, o]),
     );
-    const shape = (d: Database.Database, o: Obj): unknown => o.type === "table"
+    const shape = (d: RawDb, o: Obj): unknown => o.type === "table"
       ? { columns: d.pragma(`table_xinfo(${o.name})`), keys: d.pragma(`foreign_key_list(${o.name})`) }
       : o.type === "index" ? d.pragma(`index_xinfo(${o.name})`) : (o.sql ?? "").replace(/\s+/g, " ").replace(/ ?([(),+=<>;]) ?/g, "$1").trim(); // a trigger's text, layout aside
     const g = objects(go);
