@@ -1,8 +1,9 @@
 // The daemon's store answers repeated questions from a memo and still reads
 // live: a commit by any SQLite client (another connection here, the sqlite3
 // command-line tool in another process, WAL checkpoints and restarts in
-// between) is seen by the next request: within() looks at the WAL index once
-// for the request (or batch of requests) it runs, and reads outside look every time.
+// between) is seen by the next request: within() asks whether the file
+// changed once for the request (or batch of requests) it runs, and reads
+// outside ask every time (src/store/sqlite/wal-index.ts states the rule).
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -13,7 +14,7 @@ import { after, describe, test } from "node:test";
 import { setImmediate as turn } from "node:timers/promises";
 import { MEMO_MAX, type SqliteAdmin, type SqliteReader } from "../src/store/sqlite/index.js";
 import { WalIndex } from "../src/store/sqlite/wal-index.js";
-import { requireTool } from "./helpers/daemon.js";
+import { ctlOk, requireTool } from "./helpers/daemon.js";
 import { initAdmin, openReader } from "./helpers/sqlite.js";
 
 const root = mkdtempSync(join(tmpdir(), "mailcloak-memo-test-"));
@@ -116,6 +117,27 @@ describe("store memo", () => {
     execFileSync("sqlite3", [path, "DELETE FROM aliases WHERE alias_email = 'new@d1.test';"]);
     await turn();
     assert.equal(store.alias("new@d1.test"), undefined);
+    store.close();
+  });
+
+  test("commits by mailcloakctl and by a raw-SQL writer in other processes are seen by the next batch's first read", async () => {
+    const { path, admin, store } = await fresh();
+    await admin.close();
+    const batch = <T>(read: () => T): T => store.within(read); // as the listener runs a turn's requests (src/server/turn.ts)
+    assert.equal(batch(() => store.domainEnabled("d1.test")), true);
+    for (let i = 0; i < 6; i++) {
+      const enabled = i % 2 === 1;
+      await ctlOk(path, "domains", enabled ? "enable" : "disable", "d1.test");
+      assert.equal(batch(() => [store.domainEnabled("d1.test"), store.alias("sales@d1.test")?.active]).join(), `${enabled},${enabled}`, `mailcloakctl commit ${i}`);
+    }
+    // A writer that is not ours (the Go daemon's admin, a script): raw SQL from another Node process.
+    const writer = `const { rawDb } = await import(${JSON.stringify(new URL("./helpers/sqlite.js", import.meta.url).href)});
+      const db = rawDb(process.argv[1]); db.prepare("UPDATE aliases SET target_user = ? WHERE alias_email = 'sales@d1.test'").run(process.argv[2]); db.close();`;
+    for (let i = 0; i < 6; i++) {
+      execFileSync(process.execPath, ["--input-type=module", "-e", writer, path, `go${i}`]);
+      assert.equal(batch(() => store.alias("sales@d1.test")?.targetUser), `go${i}`, `raw-SQL commit ${i}`);
+      assert.equal(batch(() => store.alias("sales@d1.test")?.targetUser), `go${i}`, "and the repeat, from the memo");
+    }
     store.close();
   });
 

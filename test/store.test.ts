@@ -150,7 +150,7 @@ describe("schema", () => {
     db.close();
   });
 
-  test("AdminStore.init twice: created, then nothing to migrate; WAL mode", async () => {
+  test("initStore twice: created, then nothing to migrate; WAL mode", async () => {
     const path = dbPath("init-twice");
     const a = await initAdmin(path);
     assert.equal(a.created, true);

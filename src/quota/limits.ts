@@ -1,7 +1,7 @@
 // Outbound quotas, the pure part: which limits apply to a login, how a
 // counter's value over the last hour (or day) is estimated, and whether one
 // more message would exceed a limit. No I/O: the counter stores
-// (sqlite-counters.ts, redis-counters.ts) and the policy glue (check.ts) call
+// (store/sqlite/counters.ts, redis-counters.ts) and the policy glue (check.ts) call
 // these, and the Redis Lua script repeats exactly the same arithmetic.
 //
 // Windows are sliding, approximated from two fixed windows (the current and

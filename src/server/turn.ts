@@ -1,9 +1,9 @@
 // Request handling runs once per event-loop turn, in the check phase, after
 // the poll phase has read everything it reads in that turn. Every request
 // handled in a batch was therefore read before the batch started, so one
-// look at what may have changed (the store's WAL index: Store.within) is
-// enough for all of them, instead of one system call per request. Replies
-// leave in the same turn.
+// "has the store changed?" check (StoreReader.within, src/store/types.ts)
+// serves all of them instead of one per request. Replies leave in the same
+// turn. `around` must run its argument synchronously, once.
 
 export type Around = (run: () => void) => void;
 

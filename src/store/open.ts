@@ -1,7 +1,7 @@
 // The one way to open a database: the daemon's reader, the admins' writer,
-// init (create or migrate), and a look for the setup wizard. The location is
-// a file path (SQLite); a URL names another backend, and each backend is one
-// branch here.
+// init (create or migrate), and a look for the setup wizard. The location
+// names the backend: a file path is SQLite (src/store/sqlite/); a URL names
+// another backend, which is one more Backend object in backendOf().
 
 import { StoreError } from "./errors.js";
 import type { AdminStore, InitResult, Inspection, OpenOptions, StoreEvents, StoreReader } from "./types.js";
@@ -12,16 +12,30 @@ export interface ReaderOptions extends OpenOptions {
   readonly events?: StoreEvents | undefined;
 }
 
-type Backend = "sqlite" | "postgres";
+/** What a backend provides: each entry throws (or rejects with) StoreError only. */
+export interface Backend {
+  /** An existing, current database for the daemon; resolves once reads can be answered. */
+  reader(location: string, opts: ReaderOptions): StoreReader | Promise<StoreReader>;
+  /** An existing, current database for an admin command. */
+  admin(location: string, opts: OpenOptions): AdminStore | Promise<AdminStore>;
+  /** Create the database, or migrate an older layout in place keeping every row. */
+  init(location: string, opts: OpenOptions): InitResult | Promise<InitResult>;
+  /** Look at an existing database without changing it. */
+  inspect(location: string, opts: OpenOptions): Inspection | Promise<Inspection>;
+}
+
+const SQLITE: Backend = { reader: openSqliteReader, admin: openSqliteAdmin, init: initSqlite, inspect: inspectSqlite };
+/** postgres:// URLs: the shared store of several hosts (src/store/postgres.ts, docs/several-hosts.md). */
+const POSTGRES: Backend = { reader: openPostgresReader, admin: openPostgresAdmin, init: initPostgres, inspect: inspectPostgres };
 
 /** Which backend a location names; a URL of a scheme without a backend is refused in one line. */
 function backendOf(location: string): Backend {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location)?.[1];
-  if (scheme !== undefined && /^postgres(ql)?$/i.test(scheme)) return "postgres";
+  if (scheme !== undefined && /^postgres(ql)?$/i.test(scheme)) return POSTGRES;
   if (scheme !== undefined) {
     throw new StoreError("invalid", `database ${redact(location)}: no store backend for ${scheme}:// URLs in this version; give the path of a SQLite file`);
   }
-  return "sqlite";
+  return SQLITE;
 }
 
 /** A location fit for messages: a URL's password is never shown. */
@@ -31,40 +45,20 @@ export function redact(location: string): string {
 
 /** Open an existing, current database for the daemon (StoreError "missing" or "schema" otherwise). */
 export async function openStore(location: string, opts: ReaderOptions): Promise<StoreReader> {
-  switch (backendOf(location)) {
-    case "sqlite":
-      return openSqliteReader(location, opts);
-    case "postgres":
-      return openPostgresReader(location, opts);
-  }
+  return backendOf(location).reader(location, opts);
 }
 
 /** Open an existing, current database for an admin command. */
 export async function openAdmin(location: string, opts: OpenOptions): Promise<AdminStore> {
-  switch (backendOf(location)) {
-    case "sqlite":
-      return openSqliteAdmin(location, opts);
-    case "postgres":
-      return openPostgresAdmin(location, opts);
-  }
+  return backendOf(location).admin(location, opts);
 }
 
 /** Create the database, or migrate an older layout in place keeping every row. */
 export async function initStore(location: string, opts: OpenOptions): Promise<InitResult> {
-  switch (backendOf(location)) {
-    case "sqlite":
-      return initSqlite(location, opts);
-    case "postgres":
-      return initPostgres(location, opts);
-  }
+  return backendOf(location).init(location, opts);
 }
 
 /** Look at an existing database without changing it. */
 export async function inspectStore(location: string, opts: OpenOptions): Promise<Inspection> {
-  switch (backendOf(location)) {
-    case "sqlite":
-      return inspectSqlite(location, opts);
-    case "postgres":
-      return inspectPostgres(location, opts);
-  }
+  return backendOf(location).inspect(location, opts);
 }

@@ -3,9 +3,11 @@
 // src/admin/service.ts, the web admin API). src/store/open.ts picks the
 // backend; nothing outside src/store/ names one.
 //
-// A second backend (PostgreSQL) is one more file or folder under
-// src/store/ that implements these two interfaces and throws only
-// StoreError (src/store/errors.ts), plus one branch in open.ts:
+// A second backend (PostgreSQL) is one more folder under src/store/ that
+// implements these two interfaces and throws only StoreError
+// (src/store/errors.ts), plus its Backend object in open.ts (reader, admin,
+// init, inspect), chosen by the location (a postgres:// URL). What every
+// backend must hold:
 //
 // - StoreReader reads are SYNCHRONOUS: the handlers answer a cache hit in
 //   the same event-loop turn. A backend whose driver is asynchronous keeps

@@ -2,7 +2,7 @@
 // quota.db beside the main database). Kept apart from the main database on
 // purpose: the daemon writes here once per message, and a write to the main
 // DB would drop the daemon's memo of every domain and alias answer (a commit
-// is a commit, store/sqlite/freshness.ts), and it is the Go-compatible file that
+// is a commit, store/sqlite/wal-index.ts), and it is the Go-compatible file that
 // admins and Dovecot share.
 //
 // WAL mode; each check-and-count is one IMMEDIATE transaction, so daemons on

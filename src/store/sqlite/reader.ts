@@ -4,13 +4,15 @@
 // Correctness rule (the only speed mechanism of the store): a commit by ANY
 // SQLite client (another process: the sqlite3 CLI, a Go-style writer,
 // mailcloakctl) is seen by the next request read after it. How: every
-// answer is memoised; the memo is dropped whenever freshness.ts says the file
-// changed, and that is asked at the first read of each within() (one batch
-// of requests already read: src/server/turn.ts) and at every read outside
-// one. A batch never contains a request read after its look, so no request
-// is answered from before a commit it follows. Enforced by
-// test/store-memo.test.ts (other connections, the sqlite3 CLI in another
-// process, checkpoints, rollbacks, the bound).
+// answer is memoised; the memo is dropped whenever wal-index.ts says the
+// file changed, and that is asked at the first read of each within() (one
+// batch of requests already read: src/server/turn.ts) and at every read
+// outside one. A batch never contains a request read after its look, so no
+// request is answered from before a commit it follows. Outside WAL mode
+// there is no WAL index to trust: every read queries. Enforced by
+// test/store-memo.test.ts (other connections, mailcloakctl, a raw-SQL
+// writer and the sqlite3 CLI in other processes, checkpoints, rollbacks,
+// a symlinked path, the bound).
 //
 // An open handle keeps working on a file that was deleted or replaced, so
 // the file is checked every second: gone or unreadable → every read throws
@@ -23,7 +25,6 @@ import { detach } from "../../strings.js";
 import { StoreError } from "../errors.js";
 import type { AddressRows, AliasTarget, StoreEvents, StoreReader } from "../types.js";
 import { connect, hasTable, type DB, type Statement } from "./connection.js";
-import { DataVersion } from "./freshness.js";
 import { schemaProblem } from "./schema.js";
 import { WalIndex } from "./wal-index.js";
 
@@ -72,25 +73,14 @@ function prepare(db: DB): Statements {
   };
 }
 
-/** How the reader learns of commits (freshness.ts); "wal-index" is kept for the benchmark comparison. */
-export type FreshnessKind = "data-version" | "wal-index";
-
-interface Freshness {
-  changed(): boolean;
-  revalidate?(): void;
-  close?(): void;
-}
-
-function freshness(kind: FreshnessKind, db: DB, path: string): Freshness {
-  if (kind === "data-version") return new DataVersion(db);
-  const wal = String(db.pragma("journal_mode", { simple: true })).toLowerCase() === "wal";
-  return new WalIndex(path, wal);
+/** The memo relies on the WAL index; any other journal mode means no memo. */
+function isWal(db: DB): boolean {
+  return String(db.pragma("journal_mode", { simple: true })).toLowerCase() === "wal";
 }
 
 export interface SqliteReaderOptions {
   readonly busyTimeoutMs: number;
   readonly events?: StoreEvents | undefined;
-  readonly freshness?: FreshnessKind | undefined;
 }
 
 /** Open `path` for reading; StoreError "missing" or "schema" when it cannot be served. */
@@ -107,14 +97,13 @@ function openChecked(path: string, busyTimeoutMs: number): DB {
 export class SqliteReader implements StoreReader {
   readonly location: string;
   readonly #busyTimeoutMs: number;
-  readonly #kind: FreshnessKind;
   #db: DB;
   #st: Statements;
   #ino: number;
   #down: string | null = null;
   readonly #timer: NodeJS.Timeout;
   readonly #events: StoreEvents;
-  #fresh: Freshness;
+  readonly #version: WalIndex;
   /** Memoised answers, one map per question, keyed by its argument (no key building on the hot path). */
   readonly #memo = {
     domain: new Map<string, unknown>(),
@@ -131,7 +120,7 @@ export class SqliteReader implements StoreReader {
   #queries = 0;
   /** Inside within(). */
   #inBatch = false;
-  /** Inside within(): freshness was already asked for this batch. */
+  /** Inside within(): the WAL-index header was already looked at for this batch. */
   #looked = false;
 
   private constructor(db: DB, path: string, opts: SqliteReaderOptions) {
@@ -139,10 +128,9 @@ export class SqliteReader implements StoreReader {
     this.location = path;
     this.#busyTimeoutMs = opts.busyTimeoutMs;
     this.#events = opts.events ?? {};
-    this.#kind = opts.freshness ?? "data-version";
     this.#st = prepare(db);
     this.#ino = statSync(path).ino;
-    this.#fresh = freshness(this.#kind, db, path);
+    this.#version = new WalIndex(path, isWal(db));
     this.#timer = setInterval(() => this.check(), WATCH_MS);
     this.#timer.unref();
   }
@@ -187,8 +175,8 @@ export class SqliteReader implements StoreReader {
         this.#db = db;
         this.#st = prepare(db);
         this.#ino = ino;
-        this.#fresh.close?.();
-        this.#fresh = freshness(this.#kind, db, this.location);
+        this.#version.close();
+        this.#version.wal = isWal(db);
         this.#forget();
         if (old.open) old.close();
       } catch (err) {
@@ -202,17 +190,17 @@ export class SqliteReader implements StoreReader {
       this.#down = null;
       this.#events.onRecovered?.();
     } else if (reason !== null) this.#down = reason;
-    this.#fresh.revalidate?.();
+    this.#version.revalidate();
   }
 
   close(): void {
     clearInterval(this.#timer);
-    this.#fresh.close?.();
+    this.#version.close();
     if (this.#db.open) this.#db.close();
   }
 
   /**
-   * Freshness is asked once, at the first read, for all reads in `run`.
+   * The WAL-index header is looked at once, at the first read, for all reads in `run`.
    * Only requests read before within() was called may be handled in `run`;
    * so `run` must not read from sockets, and nothing that outlives the call
    * may be wrapped in it. Nested calls join the outer one.
@@ -245,7 +233,7 @@ export class SqliteReader implements StoreReader {
 
   #look(): void {
     if (!this.#inBatch || !this.#looked) {
-      if (this.#fresh.changed()) this.#forget();
+      if (this.#version.changed()) this.#forget();
       this.#looked = true;
     }
   }

@@ -1,10 +1,27 @@
-// Has the database changed since we last looked? In WAL mode every committed
-// write transaction, from any process, rewrites the wal-index header at the
-// start of the "-shm" file (its iChange counter is bumped on each commit).
-// Reading those bytes is one pread; asking SQLite (any statement, even
-// PRAGMA data_version) takes file locks and costs several times more. Any
-// doubt (no -shm file, short read, header not initialised) counts as
-// "changed", which only costs a query.
+// Has the database changed since we last looked? The reader's memo
+// (reader.ts) is trusted only while the answer is "no".
+//
+// Correctness rule: a commit by ANY SQLite client (another connection, the
+// sqlite3 CLI or a Go daemon in another process, mailcloakctl) makes the
+// next changed() return true. In WAL mode every committed write
+// transaction, from any process, rewrites the wal-index header at the start
+// of the "-shm" file (walformat.html: its iChange counter is bumped on each
+// commit); while any connection is open SQLite keeps that file and refuses
+// to leave WAL mode. Any doubt (not WAL, no -shm file, short read, header
+// not initialised, file replaced) counts as "changed", which only costs a
+// query. Enforced by test/store-memo.test.ts.
+//
+// Why the -shm layout and not SQLite's documented PRAGMA data_version
+// (measured for issue 12, bench/run.js --hot --reps=3, runs interleaved
+// A B B A on a 2-core machine at load 12-16, medians): data_version is a
+// statement, i.e. a read lock's fcntl calls, where this is one pread:
+// 6-10 µs against 2-4 µs per look (micro-benchmark, same machine). On the
+// socketmap alias hot path (C=50, few requests per batch) that cost more
+// than 10 %: 10 runs each of scenario d, 44.8k vs 13.2k req/s and 11.0 vs
+// 15.0 CPU µs/req; over the 20 runs of scenarios a, c-user, d: d 35.2k vs
+// 28.0k req/s (-20 %), 11.2 vs 12.2 µs/req; the policy rows were within
+// the noise either way. A PostgreSQL-style backend has no such file and
+// keeps its own check behind StoreReader.within (src/store/types.ts).
 
 import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from "node:fs";
 
