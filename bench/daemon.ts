@@ -1,7 +1,7 @@
 // Runs the real daemon (bin/mailcloak) for the benchmark. Unlike the test
-// harness it does not read the daemon's log through a pipe (at log level
-// warn there is no "started" line to wait for, and an info-level decision
-// log would cost the benchmark process a string copy per request): stdout
+// harness it does not read the daemon's log through a pipe (the info-level
+// decision log would cost the benchmark process a string copy per
+// request, and at log level warn there is no "started" line): stdout
 // and stderr go to a file in the run's directory and readiness is "both
 // sockets accept a connection".
 
@@ -131,12 +131,17 @@ export class BenchDaemon {
   }
 }
 
+/** The shipped log level (configs/config.yaml.sample and the loader's default): one info line per policy decision. */
+export const SHIPPED_LOG_LEVEL = "info";
+
 /**
  * The benchmark's daemon configuration: Keycloak (through the front), big
- * cache, warn-level log; quotas as shipped (none), or with `quotas` limits
- * no run reaches, so every end-of-data request is a full check-and-count.
+ * cache, the shipped log level unless told otherwise, the metrics listener
+ * on when given a port (README: metrics.listen, e.g. 127.0.0.1:9464);
+ * quotas as shipped (none), or with `quotas` limits no run reaches, so
+ * every end-of-data request is a full check-and-count.
  */
-export function benchConfig(paths: DaemonPaths, keycloakUrl: string, opts: { maxEntries: number; logLevel: string; socketGroup: string | null; quotas: boolean }): Record<string, unknown> {
+export function benchConfig(paths: DaemonPaths, keycloakUrl: string, opts: { maxEntries: number; logLevel?: string; metricsPort?: number | null; socketGroup: string | null; quotas: boolean }): Record<string, unknown> {
   return {
     idp: {
       provider: "keycloak",
@@ -163,7 +168,8 @@ export function benchConfig(paths: DaemonPaths, keycloakUrl: string, opts: { max
     },
     daemon: { allow_root: true, shutdown_grace_ms: 2000 },
     limits: { max_connections: 2048 },
-    log: { level: opts.logLevel },
+    log: { level: opts.logLevel ?? SHIPPED_LOG_LEVEL },
+    ...(opts.metricsPort ? { metrics: { listen: `127.0.0.1:${opts.metricsPort}` } } : {}),
     ...(opts.quotas ? { quotas: { per_hour: 1_000_000_000, per_day: 1_000_000_000, recipients_per_hour: 1_000_000_000 } } : {}),
   };
 }

@@ -69,7 +69,7 @@ export async function benchLists(o: {
   }
   // The bench's daemon config with the shipped cache settings (TTL, negative
   // TTL, stale window) instead of its hour-long TTL, plus lists.
-  const cfg = benchConfig(paths, fake.url, { maxEntries: 50_000, logLevel: "warn", socketGroup: null, quotas: false });
+  const cfg = benchConfig(paths, fake.url, { maxEntries: 50_000, socketGroup: null, quotas: false });
   delete (cfg.idp as { keycloak: Record<string, unknown> }).keycloak.cache_ttl_seconds;
   delete cfg.cache;
   cfg.lists = { parent_group: "/lists" };

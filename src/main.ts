@@ -1,20 +1,20 @@
 // Daemon entry: argv → config → startDaemon(); privileges, signals, pid
-// file. The only place that calls process.exit.
+// file. The only place that calls process.exit. Importing it runs nothing:
+// bin/mailcloak calls main().
 
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { Command, CommanderError } from "commander";
-import { stringify } from "yaml";
-import { ConfigError, DEFAULT_CONFIG_PATH, describeAddress, loadConfig } from "./config/load.js";
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "./config/load.js";
+import { effectiveSettings } from "./config/effective.js";
 import { DEFAULTS, type Config } from "./config/types.js";
-import { createLogger } from "./log.js";
+import { createLogger, exitAfterFlush, onFatal } from "./log.js";
 import { startDaemon, type Daemon } from "./start.js";
 import { heapFit } from "./system/heap.js";
 import { testIdp } from "./idp-check/run.js";
 import { lookupUser } from "./system/accounts.js";
 import type { Metrics } from "./metrics.js";
 import { StoreError } from "./store/errors.js";
-import { redactUrl } from "./quota/redis-counters.js";
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -32,33 +32,11 @@ function load(path: string): Config {
   }
 }
 
-/** The effective config with secrets replaced (its warnings are printed apart). */
-export function redacted(cfg: Config): unknown {
-  const kc = cfg.idp.keycloak;
-  const ak = cfg.idp.authentik;
-  const { warnings: _warnings, ...rest } = cfg;
-  return {
-    ...rest,
-    idp: {
-      ...cfg.idp,
-      keycloak: kc ? { ...kc, clientSecret: kc.clientSecret ? "[redacted]" : "" } : null,
-      authentik: ak ? { ...ak, apiToken: ak.apiToken ? "[redacted]" : "" } : null,
-    },
-    quotas: { ...cfg.quotas, redis: { ...cfg.quotas.redis, url: redactUrl(cfg.quotas.redis.url) } },
-    sockets: {
-      ...cfg.sockets,
-      policy: describeAddress(cfg.sockets.policy),
-      socketmap: describeAddress(cfg.sockets.socketmap),
-      mode: "0" + cfg.sockets.mode.toString(8),
-    },
-  };
-}
-
 function checkConfig(path: string): void {
   const cfg = load(path);
   // Warnings do not fail the check: the service runs it before every start.
   for (const w of cfg.warnings) process.stderr.write(`mailcloak: warning: ${w}\n`);
-  process.stdout.write(`# ${path}: valid\n` + stringify(redacted(cfg)));
+  process.stdout.write(`# ${path}: valid\n` + effectiveSettings(cfg));
 }
 
 type Privileges =
@@ -98,6 +76,7 @@ async function testIdpCommand(path: string, user: string | undefined): Promise<v
 async function run(path: string): Promise<void> {
   const cfg = load(path);
   const log = createLogger(cfg.log.level);
+  onFatal(log);
   for (const w of cfg.warnings) log.warn(w);
   const priv = privileges(cfg);
 
@@ -175,11 +154,10 @@ async function run(path: string): Promise<void> {
         }
       }
       log.info("stopped");
-      log.flush();
-      setTimeout(() => process.exit(0), 50).unref();
+      exitAfterFlush(log, 0);
     }, (err: unknown) => {
       log.error({ err: String(err) }, "error while stopping");
-      process.exit(1);
+      exitAfterFlush(log, 1);
     });
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
@@ -230,13 +208,11 @@ export function buildProgram(): Command {
   return program;
 }
 
-export async function main(argv: string[]): Promise<void> {
+export async function main(argv: readonly string[] = process.argv): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram().parseAsync([...argv]);
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
     fail(err instanceof Error ? err.message : String(err), 1);
   }
 }
-
-await main(process.argv);

@@ -5,6 +5,7 @@ import { statSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "./config/types.js";
+import { restartKeys } from "./config/effective.js";
 import { openStore } from "./store/open.js";
 import type { StoreReader } from "./store/types.js";
 import { DirectoryCache } from "./directory/cache.js";
@@ -207,21 +208,10 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics, o
     async reload(next: Config): Promise<string[]> {
       const changed: string[] = [];
       const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-      // Settings bound at start: compared with what the daemon started with,
-      // so every reload keeps warning until the daemon is restarted.
-      const restartNeeded = [
-        ["sockets", next.sockets, cfg.sockets],
-        ["sqlite", next.sqlite, cfg.sqlite],
-        ["store", next.store, cfg.store],
-        ["daemon.user", next.daemon.user, cfg.daemon.user],
-        ["daemon.allow_root", next.daemon.allowRoot, cfg.daemon.allowRoot],
-        ["daemon.pid_file", next.daemon.pidFile, cfg.daemon.pidFile],
-        ["cache.max_entries", next.cache.maxEntries, cfg.cache.maxEntries],
-        ["metrics.listen", next.metrics.listen, cfg.metrics.listen],
-        ["quotas.backend", next.quotas.backend, cfg.quotas.backend],
-        ["quotas.sqlite_path", next.quotas.sqlitePath, cfg.quotas.sqlitePath],
-        ["quotas.redis", next.quotas.redis, cfg.quotas.redis],
-      ].filter(([, a, b]) => !same(a, b)).map(([k]) => k as string);
+      // Settings bound at start (schema.ts marks them "restart"): compared with
+      // what the daemon started with, so every reload keeps warning until the
+      // daemon is restarted.
+      const restartNeeded = restartKeys(next, cfg);
       // Cached users keep only the attribute the rules read: a new one needs fresh users.
       if (!same(next.idp, current.idp) || !same(readAttributes(next), readAttributes(current))) {
         const old = cache.source;
@@ -233,7 +223,6 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics, o
       }
       if (!same(next.cache, current.cache)) changed.push("cache");
       facts.lists?.reconfigure(next.cache);
-      if (!same(next.lists, cfg.lists)) restartNeeded.push("lists");
       if (!same(next.policy, current.policy)) changed.push("policy");
       if (!same(next.limits, current.limits)) changed.push("limits");
       if (!same(next.quotas, current.quotas)) changed.push("quotas");

@@ -3,13 +3,13 @@
 // attributes are read, and every failure mode ending as `unavailable`.
 
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, describe, test } from "node:test";
 import { AuthentikSource, FORBIDDEN_HINT, TOKEN_HINT } from "../src/directory/authentik.js";
 import type { AuthentikSourceOptions } from "../src/directory/authentik.js";
 import { FakeAuthentik } from "./fake-authentik.js";
 import type { FakeAuthentikOptions } from "./fake-authentik.js";
 import { assertFound, assertUnavailable, memoryLog, type MemoryLog } from "./helpers/source-harness.js";
+import { manualClock } from "./helpers/fixtures.js";
 
 const fakes: FakeAuthentik[] = [];
 after(async () => {
@@ -248,7 +248,8 @@ describe("AuthentikSource failures are unavailable, never not found", () => {
   });
 
   test("the circuit breaker: open after the threshold, one trial when half-open, closed by a success", async () => {
-    const s = await setup({ breaker: { failureThreshold: 2, openMs: 300 } });
+    const clock = manualClock();
+    const s = await setup({ breaker: { failureThreshold: 2, openMs: 300, now: clock.now } });
     s.fake.addUser({ username: "quinn" });
     s.fake.mode = "error500";
     await s.source.userByUsername("quinn");
@@ -259,7 +260,7 @@ describe("AuthentikSource failures are unavailable, never not found", () => {
     assertUnavailable(await s.source.userByEmail("quinn@d1.test"), /^authentik circuit open$/);
     assert.equal(s.fake.userQueries, 0, "no request while open");
     assert.equal(s.calls.rejected, 1);
-    await sleep(350);
+    clock.advance(350);
     const [first, second] = await Promise.all([s.source.userByUsername("quinn"), s.source.userByUsername("quinn")]);
     assert.equal(first.kind, "found");
     assertUnavailable(second, /circuit open/);

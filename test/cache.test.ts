@@ -2,8 +2,8 @@
 // source call per key under concurrency, bounded stale serving while the
 // source fails, and the entry bound.
 //
-// TTLs are whole seconds, so the timing tests wait just over a second; the
-// waits are the minimum the settings allow.
+// TTLs are whole seconds; the timing tests give the cache a manual clock and
+// step it past a TTL instead of sleeping.
 
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -13,6 +13,7 @@ import type { CacheOutcome, CacheSettings, CachedLookup } from "../src/directory
 import { NOT_FOUND, found, unavailable } from "../src/directory/lookup.js";
 import type { DirectoryUser, IdentitySource, Lookup } from "../src/directory/lookup.js";
 import { StaticSource } from "../src/directory/static.js";
+import { manualClock } from "./helpers/fixtures.js";
 
 const alice: DirectoryUser = { username: "alice", email: "alice@d1.test", enabled: true, attributes: {} };
 const bob: DirectoryUser = { username: "bob", email: "bob@d1.test", enabled: true, attributes: { mailSendAllowed: ["false"] } };
@@ -151,11 +152,14 @@ describe("DirectoryCache: TTLs", { concurrency: true }, () => {
 
   test("a notfound entry expires after the negative TTL while a found entry is still fresh", async () => {
     const src = new ControlledSource([alice]);
-    const cache = new DirectoryCache(src, { ...SETTINGS, ttlSeconds: 5, negativeTtlSeconds: 1 });
+    const clock = manualClock();
+    const cache = new DirectoryCache(src, { ...SETTINGS, ttlSeconds: 5, negativeTtlSeconds: 1 }, { now: clock.now });
     await cache.byUsername("alice");
     await cache.byUsername("ghost");
     assert.equal((cache.byUsername("ghost") as CachedLookup).cache, "hit", "notfound is cached within its TTL");
-    await sleep(1100);
+    clock.advance(999);
+    assert.equal((cache.byUsername("ghost") as CachedLookup).cache, "hit", "still cached 1 ms before the negative TTL ends");
+    clock.advance(101);
     const hit = cache.byUsername("alice");
     assert.ok(!isThenable(hit));
     assert.deepEqual(hit, { lookup: found(alice), cache: "hit" });
@@ -167,11 +171,12 @@ describe("DirectoryCache: TTLs", { concurrency: true }, () => {
 
   test("a user created after a notfound is seen once the negative TTL has passed", async () => {
     const src = new ControlledSource();
-    const cache = new DirectoryCache(src, { ...SETTINGS, ttlSeconds: 60, negativeTtlSeconds: 1 });
+    const clock = manualClock();
+    const cache = new DirectoryCache(src, { ...SETTINGS, ttlSeconds: 60, negativeTtlSeconds: 1 }, { now: clock.now });
     assert.equal((await cache.byUsername("alice")).lookup.kind, "notfound");
     src.users.set("alice", alice);
     assert.equal((await cache.byUsername("alice")).lookup.kind, "notfound", "still the cached answer");
-    await sleep(1100);
+    clock.advance(1100);
     assert.deepEqual(await cache.byUsername("alice"), { lookup: found(alice), cache: "miss" });
   });
 });
@@ -252,18 +257,20 @@ describe("DirectoryCache: failures", { concurrency: true }, () => {
   test("while the source fails, a known answer is served stale within staleSeconds, then unavailable", async () => {
     const src = new ControlledSource([alice]);
     const outcomes: CacheOutcome[] = [];
-    const cache = new DirectoryCache(src, { ...SETTINGS, ttlSeconds: 1, negativeTtlSeconds: 1, staleSeconds: 1 }, { onLookup: (o) => outcomes.push(o) });
+    const clock = manualClock();
+    const cache = new DirectoryCache(src, { ...SETTINGS, ttlSeconds: 1, negativeTtlSeconds: 1, staleSeconds: 1 },
+      { onLookup: (o) => outcomes.push(o), now: clock.now });
     assert.equal((await cache.byUsername("alice")).cache, "miss");
     assert.equal((await cache.byUsername("ghost")).cache, "miss");
     src.failing = "keycloak down";
     // Fresh: the failure is not even noticed.
     assert.deepEqual(cache.byUsername("alice"), { lookup: found(alice), cache: "hit" });
-    await sleep(1150); // past the TTL, inside the stale window
+    clock.advance(1150); // past the TTL, inside the stale window
     assert.deepEqual(await cache.byUsername("alice"), { lookup: found(alice), cache: "stale" });
     assert.deepEqual(await cache.byUsername("ghost"), { lookup: NOT_FOUND, cache: "stale" });
     assert.deepEqual(await cache.byUsername("carol"), { lookup: unavailable("keycloak down"), cache: "miss" }, "nothing known: unavailable");
     assert.equal(src.calls.filter((c) => c === "u:alice").length, 2, "a stale answer still asks the source first");
-    await sleep(1000); // past TTL + stale window
+    clock.advance(1000); // past TTL + stale window
     assert.deepEqual(await cache.byUsername("alice"), { lookup: unavailable("keycloak down"), cache: "miss" });
     assert.deepEqual(await cache.byUsername("ghost"), { lookup: unavailable("keycloak down"), cache: "miss" });
     assert.ok(outcomes.includes("stale"));
@@ -271,19 +278,21 @@ describe("DirectoryCache: failures", { concurrency: true }, () => {
 
   test("with staleSeconds 0 an expired entry is not served when the source fails", async () => {
     const src = new ControlledSource([alice]);
-    const cache = new DirectoryCache(src, { ...SETTINGS, ttlSeconds: 1, staleSeconds: 0 });
+    const clock = manualClock();
+    const cache = new DirectoryCache(src, { ...SETTINGS, ttlSeconds: 1, staleSeconds: 0 }, { now: clock.now });
     await cache.byUsername("alice");
     src.failing = "down";
-    await sleep(1100);
+    clock.advance(1100);
     assert.deepEqual(await cache.byUsername("alice"), { lookup: unavailable("down"), cache: "miss" });
   });
 
   test("a healthy source past the TTL refreshes the entry (no stale answer)", async () => {
     const src = new ControlledSource([alice]);
-    const cache = new DirectoryCache(src, { ...SETTINGS, ttlSeconds: 1, staleSeconds: 60 });
+    const clock = manualClock();
+    const cache = new DirectoryCache(src, { ...SETTINGS, ttlSeconds: 1, staleSeconds: 60 }, { now: clock.now });
     await cache.byUsername("alice");
     src.users.set("alice", { ...alice, enabled: false });
-    await sleep(1100);
+    clock.advance(1100);
     const r = await cache.byUsername("alice");
     assert.equal(r.cache, "miss");
     assert.deepEqual(r.lookup, found({ ...alice, enabled: false }));

@@ -672,7 +672,7 @@ describe("mailcloak CLI", () => {
     writeFileSync(file, stringify(akBase()));
     const r = run(["check-config", file]);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /apiToken: "?\[redacted\]"?/);
+    assert.match(r.stdout, /^idp\.authentik\.api_token: "?\[redacted\]"?$/m);
     assert.ok(!r.stdout.includes(AK_TOKEN) && !r.stderr.includes(AK_TOKEN), "the API token must not be printed");
     assert.ok(r.stdout.includes("https://auth.example.com"), r.stdout);
   });

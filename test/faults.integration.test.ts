@@ -258,8 +258,8 @@ for (const mode of ["tempfail", "dunno"] as const) {
 
 /** A second SQLite writer that takes the write lock, inserts a row and commits when told to. */
 const WRITER = `
-const Database = require("better-sqlite3");
-const db = new Database(process.env.WRITER_DB);
+import(process.env.WRITER_HELPER).then(({ rawDb }) => {
+const db = rawDb(process.env.WRITER_DB);
 db.pragma("busy_timeout = 5000");
 db.exec("BEGIN IMMEDIATE");
 db.prepare("INSERT INTO aliases(alias_email, target_user, alias_domain_name, enabled, updated_at) VALUES(?, ?, ?, 1, strftime('%s','now'))")
@@ -270,6 +270,7 @@ process.stdin.once("data", () => {
   db.close();
   process.stdout.write("committed\\n");
   process.exit(0);
+});
 });
 `;
 
@@ -298,7 +299,7 @@ interface Writer {
 }
 
 function startWriter(db: string): Writer {
-  const child = spawn(process.execPath, ["-e", WRITER], { cwd: ROOT, env: { ...process.env, WRITER_DB: db }, stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["-e", WRITER], { cwd: ROOT, env: { ...process.env, WRITER_DB: db, WRITER_HELPER: new URL("./helpers/sqlite.js", import.meta.url).href }, stdio: ["pipe", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (b: Buffer) => (out += b.toString()));
   child.stderr.on("data", (b: Buffer) => (out += b.toString()));

@@ -2,14 +2,14 @@
 // @keycloak/keycloak-admin-client underneath.
 
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
-import { after, describe, test } from "node:test";
+import { after, describe, mock, test } from "node:test";
 import KcAdminClient from "@keycloak/keycloak-admin-client";
 import { FORBIDDEN_HINT, KeycloakSource } from "../src/directory/keycloak.js";
 import type { KeycloakEvents, KeycloakSourceOptions } from "../src/directory/keycloak.js";
 import { FakeKeycloak } from "./fake-keycloak.js";
 import type { FakeKeycloakOptions } from "./fake-keycloak.js";
 import { assertFound, assertUnavailable, memoryLog } from "./helpers/source-harness.js";
+import { manualClock } from "./helpers/fixtures.js";
 import type { DirectoryUser } from "../src/directory/lookup.js";
 
 interface Harness {
@@ -202,12 +202,16 @@ describe("token handling", () => {
     assert.equal(h.counts.token, 1);
   });
 
-  test("a token that really expires is renewed once, before Keycloak rejects it", async () => {
+  test("a token that really expires is renewed once, before Keycloak rejects it", async (t) => {
     const h = await harness({ expiresIn: 2 });
     h.fake.addUser({ username: "hank" });
+    // Only Date is faked: the source's token clock and the fake's expiry
+    // check both read it, and sockets keep their real timers.
+    mock.timers.enable({ apis: ["Date"], now: Date.now() });
+    t.after(() => mock.timers.reset());
     assertFound(await h.source.userByUsername("hank"));
     assert.equal(h.fake.tokenRequests, 1);
-    await sleep(2200);
+    mock.timers.tick(2200);
     h.fake.resetCounters();
     for (let i = 0; i < 5; i++) assertFound(await h.source.userByUsername("hank"));
     assert.equal(h.fake.tokenRequests, 1, "exactly one renewal");
@@ -313,7 +317,8 @@ describe("faults", () => {
   });
 
   test("circuit breaker opens after the threshold and closes after openMs", async () => {
-    const h = await harness({}, { breaker: { failureThreshold: 3, openMs: 400 } });
+    const clock = manualClock();
+    const h = await harness({}, { breaker: { failureThreshold: 3, openMs: 400, now: clock.now } });
     h.fake.addUser({ username: "pia" });
     h.fake.mode = "users500";
     for (let i = 0; i < 3; i++) assertUnavailable(await h.source.userByUsername("pia"), /HTTP 500/);
@@ -329,7 +334,7 @@ describe("faults", () => {
 
     // Half-open with a failing trial: exactly one call goes out, then open again.
     h.fake.mode = "users500";
-    await sleep(450);
+    clock.advance(450);
     const trial = await Promise.all([h.source.userByUsername("pia"), h.source.userByUsername("pia")]);
     assert.deepEqual(trial.map((r) => r.kind), ["unavailable", "unavailable"]);
     assert.equal(h.fake.userQueries, 4, "one trial call only");
@@ -338,7 +343,7 @@ describe("faults", () => {
 
     // Half-open with a healthy Keycloak: the trial closes the breaker.
     h.fake.mode = "ok";
-    await sleep(450);
+    clock.advance(450);
     assertFound(await h.source.userByUsername("pia"));
     for (let i = 0; i < 3; i++) assertFound(await h.source.userByUsername("pia"));
     assert.equal(h.fake.userQueries, 8);

@@ -14,7 +14,8 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Client, ctlOk, DaemonProcess, netstring, netstringLength, policyQuery, socketmapQuery } from "./helpers/daemon.js";
+import { Client, netstring, netstringLength, policyQuery, socketmapQuery, type DaemonProcess } from "./helpers/daemon.js";
+import { servedDaemon, type ServedDaemon } from "./helpers/fixtures.js";
 import { AUTH, RCPT } from "./helpers/tables.js";
 import { EmulatorListGroups, RealListGroups, type ListGroups } from "./helpers/list-groups.js";
 import { ACTIONS } from "../src/handlers/policy.js";
@@ -23,6 +24,7 @@ function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: strin
   describe(name, () => {
     let dir: ListGroups | null = null;
     let skip = "";
+    let served: ServedDaemon | undefined;
     let daemon: DaemonProcess;
     let sm: Client;
     let pol: Client;
@@ -49,30 +51,26 @@ function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: strin
         for (const g of ["open", "local", "odd", "ghost"]) await dir.addMember("lena", g);
         for (const u of ["lars", "liv"]) await dir.addMember(u, "desk");
         for (const u of ["liv", "leo"]) await dir.addMember(u, "empty");
-        daemon = await DaemonProcess.start({
+        served = await servedDaemon({
           config: {
             idp: dir.idp({ timeout_ms: keycloakTimeoutMs, cache_ttl_seconds: 300 }),
             lists: { parent_group: p },
             daemon: { pid_file: null },
           },
         });
-        await ctlOk(daemon.db, "domains", "add", "d1.test");
-        sm = await Client.connect(daemon.socketmapSocket);
-        pol = await Client.connect(daemon.policySocket);
+        ({ daemon, sm, pol } = served);
         // The first read of the lists may take seconds on a busy machine: waited for here, not in a test.
         sm.write(netstring("alias open@d1.test"));
         await sm.read(netstringLength, 60_000);
       } catch (err) {
-        await daemon?.cleanup();
+        await served?.close();
         await dir.dispose();
         throw err;
       }
     });
 
     after(async () => {
-      sm?.destroy();
-      pol?.destroy();
-      await daemon?.cleanup();
+      await served?.close();
       await dir?.dispose();
     });
 

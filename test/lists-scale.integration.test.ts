@@ -8,6 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Client, ctlOk, DaemonProcess, policyQuery, socketmapQuery } from "./helpers/daemon.js";
+import { servedDaemon, type ServedDaemon } from "./helpers/fixtures.js";
 import { AUTH, RCPT } from "./helpers/tables.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 import { startFixtureFake } from "./helpers/fixture-users.js";
@@ -15,6 +16,7 @@ import { keycloakIdpFor } from "./helpers/directory.js";
 import type { FakeKeycloak } from "./fake-keycloak.js";
 
 let fake: FakeKeycloak;
+let served: ServedDaemon | undefined;
 let daemon: DaemonProcess;
 let sm: Client;
 let pol: Client;
@@ -41,22 +43,18 @@ before(async () => {
     fake.addUser({ username: name, email: `${name}@d1.test`, enabled: true });
     fake.addMember(name, "/lists/huge");
   }
-  daemon = await DaemonProcess.start({
+  served = await servedDaemon({
     config: {
       ...keycloakIdpFor(fake.url, { timeout_ms: 3000, cache_ttl_seconds: 300 }),
       cache: { stale_seconds: 2 },
       lists: { parent_group: "/lists" },
     },
   });
-  await ctlOk(daemon.db, "domains", "add", "d1.test");
-  sm = await Client.connect(daemon.socketmapSocket);
-  pol = await Client.connect(daemon.policySocket);
+  ({ daemon, sm, pol } = served);
 });
 
 after(async () => {
-  sm?.destroy();
-  pol?.destroy();
-  await daemon?.cleanup();
+  await served?.close();
   await fake?.stop();
 });
 

@@ -9,7 +9,8 @@
 
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { Client, ctlOk, DaemonProcess, netstring, netstringLength, policyQuery, socketmapQuery } from "./helpers/daemon.js";
+import { ctlOk, netstring, netstringLength, policyQuery, socketmapQuery, type Client, type DaemonProcess } from "./helpers/daemon.js";
+import { servedDaemon, type ServedDaemon } from "./helpers/fixtures.js";
 import { AUTH, RCPT } from "./helpers/tables.js";
 import { releaseKeycloak, sharedKeycloak } from "./helpers/keycloak-real.js";
 import { ACTIONS } from "../src/handlers/policy.js";
@@ -29,6 +30,7 @@ function listSuite(name: string, open: () => Promise<ListIdp | { skip: string }>
 describe(name, () => {
 let kc: ListIdp | null = null;
 let skip = "";
+let served: ServedDaemon | undefined;
 let daemon: DaemonProcess;
 let sm: Client;
 let pol: Client;
@@ -40,16 +42,14 @@ before(async () => {
     return;
   }
   kc = s;
-  daemon = await DaemonProcess.start({
+  served = await servedDaemon({
     config: {
       ...keycloakIdpFor(kc.baseUrl, { timeout_ms: 10_000, cache_ttl_seconds: 300 }),
       lists: { parent_group: "/lists", page_size: 10 },
       daemon: { pid_file: null },
     },
   });
-  await ctlOk(daemon.db, "domains", "add", "d1.test");
-  sm = await Client.connect(daemon.socketmapSocket);
-  pol = await Client.connect(daemon.policySocket);
+  ({ daemon, sm, pol } = served);
   // The first read of the lists on a fresh server takes seconds on a busy machine: wait for it here,
   // with a deadline of its own, so no test's lookup times out (the tests count this read as the first).
   sm.write(netstring("alias team@d1.test"));
@@ -57,9 +57,7 @@ before(async () => {
 });
 
 after(async () => {
-  sm?.destroy();
-  pol?.destroy();
-  await daemon?.cleanup();
+  await served?.close();
   await kc?.stop();
 });
 

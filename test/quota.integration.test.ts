@@ -211,7 +211,7 @@ test("mailcloakctl quota refuses bad input with one line and writes nothing", { 
   }
   assert.equal((await ctlOk(db, "quota", "list")).trim(), "");
   assert.equal((await ctlOk(db, "quota", "set", "crm", "--per-day", "100", "--recipients-per-hour", "0")).trim(), "quota crm: per_hour default, per_day 100, recipients_per_hour unlimited");
-  assert.match(await ctlOk(db, "quota", "list"), /^crm\tdefault\t100\tunlimited\t\d+\n$/);
+  assert.match(await ctlOk(db, "quota", "list"), /^crm\tdefault\t100\tunlimited\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/);
   assert.equal((await ctlOk(db, "quota", "set", "crm", "--per-day", "default", "--recipients-per-hour", "default")).trim(), "quota crm: back to the defaults");
   assert.deepEqual(JSON.parse(await ctlOk(db, "quota", "top", "--json")), []);
 });

@@ -3,7 +3,7 @@
 // daemons), and a private redis-server whose Lua script must decide exactly
 // as limits.ts does.
 
-import { test, before, after } from "node:test";
+import { test, before, after, mock } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -135,7 +135,9 @@ test("SQLite counters: recipients per hour count the message's recipients; old w
   await c.close();
 });
 
-test("SQLite counters: a file that cannot be opened is a CounterError, and works once it can be", async () => {
+test("SQLite counters: a file that cannot be opened is a CounterError, and works once it can be", async (t) => {
+  mock.timers.enable({ apis: ["Date"], now: Date.now() });
+  t.after(() => mock.timers.reset());
   const d = tempDir("mailcloak-quota-");
   dirs.push(d);
   const path = join(d, "missing-dir", "quota.db");
@@ -143,7 +145,7 @@ test("SQLite counters: a file that cannot be opened is a CounterError, and works
   assert.throws(() => c.take({ login: "alice", limits: limits(3), recipients: 1, nowMs: T0 }), CounterError);
   const { mkdirSync } = await import("node:fs");
   mkdirSync(join(d, "missing-dir"));
-  await new Promise((r) => setTimeout(r, 1100)); // the reopen back-off
+  mock.timers.tick(1100); // past the reopen back-off (the counters read Date.now)
   assert.equal((await c.take({ login: "alice", limits: limits(3), recipients: 1, nowMs: T0 })).kind, "counted");
   await c.close();
 });

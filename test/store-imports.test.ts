@@ -23,11 +23,11 @@ function sources(dir: string): string[] {
   return out;
 }
 
-/** Every module specifier a file imports (static, dynamic, re-export). */
+/** Every module specifier a file imports (static, dynamic, re-export, require in a child script). */
 function imports(file: string): string[] {
   const text = readFileSync(join(ROOT, file), "utf8");
   const found: string[] = [];
-  for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)["']([^"']+)["']/g)) found.push(m[1]!);
+  for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+|\brequire\s*\(\s*)["']([^"']+)["']/g)) found.push(m[1]!);
   return found;
 }
 

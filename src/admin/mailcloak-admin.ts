@@ -1,4 +1,3 @@
-// mailcloak-admin's program entry (bin/mailcloak-admin imports this module).
-import { main } from "./main.js";
-
-await main(process.argv);
+// mailcloak-admin's program entry. Importing it runs nothing: bin/mailcloak-admin
+// calls main().
+export { main } from "./main.js";

@@ -1,7 +1,7 @@
 // mailcloakctl: the admin CLI for mailcloak's SQLite database (domains,
-// aliases, app credentials). bin/mailcloakctl imports this module, which runs
-// main() on import; buildProgram() is separate so a command group is one more
-// add*Commands(program, io) call.
+// aliases, app credentials). Importing it runs nothing: bin/mailcloakctl calls
+// main(), and tests call it with argv and an Io of their own. buildProgram()
+// is separate so a command group is one more add*Commands(program, io) call.
 
 import { flushCache } from "./cache.js";
 import { Command, CommanderError } from "commander";
@@ -15,17 +15,23 @@ import { runInit } from "./init.js";
 import { addQuotaCommands } from "./quota.js";
 import { addSendersCommands } from "./senders.js";
 import { addMigrateStoreCommand } from "./migrate-store.js";
-import { readPassword } from "./password-input.js";
+import { MIN_APP_PASSWORD_LENGTH, readPassword, shortPasswordWarning } from "./password-input.js";
 import { openAdminStore, resolveSettings, type GlobalOptions, type Settings } from "./settings.js";
 
 export { EXIT_CODES, type ExitCode } from "./exit.js";
 
 const PROG = "mailcloakctl";
+/** --json keeps the Go version's fields, times included. */
+const JSON_HELP = "a JSON array, fields as the Go version prints them (updated_at in epoch seconds)";
 
 /** Where output goes: success lines to stdout, the one error line to stderr. */
 export interface Io {
   out(line: string): void;
   err(line: string): void;
+  /** Commander's own text (help, version) as is; default process.stdout. */
+  writeOut?(text: string): void;
+  /** Commander's usage errors as is; default process.stderr. */
+  writeErr?(text: string): void;
 }
 
 const processIo: Io = {
@@ -145,7 +151,7 @@ function addDomainCommands(program: Command, io: Io): void {
         io.out(`domain ${await st.setDomainEnabled(who, domain, enabled)} ${verb}d`);
       }));
   }
-  domains.command("list").description("list the domains: domain, enabled|disabled, updated_at").option("--json", "a JSON array")
+  domains.command("list").description("list the domains: domain, enabled|disabled, updated_at (UTC, ISO 8601)").option("--json", JSON_HELP)
     .action((opts: { json?: boolean }, cmd: Command) => withService(cmd, io, async (st) => {
       const rows = await st.listDomains();
       for (const line of opts.json ? formatJson(rows) : formatDomains(rows)) io.out(line);
@@ -170,8 +176,8 @@ function addAliasCommands(program: Command, io: Io): void {
         io.out(`alias ${await st.setAliasEnabled(who, alias, enabled)} ${verb}d`);
       }));
   }
-  aliases.command("list").description("list the aliases: alias_email, target_user, enabled|disabled, updated_at")
-    .option("--user <username>", "only this user's aliases").option("--json", "a JSON array")
+  aliases.command("list").description("list the aliases: alias_email, target_user, enabled|disabled, updated_at (UTC, ISO 8601)")
+    .option("--user <username>", "only this user's aliases").option("--json", JSON_HELP)
     .action((opts: { user?: string; json?: boolean }, cmd: Command) => withService(cmd, io, async (st) => {
       const rows = await st.listAliases(opts.user);
       for (const line of opts.json ? formatJson(rows) : formatAliases(rows)) io.out(line);
@@ -182,11 +188,17 @@ function addAppCommands(program: Command, io: Io): void {
   const apps = addGroup(program, "apps", "application credentials (SMTP logins) and the senders each may use");
   apps.command("add").description("add an app, or replace its password (and enable it)").argument("<app_id>").argument("[password]")
     .option("--password-stdin", "read the password from the first line of stdin")
-    .addHelpText("after", "\nWithout a password argument or --password-stdin, the password is prompted for (twice, not echoed) on a terminal.")
-    .action((appId: string, password: string | undefined, opts: { passwordStdin?: boolean }, cmd: Command) => withService(cmd, io, async (st, who) => {
-      const secret = await readPassword({ argument: password, fromStdin: opts.passwordStdin === true });
+    .option("--generate", "make a random password and print it once on stdout (only its hash is stored)")
+    .addHelpText("after", "\nWithout a password argument, --password-stdin or --generate, the password is prompted for (twice, not echoed) on a terminal." +
+      `\nA given password shorter than ${MIN_APP_PASSWORD_LENGTH} characters is accepted with a warning on stderr.`)
+    .action((appId: string, password: string | undefined, opts: { passwordStdin?: boolean; generate?: boolean }, cmd: Command) => withService(cmd, io, async (st, who) => {
+      const generate = opts.generate === true;
+      const secret = await readPassword({ argument: password, fromStdin: opts.passwordStdin === true, generate });
       const r = await st.setAppPassword(who, appId, secret);
       io.out(r.created ? `app ${r.appId} added` : `app ${r.appId}: password replaced`);
+      if (generate) io.out(secret); // the one time it is shown
+      const warning = generate ? null : shortPasswordWarning(secret);
+      if (warning !== null) io.err(warning);
     }));
   apps.command("allow").description("allow an app to send as an address").argument("<app_id>").argument("<from_addr>")
     .action((appId: string, addr: string, _o: unknown, cmd: Command) => withService(cmd, io, async (st, who) => {
@@ -208,8 +220,8 @@ function addAppCommands(program: Command, io: Io): void {
         io.out(`app ${await st.setAppEnabled(who, appId, enabled)} ${verb}d`);
       }));
   }
-  apps.command("list").description("list the apps (app_id, enabled|disabled, updated_at), each followed by its allowed senders")
-    .option("--json", "a JSON array (each app with its senders)")
+  apps.command("list").description("list the apps (app_id, enabled|disabled, updated_at in UTC ISO 8601), each followed by its allowed senders")
+    .option("--json", `${JSON_HELP}, each app with its senders`)
     .action((opts: { json?: boolean }, cmd: Command) => withService(cmd, io, async (st) => {
       const rows = await st.listApps();
       for (const line of opts.json ? formatJson(rows) : formatApps(rows)) io.out(line);
@@ -222,10 +234,12 @@ export function buildProgram(io: Io = processIo): Command {
   program
     .description("Administer mailcloak's SQLite database: domains, aliases and app credentials.")
     .usage("[--db PATH] [--config PATH] <command> [options]")
-    .option("--db <path|url>", `the SQLite database, or a postgres://USER@HOST:PORT/DB URL (password: MAILCLOAK_STORE_PASSWORD) (default: store.url or sqlite.path of the config file, else ${DEFAULTS.sqlitePath})`)
+    .option("--db <path|url>", `the SQLite database file, or a postgres://USER@HOST:PORT/DB URL (password: MAILCLOAK_STORE_PASSWORD) (default: store.url or sqlite.path of the config file, else ${DEFAULTS.sqlitePath}); other URLs (scheme://...) are refused`)
     .option("--config <path>", `the mailcloak config file (default: ${DEFAULT_CONFIG_PATH}, used when it exists and is valid)`)
     .exitOverride()
     .configureOutput({
+      writeOut: (str) => (io.writeOut ? io.writeOut(str) : void process.stdout.write(str)),
+      writeErr: (str) => (io.writeErr ? io.writeErr(str) : void process.stderr.write(str)),
       outputError: (str, write) => write(`${PROG}: ${oneLine(str.replace(/^error: /, ""))}\n`),
     })
     .helpCommand(true)
@@ -248,7 +262,7 @@ export function buildProgram(io: Io = processIo): Command {
 }
 
 /** Parse and run one command line; resolves to the exit status. */
-export async function main(argv: readonly string[], io: Io = processIo): Promise<ExitCode> {
+export async function main(argv: readonly string[] = process.argv, io: Io = processIo): Promise<ExitCode> {
   const program = buildProgram(io);
   try {
     await program.parseAsync([...argv]);
@@ -265,5 +279,3 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     return f.exitCode;
   }
 }
-
-process.exitCode = await main(process.argv);

@@ -1,6 +1,7 @@
-// The three ways `apps add` gets a password: the argument, the first line of
-// stdin (--password-stdin), or a prompt without echo on a terminal.
+// The ways `apps add` gets a password: the argument, the first line of stdin
+// (--password-stdin), a prompt without echo on a terminal, or --generate.
 
+import { randomBytes } from "node:crypto";
 import type { ReadStream } from "node:tty";
 import { CliError, EXIT_CODES } from "./exit.js";
 
@@ -9,6 +10,27 @@ export interface PasswordSource {
   readonly argument: string | undefined;
   /** --password-stdin. */
   readonly fromStdin: boolean;
+  /** --generate. */
+  readonly generate?: boolean | undefined;
+}
+
+/**
+ * Shorter given passwords get a warning (the Go version accepts any non-empty
+ * one, so this is advice, not a refusal).
+ */
+export const MIN_APP_PASSWORD_LENGTH = 12;
+
+/** 24 random bytes as base64url: 32 characters, 192 bits. */
+export function generatePassword(): string {
+  return randomBytes(24).toString("base64url");
+}
+
+/** The warning for a given password shorter than the minimum, or null. */
+export function shortPasswordWarning(password: string): string | null {
+  const n = [...password].length;
+  if (n === 0 || n >= MIN_APP_PASSWORD_LENGTH) return null;
+  return `warning: the password is ${n} character${n === 1 ? "" : "s"}; ` +
+    `${MIN_APP_PASSWORD_LENGTH} or more are advised (apps add APP_ID --generate makes a random one)`;
 }
 
 const HOW = "give it as the argument (mailcloakctl apps add APP_ID PASSWORD), " +
@@ -19,6 +41,12 @@ export async function readPassword(src: PasswordSource): Promise<string> {
   let password: string;
   if (src.argument !== undefined && src.fromStdin) {
     throw new CliError(EXIT_CODES.usage, "give the password either as an argument or with --password-stdin, not both");
+  }
+  if (src.generate === true) {
+    if (src.argument !== undefined || src.fromStdin) {
+      throw new CliError(EXIT_CODES.usage, "--generate makes the password: give no password argument and no --password-stdin with it");
+    }
+    return generatePassword();
   }
   if (src.argument !== undefined) {
     password = src.argument;

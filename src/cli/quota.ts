@@ -13,7 +13,7 @@ import { RedisCounters } from "../quota/redis-counters.js";
 import type { AdminStore } from "../store/types.js";
 import { normalizeLogin } from "../store/validate.js";
 import { CliError, describeFailure, EXIT_CODES } from "./exit.js";
-import { formatJson } from "./format.js";
+import { formatJson, isoTime } from "./format.js";
 import type { Io } from "./mailcloakctl.js";
 import { openAdminStore, resolveSettings, type GlobalOptions, type Settings } from "./settings.js";
 
@@ -146,12 +146,12 @@ export function addQuotaCommands(program: Command, io: Io): void {
       io.out(`quota ${name}: deleted; the defaults apply`);
     }));
 
-  quota.command("list").description("the logins with limits set here: login, per_hour, per_day, recipients_per_hour, updated_at")
+  quota.command("list").description("the logins with limits set here: login, per_hour, per_day, recipients_per_hour, updated_at (UTC, ISO 8601)")
     .option("--json", "a JSON array")
     .action((o: { json?: boolean }, cmd: Command) => withStore(cmd, io, async (st) => {
       const rows = await st.listQuotaLimits();
       if (o.json) for (const line of formatJson(rows)) io.out(line);
-      else for (const r of rows) io.out(`${r.login}\t${show(r.per_hour)}\t${show(r.per_day)}\t${show(r.recipients_per_hour)}\t${r.updated_at}`);
+      else for (const r of rows) io.out(`${r.login}\t${show(r.per_hour)}\t${show(r.per_day)}\t${show(r.recipients_per_hour)}\t${isoTime(r.updated_at)}`);
     }));
 
   quota.command("show").description("a login's limits (set here, config default, last applied by the daemon) and what it sent in the last hour and day")

@@ -7,7 +7,7 @@ import { AdminService, type Actor } from "../admin/service.js";
 import { userInfo } from "node:os";
 import type { DelegationRow } from "../store/types.js";
 import { CliError, describeFailure, EXIT_CODES } from "./exit.js";
-import { formatJson } from "./format.js";
+import { formatJson, isoTime } from "./format.js";
 import type { Io } from "./mailcloakctl.js";
 import { openAdminStore, resolveSettings, type GlobalOptions, type Settings } from "./settings.js";
 
@@ -44,7 +44,7 @@ async function withService(cmd: Command, io: Io, fn: (svc: AdminService, s: Sett
 }
 
 export function formatDelegations(rows: readonly DelegationRow[]): string[] {
-  return rows.map((r) => `${r.from_addr}\t${r.login}\t${r.updated_at}`);
+  return rows.map((r) => `${r.from_addr}\t${r.login}\t${isoTime(r.updated_at)}`);
 }
 
 export function addSendersCommands(program: Command, io: Io): void {
@@ -71,7 +71,7 @@ export function addSendersCommands(program: Command, io: Io): void {
       const r = await svc.denySender(cliActor(), address, login);
       io.out(`${r.login} may no longer send as ${r.fromAddr}`);
     }));
-  senders.command("list").description("list the delegations: address, login, updated_at")
+  senders.command("list").description("list the delegations: address, login, updated_at (UTC, ISO 8601)")
     .option("--login <login>", "only this login's delegations").option("--json", "a JSON array")
     .action((opts: { login?: string; json?: boolean }, cmd: Command) => withService(cmd, io, async (svc) => {
       const rows = await svc.listSenders(opts.login);

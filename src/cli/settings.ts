@@ -54,6 +54,7 @@ export function resolveSettings(opts: GlobalOptions, warn: Warn): Settings {
   const fromConfig = config?.store?.backend === "postgres" ? config.store.postgres : undefined;
   const dbPath = opts.db ?? fromConfig?.url ?? config?.sqlite.path ?? DEFAULTS.sqlitePath;
   const busyTimeoutMs = config?.sqlite.busyTimeoutMs ?? DEFAULTS.busyTimeoutMs;
+  refuseDatabaseUrl(dbPath, opts.db !== undefined ? "--db" : fromConfig !== undefined ? `${config?.file ?? "config"}: store.url` : `${config?.file ?? "config"}: sqlite.path`);
   if (!isPostgresUrl(dbPath)) return { dbPath, busyTimeoutMs, config };
   // A password in --db is taken out at once, so no message can show it.
   let postgres: PostgresSettings;
@@ -66,6 +67,25 @@ export function resolveSettings(opts: GlobalOptions, warn: Warn): Settings {
     warn(`warning: --db holds a password (visible to other local users in the process list); set ${STORE_DEFAULTS.passwordEnv} or store.password_file instead`);
   }
   return { dbPath: postgres.url, busyTimeoutMs, config, postgres };
+}
+
+/** `scheme://...`: the scheme, else null. */
+function urlScheme(value: string): string | null {
+  return /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(value)?.[1] ?? null;
+}
+
+/**
+ * A database location that looks like a URL of a scheme without a backend:
+ * SQLite would take it as a relative path and create a directory named after
+ * the scheme. Refused before anything is written. postgres:// and
+ * postgresql:// name the PostgreSQL backend; this is the one place to admit
+ * another scheme once a backend for it exists. The URL itself is not
+ * repeated: it may carry a password.
+ */
+export function refuseDatabaseUrl(location: string, from: string): void {
+  const scheme = urlScheme(location.trim());
+  if (scheme === null || /^postgres(ql)?$/i.test(scheme)) return;
+  throw new CliError(EXIT_CODES.usage, `${from}: a ${scheme}:// URL, but only SQLite files and postgres:// URLs are supported: give the database file's path (e.g. ${DEFAULTS.sqlitePath}) or postgres://USER@HOST:PORT/DATABASE`);
 }
 
 /** Open the DB for an admin command; any failure to open it is exit 3. */

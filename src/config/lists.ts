@@ -1,10 +1,14 @@
 // The lists: section of the config file: distribution lists from Keycloak
 // groups (off unless parent_group is set).
 
+import { choice, int, optional, text } from "./fields.js";
 import type { Section } from "./reader.js";
+import { LISTS, POSTINGS, type Setting, type TextSpec } from "./schema.js";
 
-export type Posting = "anyone" | "members" | "local";
-export const POSTINGS: readonly Posting[] = ["anyone", "members", "local"];
+const L = LISTS.settings;
+
+export type Posting = (typeof POSTINGS)[number];
+export { POSTINGS };
 
 export interface ListsSettings {
   /** The group whose direct subgroups are lists, e.g. "/lists"; null: lists are off. */
@@ -22,31 +26,31 @@ export interface ListsSettings {
 }
 
 export const LISTS_OFF: ListsSettings = Object.freeze({
-  parentGroup: null, addressAttribute: "mail", postingAttribute: "mailPosting", defaultPosting: "members",
-  sendAsAttribute: "mailSendAs", pageSize: 500,
+  parentGroup: null, addressAttribute: L.address_attribute.default, postingAttribute: L.posting_attribute.default,
+  defaultPosting: L.default_posting.default, sendAsAttribute: L.send_as_attribute.default, pageSize: L.page_size.default,
 });
 
 export function parseLists(s: Section): ListsSettings {
-  const attr = (name: string, def: string): string => {
-    const v = s.string(name, def).trim();
-    if (v === "" || /[\s,]/.test(v)) throw s.error(s.key(name), `must be one Keycloak attribute name (no spaces or commas), got ${JSON.stringify(v)}`);
+  const attr = (row: Setting<TextSpec>): string => {
+    const v = text(s, row).trim();
+    if (v === "" || /[\s,]/.test(v)) throw s.error(s.key(row.name), `must be one Keycloak attribute name (no spaces or commas), got ${JSON.stringify(v)}`);
     return v;
   };
-  const raw = s.optionalString("parent_group")?.trim() ?? "";
+  const raw = optional(s, L.parent_group)?.trim() ?? "";
   let parentGroup: string | null = null;
   if (raw !== "") {
     if (!raw.startsWith("/") || raw === "/" || raw.endsWith("/") || raw.includes("//")) {
-      throw s.error(s.key("parent_group"), `must be a Keycloak group path like /lists, got ${JSON.stringify(raw)}`);
+      throw s.error(s.key(L.parent_group.name), `must be a Keycloak group path like /lists, got ${JSON.stringify(raw)}`);
     }
     parentGroup = raw;
   }
   const settings: ListsSettings = {
     parentGroup,
-    addressAttribute: attr("address_attribute", LISTS_OFF.addressAttribute),
-    postingAttribute: attr("posting_attribute", LISTS_OFF.postingAttribute),
-    defaultPosting: s.oneOf("default_posting", POSTINGS as Posting[], LISTS_OFF.defaultPosting),
-    sendAsAttribute: attr("send_as_attribute", LISTS_OFF.sendAsAttribute),
-    pageSize: s.int("page_size", LISTS_OFF.pageSize, 10, 5000),
+    addressAttribute: attr(L.address_attribute),
+    postingAttribute: attr(L.posting_attribute),
+    defaultPosting: choice(s, L.default_posting),
+    sendAsAttribute: attr(L.send_as_attribute),
+    pageSize: int(s, L.page_size),
   };
   s.finish();
   return settings;

@@ -57,6 +57,8 @@ export interface SectionContext {
   readonly sources: SourceText;
   /** Where finish() reports keys nobody read, and load.ts its notices. */
   readonly warnings: string[];
+  /** Told every key a getter reads (full path), for the schema test. */
+  readonly onRead?: (key: string) => void;
 }
 
 export class Section {
@@ -97,6 +99,7 @@ export class Section {
 
   raw(name: string): unknown {
     this.#seen.add(name);
+    this.#ctx.onRead?.(this.key(name));
     return this.#data[name];
   }
 

@@ -1,4 +1,4 @@
-// The validated configuration model and every default, with its reason.
+// The validated configuration model (defaults and bounds: schema.ts).
 
 import type { ListsSettings } from "./lists.js";
 import type { StoreSettings } from "./store.js";
@@ -99,40 +99,4 @@ export interface Config {
   readonly store?: StoreSettings;
 }
 
-export const DEFAULTS = {
-  /** As the Go original. */
-  cacheTtlSeconds: 120,
-  /** Short, so a user created in Keycloak receives mail within half a minute. */
-  negativeTtlSeconds: 30,
-  /** Enough for every address of a mid-size organisation; ~1 KB per entry. */
-  cacheMaxEntries: 50_000,
-  /** How long a known answer may outlive its TTL while Keycloak is failing. */
-  staleSeconds: 300,
-  /** Per IdP HTTP call (Keycloak or Authentik): well inside Postfix's 100 s policy/socketmap limits, and its 10 s SASL limit. */
-  keycloakTimeoutMs: 2000,
-  recipientDelimiter: "+",
-  sqlitePath: "/var/lib/mailcloak/state.db",
-  /** mailcloakctl writes are short; a reader waits for them rather than failing. */
-  busyTimeoutMs: 5000,
-  policySocket: "/var/spool/postfix/private/mailcloak-policy",
-  socketmapSocket: "/var/spool/postfix/private/mailcloak-socketmap",
-  socketMode: "0660",
-  /** The Go release's daemon.user when the key is unset (used when started as root). */
-  daemonUser: "mailcloak",
-  shutdownGraceMs: 5000,
-  /** Above Postfix's default_process_limit (100) times the processes that may connect. */
-  maxConnections: 1024,
-  /** Longer than smtpd_policy_service_max_idle (300 s): closing first costs Postfix a 1 s retry. */
-  idleTimeoutSeconds: 330,
-  /** A request that has started must finish within this (Postfix writes it at once). */
-  readTimeoutSeconds: 10,
-  /** Postfix caps socketmap queries at 10000 bytes; policy requests are a few hundred. */
-  maxRequestBytes: 65_536,
-  /** The counter file, beside sqlite.path. */
-  quotaFileName: "quota.db",
-  quotaMessage: "Sending quota exceeded, try again later",
-  redisUrl: "redis://127.0.0.1:6379/0",
-  redisKeyPrefix: "mailcloak:quota:",
-  /** Well inside Postfix's 10 s policy timeout of postfix-main.cf: a slow Redis becomes the failure mode, not a stalled SMTP session. */
-  redisTimeoutMs: 500,
-} as const;
+export { DEFAULTS } from "./schema.js";

@@ -1,7 +1,7 @@
 // Consecutive-failure circuit breaker shared by the remote identity sources.
 // admit() hands out a ticket (or null when open); in half-open state only one
 // trial ticket is out at a time, so a recovering IdP sees one request, not a
-// burst.
+// burst. The clock is injectable (tests step it instead of sleeping).
 
 export type BreakerState = "closed" | "open" | "halfOpen";
 
@@ -17,11 +17,13 @@ export class Breaker {
   readonly #threshold: number;
   readonly #openMs: number;
   readonly #onOpen: () => void;
+  readonly #now: () => number;
 
-  constructor(threshold: number, openMs: number, onOpen: () => void) {
+  constructor(threshold: number, openMs: number, onOpen: () => void, now: () => number = Date.now) {
     this.#threshold = threshold;
     this.#openMs = openMs;
     this.#onOpen = onOpen;
+    this.#now = now;
   }
 
   get state(): BreakerState {
@@ -30,7 +32,7 @@ export class Breaker {
 
   admit(): Ticket | null {
     if (this.#state === "open") {
-      if (Date.now() < this.#openUntil) return null;
+      if (this.#now() < this.#openUntil) return null;
       this.#state = "halfOpen";
       this.#trialOut = false;
     }
@@ -60,7 +62,7 @@ export class Breaker {
       return false; // a straggler from before the breaker opened
     }
     this.#state = "open";
-    this.#openUntil = Date.now() + this.#openMs;
+    this.#openUntil = this.#now() + this.#openMs;
     this.#trialOut = false;
     this.#onOpen();
     return true;

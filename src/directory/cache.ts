@@ -2,11 +2,13 @@
 // lru-cache bounds the entry count and expires entries; on top of it:
 // negative answers get their own shorter TTL, concurrent misses for a key
 // share one source request, and while the source is failing a known answer
-// is served stale for at most `staleSeconds` past its TTL.
+// is served stale for at most `staleSeconds` past its TTL. The clock is
+// injectable so tests step time instead of sleeping through a TTL.
 
 import { LRUCache } from "lru-cache";
 import { NOT_FOUND, type DirectoryUser, type IdentitySource, type Lookup } from "./lookup.js";
 import { detach } from "../strings.js";
+import type { Maybe } from "../maybe.js";
 
 export interface CacheSettings {
   readonly ttlSeconds: number;
@@ -38,18 +40,35 @@ export interface CacheEvents {
   onLookup?(outcome: CacheOutcome): void;
 }
 
+/** Milliseconds; only differences are used. */
+export type Clock = () => number;
+
+export interface CacheOptions extends CacheEvents {
+  /**
+   * One clock for freshness and the LRU's expiry (tests pass a manual one).
+   * Default: Date.now for freshness and lru-cache's own performance.now.
+   */
+  readonly now?: Clock | undefined;
+}
+
 export class DirectoryCache {
   #source: IdentitySource;
   #settings: CacheSettings;
   readonly #lru: LRUCache<string, Entry>;
   readonly #inflight = new Map<string, Promise<CachedLookup>>();
   readonly #events: CacheEvents;
+  readonly #now: Clock;
 
-  constructor(source: IdentitySource, settings: CacheSettings, events: CacheEvents = {}) {
+  constructor(source: IdentitySource, settings: CacheSettings, options: CacheOptions = {}) {
     this.#source = source;
     this.#settings = settings;
-    this.#events = events;
-    this.#lru = new LRUCache<string, Entry>({ max: settings.maxEntries });
+    this.#events = options;
+    this.#now = options.now ?? Date.now;
+    // An injected clock also drives the LRU, read on every check (lru-cache
+    // otherwise reuses a reading for 1 ms through a timer of its own).
+    this.#lru = options.now
+      ? new LRUCache<string, Entry>({ max: settings.maxEntries, perf: { now: options.now }, ttlResolution: 0 })
+      : new LRUCache<string, Entry>({ max: settings.maxEntries });
   }
 
   get size(): number {
@@ -82,19 +101,19 @@ export class DirectoryCache {
    * is "not found", never asked); only admitted keys are ever cached, so a
    * hit needs no screening.
    */
-  byUsername(username: string, admit?: (username: string) => boolean): CachedLookup | Promise<CachedLookup> {
+  byUsername(username: string, admit?: (username: string) => boolean): Maybe<CachedLookup> {
     return this.#get(USERNAME + username, username, "userByUsername", admit);
   }
 
   /** Addresses are their own keys; one starting like a username key is refused before the LRU is asked. */
-  byEmail(email: string, admit?: (email: string) => boolean): CachedLookup | Promise<CachedLookup> {
+  byEmail(email: string, admit?: (email: string) => boolean): Maybe<CachedLookup> {
     if (email.startsWith(USERNAME)) return NOT_ASKED;
     return this.#get(email, email, "userByEmail", admit);
   }
 
   /** Synchronous on a fresh hit (no promise, no allocation beyond the result). */
-  #get(key: string, arg: string, op: "userByUsername" | "userByEmail", admit?: (arg: string) => boolean): CachedLookup | Promise<CachedLookup> {
-    const now = Date.now();
+  #get(key: string, arg: string, op: "userByUsername" | "userByEmail", admit?: (arg: string) => boolean): Maybe<CachedLookup> {
+    const now = this.#now();
     const entry = this.#lru.get(key);
     if (entry && now < entry.freshUntil) {
       this.#events.onLookup?.("hit");
@@ -122,7 +141,7 @@ export class DirectoryCache {
       return { lookup, cache: "miss" };
     }
     const s = this.#settings;
-    const now = Date.now();
+    const now = this.#now();
     if (lookup.kind === "unavailable") {
       const old = this.#lru.get(key); // undefined once past TTL + stale window
       if (old) {

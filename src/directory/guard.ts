@@ -18,6 +18,13 @@ export interface SourceEvents<Op extends string> {
   onBreakerReject?(): void;
 }
 
+/** The circuit breaker's settings; `now` is its clock (default Date.now; tests step it). */
+export interface BreakerOptions {
+  failureThreshold?: number | undefined;
+  openMs?: number | undefined;
+  now?: (() => number) | undefined;
+}
+
 /** What every remote source is given besides where and how to log in. */
 export interface RemoteSourceOptions<E> {
   /** Server root including any relative path. */
@@ -26,7 +33,7 @@ export interface RemoteSourceOptions<E> {
   timeoutMs?: number;
   logger: Logger;
   events?: E | undefined;
-  breaker?: { failureThreshold?: number | undefined; openMs?: number | undefined } | undefined;
+  breaker?: BreakerOptions | undefined;
   /**
    * The user attributes the rules read (policy.send_allowed_attribute); only
    * these are kept in cached users. Default: all.
@@ -39,7 +46,7 @@ export interface GuardOptions<E> {
   name: string;
   logger: Logger;
   events?: E | undefined;
-  breaker?: { failureThreshold?: number | undefined; openMs?: number | undefined } | undefined;
+  breaker?: BreakerOptions | undefined;
   /** A log-safe reason for an error the query threw. */
   describe(err: unknown): string;
 }
@@ -64,7 +71,7 @@ export class LookupGuard<E extends SourceEvents<string>> {
     this.#describe = opts.describe;
     this.#breaker = new Breaker(opts.breaker?.failureThreshold ?? 5, opts.breaker?.openMs ?? 5000, () => {
       this.emit((e) => e.onBreakerOpen?.());
-    });
+    }, opts.breaker?.now);
   }
 
   /** Run one lookup under the breaker; never throws. */

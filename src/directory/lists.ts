@@ -14,20 +14,12 @@ import type { ListsSettings, Posting } from "../config/lists.js";
 import { POSTINGS } from "../config/lists.js";
 import { isValidAddress, normalize } from "../rules/address.js";
 import { Failure } from "./failure.js";
+import type { Maybe } from "../maybe.js";
+import type { ListLookup, MailList } from "../rules/facts.js";
 import { isRecord, lower } from "./user-json.js";
 
-export interface MailList {
-  readonly address: string;
-  /** The group's path, for log lines. */
-  readonly path: string;
-  /** Primary emails of the enabled members (subgroups included), deduplicated, in a stable order. */
-  readonly members: readonly string[];
-  /** Usernames of those members. */
-  readonly logins: ReadonlySet<string>;
-  readonly posting: Posting;
-  /** Usernames that may send as the list address. */
-  readonly sendAs: ReadonlySet<string>;
-}
+// A list and a list lookup are the plain facts the rules read (rules/facts.ts).
+export type { ListLookup, MailList } from "../rules/facts.js";
 
 export interface ListSnapshot {
   readonly byAddress: ReadonlyMap<string, MailList>;
@@ -188,7 +180,6 @@ export class ListReader {
   }
 }
 
-export type ListLookup = { readonly kind: "list"; readonly list: MailList } | { readonly kind: "none" } | { readonly kind: "unavailable"; readonly reason: string };
 const NONE: ListLookup = Object.freeze({ kind: "none" });
 
 export interface ListCacheSettings {
@@ -228,7 +219,7 @@ export class ListDirectory {
     return l === undefined ? NONE : { kind: "list", list: l };
   }
 
-  lookup(addr: string): ListLookup | Promise<ListLookup> {
+  lookup(addr: string): Maybe<ListLookup> {
     const now = Date.now();
     const cur = this.#snap;
     if (cur && now < cur.at + this.#settings.ttlSeconds * 1000) return this.#answer(cur.snap, addr);

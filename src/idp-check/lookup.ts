@@ -3,7 +3,7 @@
 // requests above. Shows what the daemon would conclude about that user.
 
 import type { Config } from "../config/types.js";
-import { sendingDisabledBy } from "../facts.js";
+import { sendingDisabledBy } from "../rules/facts.js";
 import { createLogger } from "../log.js";
 import { createSource } from "../start.js";
 import type { Report } from "./report.js";

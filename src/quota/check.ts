@@ -16,7 +16,7 @@ import type { Logger } from "pino";
 import type { QuotaSettings } from "../config/types.js";
 import type { CachedLookup } from "../directory/cache.js";
 import type { Facts } from "../facts.js";
-import { then, type Maybe } from "../handlers/maybe.js";
+import { then, type Maybe } from "../maybe.js";
 import type { Backend, Counters, TakeResult } from "./counters.js";
 import { attributeLimit, effectiveLimits, NO_OVERRIDE, unlimited, type LimitName, type LimitOverride } from "./limits.js";
 

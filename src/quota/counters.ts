@@ -3,7 +3,7 @@
 // one atomic step, so several daemons sharing a store never let more than the
 // limit through between them. The other calls serve mailcloakctl quota.
 
-import type { Maybe } from "../handlers/maybe.js";
+import type { Maybe } from "../maybe.js";
 import type { Exceeded, QuotaLimits, Usage } from "./limits.js";
 
 export type Backend = "sqlite" | "redis";

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { ListenAddress, Limits } from "../config/types.js";
 import { describeAddress } from "../config/load.js";
 import { Turn } from "./turn.js";
+import type { Maybe } from "../maybe.js";
 
 export interface Framing<T> {
   push(chunk: Buffer): { items: T[]; error: string | null };
@@ -20,15 +21,13 @@ export interface Protocol<T> {
   readonly name: string;
   newFraming(maxRequestBytes: number): Framing<T>;
   /** Per-connection state; created with the connection. */
-  handle(item: T, conn: ConnectionInfo): string | Buffer | Promise<string | Buffer>;
+  handle(item: T, conn: ConnectionInfo): Maybe<string | Buffer>;
   /** What to send before closing on a framing error (nothing when null). */
   errorReply?(error: string): string | null;
 }
 
 export interface ConnectionInfo {
   readonly id: number;
-  /** Free slot for the protocol's per-connection memo. */
-  memo: unknown;
 }
 
 export interface ListenerEvents {
@@ -60,7 +59,7 @@ const MAX_QUEUED = 32;
 let nextConnId = 1;
 
 class Connection<T> {
-  readonly info: ConnectionInfo = { id: nextConnId++, memo: undefined };
+  readonly info: ConnectionInfo = { id: nextConnId++ };
   readonly #socket: net.Socket;
   readonly #framing: Framing<T>;
   readonly #owner: Listener<T>;
@@ -167,7 +166,7 @@ class Connection<T> {
   #pump(): void {
     while (!this.#busy && this.#queue.length > 0) {
       const item = this.#queue.shift()!;
-      let reply: string | Buffer | Promise<string | Buffer>;
+      let reply: Maybe<string | Buffer>;
       try {
         reply = this.#owner.protocol.handle(item, this.info);
       } catch (err) {

@@ -11,8 +11,9 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { freePort, postmap, ROOT } from "./helpers/daemon.js";
+import { freePort, postmap, ROOT, type ConfigTree } from "./helpers/daemon.js";
 import { AdminProcess } from "./helpers/admin.js";
+import { keycloakIdpFor } from "./helpers/directory.js";
 import { FIXTURE, releaseKeycloak, sharedKeycloak, type RealKeycloak } from "./helpers/keycloak-real.js";
 import { MailStack, smtp, stackUnavailable, uniqueSubject, waitForMessage } from "./helpers/mailstack.js";
 
@@ -37,9 +38,7 @@ before(async () => {
   }
   const k = kc as RealKeycloak;
   mkdirSync(SCREENS, { recursive: true });
-  stack = await MailStack.start({
-    idp: { provider: "keycloak", keycloak: { base_url: k.baseUrl, realm: FIXTURE.realm, client_id: FIXTURE.client.id, client_secret: FIXTURE.client.secret, cache_ttl_seconds: 1 } },
-  });
+  stack = await MailStack.start({ idp: keycloakIdpFor(k.baseUrl, { cache_ttl_seconds: 1 }).idp as ConfigTree });
   const port = await freePort();
   admin = await AdminProcess.start([
     "--db", join(stack.mcDir, "state.db"), "--config", stack.daemon.configPath, "--listen", `127.0.0.1:${port}`, "--token", TOKEN,

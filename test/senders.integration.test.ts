@@ -9,27 +9,24 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { rawDb, type RawDb } from "./helpers/sqlite.js";
-import { Client, ctl, ctlOk, DaemonProcess, policyQuery, ROOT, socketmapQuery } from "./helpers/daemon.js";
+import { ctl, ctlOk, policyQuery, ROOT, socketmapQuery, type Client, type DaemonProcess } from "./helpers/daemon.js";
+import { servedDaemon, type ServedDaemon } from "./helpers/fixtures.js";
 import { AUTH } from "./helpers/tables.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 import { SENDER_DELEGATIONS_DDL } from "../src/store/sqlite/schema.js";
 
+let served: ServedDaemon | undefined;
 let daemon: DaemonProcess;
 let sm: Client;
 let pol: Client;
 
 before(async () => {
-  daemon = await DaemonProcess.start({ config: { policy: { domain: "cfg.test" } } });
-  await ctlOk(daemon.db, "domains", "add", "d1.test");
-  await ctlOk(daemon.db, "apps", "add", "crm", "crm-password");
-  sm = await Client.connect(daemon.socketmapSocket);
-  pol = await Client.connect(daemon.policySocket);
+  served = await servedDaemon({ config: { policy: { domain: "cfg.test" } }, apps: [["crm", "crm-password"]] });
+  ({ daemon, sm, pol } = served);
 });
 
 after(async () => {
-  sm?.destroy();
-  pol?.destroy();
-  await daemon?.cleanup();
+  await served?.close();
 });
 
 const rows = (): unknown[] => {

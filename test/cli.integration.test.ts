@@ -230,8 +230,8 @@ describe("mailcloakctl", { concurrency: true }, () => {
       ok(await run(["--db", db, "domains", "add", "other.test"]));
       const plain = ok(await run(["--db", db, "domains", "list"]));
       assert.equal(plain.length, 2);
-      assert.match(plain[0]!, /^example\.test\tenabled\t\d{10}$/);
-      assert.match(plain[1]!, /^other\.test\tenabled\t\d{10}$/);
+      assert.match(plain[0]!, /^example\.test\tenabled\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      assert.match(plain[1]!, /^other\.test\tenabled\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
 
       assert.deepEqual(ok(await run(["--db", db, "domains", "disable", "example.test"])), ["domain example.test disabled"]);
       const json = JSON.parse(ok(await run(["--db", db, "domains", "list", "--json"])).join("\n")) as { domain_name: string; enabled: boolean; updated_at: number }[];
@@ -273,7 +273,7 @@ describe("mailcloakctl", { concurrency: true }, () => {
         "info@d2.test bob enabled",
         "@d2.test carol enabled",
       ]);
-      for (const line of plain) assert.match(line, /^\S+\t\S+\t(enabled|disabled)\t\d{10}$/);
+      for (const line of plain) assert.match(line, /^\S+\t\S+\t(enabled|disabled)\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
 
       assert.deepEqual(ok(await run(["--db", db, "aliases", "disable", "SALES@d1.test"])), ["alias sales@d1.test disabled"]);
       const mine = ok(await run(["--db", db, "aliases", "list", "--user", "alice"]));
@@ -340,9 +340,9 @@ describe("mailcloakctl", { concurrency: true }, () => {
       const db = await seededDb("apps");
       const plain = ok(await run(["--db", db, "apps", "list"]));
       assert.equal(plain.length, 4);
-      assert.match(plain[0]!, /^app1\tenabled\t\d{10}$/);
+      assert.match(plain[0]!, /^app1\tenabled\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       assert.equal(plain[1], "\t\ta@d1.test, b@d1.test (disabled)");
-      assert.match(plain[2]!, /^app2\tenabled\t\d{10}$/);
+      assert.match(plain[2]!, /^app2\tenabled\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       assert.equal(plain[3], "\t\t-");
 
       assert.deepEqual(ok(await run(["--db", db, "apps", "allow", "app2", " Info@D2.test "])), ["app app2 may send as info@d2.test"]);

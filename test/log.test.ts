@@ -1,0 +1,67 @@
+// src/log.ts: secret keys never reach a log line (top level and one level
+// down, as pino's redact paths "key" and "*.key" did), records without one
+// pass through untouched; asserted on an in-memory sink as pino's own tests do.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { createLogger, scrub } from "../src/log.js";
+
+function sink(): { stream: Writable; lines: () => Record<string, unknown>[] } {
+  let text = "";
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      text += chunk.toString("utf8");
+      done();
+    },
+  });
+  return { stream, lines: () => text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+const SECRETS = ["clientSecret", "client_secret", "password", "secret", "token", "accessToken", "access_token"];
+
+test("logger censors every secret key at the top level of a record", () => {
+  for (const key of SECRETS) {
+    const s = sink();
+    createLogger("info", s.stream).info({ [key]: "hunter2", user: "alice" }, "m");
+    const [rec] = s.lines();
+    assert.equal(rec?.[key], "[redacted]", key);
+    assert.equal(rec?.user, "alice");
+  }
+});
+
+test("logger censors a secret key one level down and leaves the rest of that object", () => {
+  const s = sink();
+  createLogger("info", s.stream).info({ kc: { client_secret: "s3cret", realm: "test" }, err: { token: "eyJ", status: 401 } }, "m");
+  const [rec] = s.lines();
+  assert.deepEqual(rec?.kc, { client_secret: "[redacted]", realm: "test" });
+  assert.deepEqual(rec?.err, { token: "[redacted]", status: 401 });
+  assert.equal(JSON.stringify(s.lines()).includes("s3cret"), false);
+});
+
+test("logger censors secret keys in a child logger's bindings", () => {
+  const s = sink();
+  createLogger("info", s.stream).child({ password: "pw", conn: 7 }).info("m");
+  const [rec] = s.lines();
+  assert.equal(rec?.password, "[redacted]");
+  assert.equal(rec?.conn, 7);
+});
+
+test("scrub returns the same object when there is nothing to censor, and never changes its input", () => {
+  const plain = { state: "RCPT", recipient: "a@d1.test", nested: { realm: "test" } };
+  assert.equal(scrub(plain), plain);
+  const withSecret = { password: "pw", nested: { token: "t" } };
+  const out = scrub(withSecret);
+  assert.notEqual(out, withSecret);
+  assert.deepEqual(withSecret, { password: "pw", nested: { token: "t" } });
+  assert.deepEqual(out, { password: "[redacted]", nested: { token: "[redacted]" } });
+});
+
+test("logger keeps the decision line's format: level, time, pid, fields, msg", () => {
+  const s = sink();
+  createLogger("info", s.stream).info({ state: "RCPT", action: "DUNNO", reason: "recipient ok", ms: 0.1 }, "policy decision");
+  const [rec] = s.lines();
+  assert.deepEqual(Object.keys(rec ?? {}), ["level", "time", "pid", "state", "action", "reason", "ms", "msg"]);
+  assert.equal(rec?.level, 30);
+  assert.equal(rec?.pid, process.pid);
+});
