@@ -61,7 +61,7 @@ describe("store: config section", () => {
     { name: "both passwords", store: { backend: "postgres", url: "postgres://m@db/x", password: "a", password_file: pwFile }, want: /set password or password_file, not both/ },
     { name: "unreadable password file", store: { backend: "postgres", url: "postgres://m@db/x", password_file: join(dir, "none") }, want: /store\.password_file: cannot read .* \(ENOENT\)/ },
     { name: "pool too large", store: { backend: "postgres", url: "postgres://m@db/x", pool_size: 1000 }, want: /store\.pool_size: must be between 1 and 100/ },
-    { name: "stale bound below two checks", store: { backend: "postgres", url: "postgres://m@db/x", check_interval_ms: 1000, max_stale_ms: 1500 }, want: /store\.max_stale_ms: must be at least twice check_interval_ms/ },
+    { name: "stale bound below two checks", store: { backend: "postgres", url: "postgres://m@db/x", check_interval_ms: 400, max_stale_ms: 700 }, want: /store\.max_stale_ms: must be at least twice check_interval_ms/ },
   ];
   for (const row of bad) {
     test(`refuses ${row.name} with one line naming the key`, () => {

@@ -22,7 +22,7 @@ import { parseQuotas } from "./quotas.js";
 import { ConfigError, scalarSources, Section, type SectionContext } from "./reader.js";
 import { buildSockets } from "./sockets.js";
 import { buildSqlite } from "./sqlite.js";
-import { parseStore } from "./store.js";
+import { buildStore } from "./store.js";
 import type { Config } from "./types.js";
 
 export { ConfigError } from "./reader.js";
@@ -81,7 +81,7 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
   const metrics = buildMetrics(top.section("metrics"));
   const quotas = parseQuotas(top.section("quotas"), sqlite.path);
   const lists = parseLists(top.section("lists"));
-  const store = parseStore(top.section("store"), env);
+  const store = buildStore(top.section("store"), env);
   top.finish();
   return {
     file: ctx.file,

@@ -6,7 +6,11 @@
 // describeStore() prints the URL without it.
 
 import { readFileSync } from "node:fs";
+import { choice, int, optional } from "./fields.js";
 import type { Section } from "./reader.js";
+import { DEFAULTS, STORE } from "./schema.js";
+
+const S = STORE.settings;
 
 export interface PostgresSettings {
   /** postgres://user@host:port/database, without the password. */
@@ -28,17 +32,18 @@ export type StoreSettings =
   | { readonly backend: "sqlite" }
   | { readonly backend: "postgres"; readonly postgres: PostgresSettings };
 
+/** The schema's defaults by name (schema.ts STORE holds them and their bounds). */
 export const STORE_DEFAULTS = {
   /** Enough for mailcloakctl and a web admin; the daemon uses one connection of its own. */
-  poolSize: 4,
+  poolSize: DEFAULTS.storePoolSize,
   /** Well inside Postfix's policy and socketmap timeouts; an admin write waits no longer. */
-  queryTimeoutMs: 5000,
-  connectTimeoutMs: 3000,
+  queryTimeoutMs: DEFAULTS.storeQueryTimeoutMs,
+  connectTimeoutMs: DEFAULTS.storeConnectTimeoutMs,
   /** A lost notification is caught within this. */
-  checkIntervalMs: 250,
+  checkIntervalMs: DEFAULTS.storeCheckIntervalMs,
   /** The stated bound: no answer is given from a copy older than 1 s that the server did not confirm. */
-  maxStaleMs: 1000,
-  passwordEnv: "MAILCLOAK_STORE_PASSWORD",
+  maxStaleMs: DEFAULTS.storeMaxStaleMs,
+  passwordEnv: DEFAULTS.storePasswordEnv,
 } as const;
 
 export function isPostgresUrl(text: string): boolean {
@@ -72,17 +77,16 @@ export function describeStore(s: StoreSettings, sqlitePath: string): string {
   return splitPostgresUrl(s.postgres.url).url;
 }
 
-function readPassword(s: Section, env: NodeJS.ProcessEnv, inUrl: string): string {
-  const inline = s.optionalString("password");
-  const file = s.optionalString("password_file");
-  if (inline !== undefined && file !== undefined) throw s.error(s.key("password"), "set password or password_file, not both");
+/** The password: password_file, else `password`, else the URL's; the environment variable wins. */
+function readPassword(s: Section, env: NodeJS.ProcessEnv, inUrl: string, inline: string | undefined, file: string | undefined): string {
+  if (inline !== undefined && file !== undefined) throw s.error(s.key(S.password.name), "set password or password_file, not both");
   let password = inline ?? inUrl;
   if (file !== undefined) {
     try {
       password = readFileSync(file, "utf8").replace(/\r?\n$/, "");
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? "error";
-      throw s.error(s.key("password_file"), `cannot read ${file} (${code})`);
+      throw s.error(s.key(S.password_file.name), `cannot read ${file} (${code})`);
     }
   }
   const fromEnv = env[STORE_DEFAULTS.passwordEnv];
@@ -90,37 +94,41 @@ function readPassword(s: Section, env: NodeJS.ProcessEnv, inUrl: string): string
   return password;
 }
 
-/** Parse the store: section (absent: SQLite at sqlite.path). */
-export function parseStore(s: Section, env: NodeJS.ProcessEnv): StoreSettings {
-  const backend = s.oneOf("backend", ["sqlite", "postgres"] as const, "sqlite");
+/**
+ * The store: section (absent: SQLite at sqlite.path). Every key is read and
+ * checked whatever the backend, so a typo shows before the switch; with
+ * sqlite the PostgreSQL keys are otherwise ignored.
+ */
+export function buildStore(s: Section, env: NodeJS.ProcessEnv): StoreSettings {
+  const backend = choice(s, S.backend);
+  const raw = optional(s, S.url);
+  const inline = optional(s, S.password);
+  const file = optional(s, S.password_file);
+  const poolSize = int(s, S.pool_size);
+  const queryTimeoutMs = int(s, S.query_timeout_ms);
+  const connectTimeoutMs = int(s, S.connect_timeout_ms);
+  const checkIntervalMs = int(s, S.check_interval_ms);
+  const maxStaleMs = int(s, S.max_stale_ms);
+  if (maxStaleMs < checkIntervalMs * 2) {
+    throw s.error(s.key(S.max_stale_ms.name), `must be at least twice check_interval_ms (${checkIntervalMs}), got ${maxStaleMs}`);
+  }
+  let parts: { url: string; password: string } | undefined;
+  if (raw !== undefined) {
+    try {
+      parts = splitPostgresUrl(raw);
+    } catch (err) {
+      throw s.error(s.key(S.url.name), (err as Error).message);
+    }
+  }
+  if (parts !== undefined && parts.password !== "") {
+    s.warn(s.key(S.url.name), `holds a password: move it to store.password_file or the environment variable ${STORE_DEFAULTS.passwordEnv}`);
+  }
   if (backend === "sqlite") {
     s.finish();
     return { backend };
   }
-  const raw = s.optionalString("url");
-  if (raw === undefined) throw s.error(s.key("url"), "is required with backend: postgres (postgres://USER@HOST:PORT/DATABASE)");
-  let parts: { url: string; password: string };
-  try {
-    parts = splitPostgresUrl(raw);
-  } catch (err) {
-    throw s.error(s.key("url"), (err as Error).message);
-  }
-  const password = readPassword(s, env, parts.password);
-  const postgres: PostgresSettings = {
-    url: parts.url,
-    password,
-    poolSize: s.int("pool_size", STORE_DEFAULTS.poolSize, 1, 100),
-    queryTimeoutMs: s.int("query_timeout_ms", STORE_DEFAULTS.queryTimeoutMs, 100, 60_000),
-    connectTimeoutMs: s.int("connect_timeout_ms", STORE_DEFAULTS.connectTimeoutMs, 100, 60_000),
-    checkIntervalMs: s.int("check_interval_ms", STORE_DEFAULTS.checkIntervalMs, 50, 10_000),
-    maxStaleMs: s.int("max_stale_ms", STORE_DEFAULTS.maxStaleMs, 100, 60_000),
-  };
-  if (postgres.maxStaleMs < postgres.checkIntervalMs * 2) {
-    throw s.error(s.key("max_stale_ms"), `must be at least twice check_interval_ms (${postgres.checkIntervalMs}), got ${postgres.maxStaleMs}`);
-  }
-  if (parts.password !== "") {
-    s.warn(s.key("url"), "holds a password: move it to store.password_file or the environment variable MAILCLOAK_STORE_PASSWORD");
-  }
+  if (parts === undefined) throw s.error(s.key(S.url.name), "is required with backend: postgres (postgres://USER@HOST:PORT/DATABASE)");
+  const password = readPassword(s, env, parts.password, inline, file);
   s.finish();
-  return { backend, postgres };
+  return { backend, postgres: { url: parts.url, password, poolSize, queryTimeoutMs, connectTimeoutMs, checkIntervalMs, maxStaleMs } };
 }

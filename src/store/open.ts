@@ -3,6 +3,7 @@
 // names the backend: a file path is SQLite (src/store/sqlite/); a URL names
 // another backend, which is one more Backend object in backendOf().
 
+import { redactUrl } from "../redact-url.js";
 import { StoreError } from "./errors.js";
 import type { AdminStore, InitResult, Inspection, OpenOptions, StoreEvents, StoreReader } from "./types.js";
 import { initSqlite, inspectSqlite, openSqliteAdmin, openSqliteReader } from "./sqlite/index.js";
@@ -38,9 +39,9 @@ function backendOf(location: string): Backend {
   return SQLITE;
 }
 
-/** A location fit for messages: a URL's password is never shown. */
+/** A location fit for messages: a URL's password is never shown (src/redact-url.ts). */
 export function redact(location: string): string {
-  return location.replace(/\/\/([^@/:]*):[^@/]*@/, "//$1:[redacted]@");
+  return redactUrl(location);
 }
 
 /** Open an existing, current database for the daemon (StoreError "missing" or "schema" otherwise). */

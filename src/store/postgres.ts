@@ -5,6 +5,7 @@
 
 import type { PostgresSettings } from "../config/store.js";
 import { splitPostgresUrl, STORE_DEFAULTS } from "../config/store.js";
+import { redactUrl } from "../redact-url.js";
 import { StoreError } from "./errors.js";
 import { PostgresAdminStore } from "./postgres-admin.js";
 import { PostgresStore } from "./postgres-reader.js";
@@ -18,7 +19,7 @@ export function postgresSettingsFor(location: string, opts: OpenOptions, env: No
   try {
     parts = splitPostgresUrl(location);
   } catch (err) {
-    throw new StoreError("invalid", `database URL ${location.replace(/\/\/([^@/:]*):[^@/]*@/, "//$1:[redacted]@")}: ${(err as Error).message}`);
+    throw new StoreError("invalid", `database URL ${redactUrl(location)}: ${(err as Error).message}`);
   }
   const given = opts.postgres;
   if (given !== undefined && given.url === parts.url) return given;
