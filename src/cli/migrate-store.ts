@@ -4,6 +4,7 @@
 // the config's store: section when it names the same URL, else from
 // MAILCLOAK_STORE_PASSWORD.
 
+import { redactUrl } from "../redact-url.js";
 import type { Command } from "commander";
 import { isPostgresUrl } from "../config/store.js";
 import { COPIED_TABLES, copySqliteToPostgres } from "../store/migrate-store.js";
@@ -20,7 +21,7 @@ export function addMigrateStoreCommand(program: Command, io: Io): void {
     .requiredOption("--to <postgres://USER@HOST:PORT/DB>", "the PostgreSQL database (password: store.password_file of --config, or MAILCLOAK_STORE_PASSWORD)")
     .action(async (opts: { from: string; to: string }, cmd: Command) => {
       const from = opts.from.replace(/^sqlite:/, "");
-      if (from.trim() === "" || isPostgresUrl(from)) throw new CliError(EXIT_CODES.usage, `--from: expected sqlite:PATH, got ${JSON.stringify(opts.from)}`);
+      if (from.trim() === "" || isPostgresUrl(from)) throw new CliError(EXIT_CODES.usage, `--from: expected sqlite:PATH, got ${JSON.stringify(redactUrl(opts.from))}`);
       if (!isPostgresUrl(opts.to)) throw new CliError(EXIT_CODES.usage, "--to: expected postgres://USER@HOST:PORT/DATABASE");
       const s = resolveSettings(cmd.optsWithGlobals<GlobalOptions>(), io.err);
       const pgFromConfig = s.config?.store?.backend === "postgres" ? s.config.store.postgres : undefined;
