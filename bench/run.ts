@@ -5,6 +5,7 @@
 //   node dist/bench/run.js --quick    shorter windows, one repetition (a smoke run)
 //   node dist/bench/run.js --hot      only the hot paths at C=50 and postmap (while optimising)
 //   node dist/bench/run.js --go=BIN   the Go mailcloak (binary BIN, built elsewhere) under (a), (c), (b), with the ceiling
+//   node dist/bench/run.js --postgres the hot paths on SQLite and PostgreSQL side by side
 //
 // Processes: this one (orchestration, FakeKeycloak and its bulk-user front),
 // a worker thread (the load generator), the daemon (bin/mailcloak) and the
@@ -24,6 +25,7 @@ import { ctlOk, freePort, have, shippedNodeArgs, tempDir } from "../test/helpers
 import { openAdmin } from "../src/store/open.js";
 import { cpuNs, instanceId, median, policyRequest, round, type RequestSource, type RunResult, type RunSpec, type Target, type WireProtocol } from "./common.js";
 import { benchLists, formatLists, LIST_MEMBERS, listsTargets } from "./lists.js";
+import { benchPostgres, formatPostgres, postgresBenchMissing, postgresTargets } from "./postgres.js";
 import { BenchDaemon, benchConfig, SHIPPED_LOG_LEVEL, type DaemonPaths } from "./daemon.js";
 import { KeycloakFront } from "./keycloak-front.js";
 import { GoDaemon, goConfig } from "./go.js";
@@ -941,7 +943,22 @@ async function goOnly(binary: string): Promise<void> {
 }
 
 const GO_BINARY = process.argv.find((a) => a.startsWith("--go="))?.slice("--go=".length);
-const main = GO_BINARY !== undefined ? () => goOnly(GO_BINARY) : ARGS.has("--hot") ? hotOnly : ARGS.has("--profile") ? () => profile("cpuprof") : ARGS.has("--perf") ? () => profile("perf") : ARGS.has("--memory") ? memoryOnly : benchmark;
+
+/** --postgres: the hot paths on SQLite and on PostgreSQL side by side (bench/postgres.ts). */
+async function postgresOnly(): Promise<void> {
+  const missing = postgresBenchMissing();
+  if (missing !== null) throw new Error(`--postgres: ${missing}`);
+  const lg = new Loadgen();
+  try {
+    const r = await benchPostgres({ run: (spec) => lg.run(spec), nodeArgs: DAEMON_NODE_ARGS, cs: [1, 50], measureMs: MEASURE_MS, reps: QUICK ? 1 : 2 });
+    for (const line of formatPostgres(r)) say(line);
+    for (const t of postgresTargets(r)) say(`${t.pass ? "PASS" : "FAIL"}  ${t.name}: ${t.value} (target ${t.target})`);
+  } finally {
+    await lg.stop();
+  }
+}
+
+const main = GO_BINARY !== undefined ? () => goOnly(GO_BINARY) : ARGS.has("--postgres") ? postgresOnly : ARGS.has("--hot") ? hotOnly : ARGS.has("--profile") ? () => profile("cpuprof") : ARGS.has("--perf") ? () => profile("perf") : ARGS.has("--memory") ? memoryOnly : benchmark;
 main().then(() => process.exit(0), (err: unknown) => {
   process.stderr.write(`benchmark failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   process.exit(1);

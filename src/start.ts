@@ -137,6 +137,22 @@ function createLists(cfg: Config, cache: DirectoryCache, facts: Facts, log: Logg
   return new ListDirectory(read, cfg.cache, lg);
 }
 
+/** The daemon's store: SQLite at sqlite.path, or the shared PostgreSQL of store: (one log line per outage and per recovery). */
+async function openReader(cfg: Config, log: Logger): Promise<StoreReader> {
+  const pg = cfg.store?.backend === "postgres" ? cfg.store.postgres : undefined;
+  const location = pg?.url ?? cfg.sqlite.path;
+  const store = await openStore(location, {
+    busyTimeoutMs: cfg.sqlite.busyTimeoutMs,
+    postgres: pg,
+    events: {
+      onUnavailable: (reason) => log.error({ reason }, "database unavailable: answering 451 4.3.0 / TEMP until it is back"),
+      onRecovered: () => log.info({ db: location }, "database available again"),
+    },
+  });
+  if (pg !== undefined) log.info({ db: store.location }, store.problem === null ? "PostgreSQL store loaded" : "PostgreSQL store not reachable yet");
+  return store;
+}
+
 export interface StartOptions {
   /** The account the daemon will drop to: files it creates (the quota counters) are given to it. */
   readonly fileOwner?: { readonly uid: number; readonly gid: number } | null;
@@ -144,10 +160,7 @@ export interface StartOptions {
 
 export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics, opts: StartOptions = {}): Promise<Daemon> {
   const owner = socketOwnership(cfg);
-  const store = await openStore(cfg.sqlite.path, { busyTimeoutMs: cfg.sqlite.busyTimeoutMs, events: {
-    onUnavailable: (reason) => log.error({ reason }, "database unavailable: answering 451 4.3.0 / TEMP until it is back"),
-    onRecovered: () => log.info({ db: cfg.sqlite.path }, "database available again"),
-  } });
+  const store = await openReader(cfg, log);
   let current = cfg;
   const source = createSource(cfg, log, metrics);
   const cache = new DirectoryCache(source, cfg.cache, metrics?.cacheEvents);

@@ -58,17 +58,19 @@ const KC: Plain = { idp: { provider: "keycloak", keycloak: { base_url: "https://
 const AK: Plain = { idp: { provider: "authentik", authentik: { base_url: "https://auth.example.org", api_token: "t0ken" } } };
 const STATIC: Plain = { idp: { provider: "static", static: { users: [] } } };
 const LISTS_ON: Plain = { ...KC, lists: { parent_group: "/lists" } };
+const STORE_PG: Plain = { ...KC, store: { backend: "postgres", url: "postgres://mailcloak@127.0.0.1:5432/mailcloak" } };
 
 /** The small config in which `row` is read and shown. */
 function baseFor(row: Setting): Plain {
   if (row.key.startsWith("idp.authentik.")) return AK;
   if (row.key.startsWith("idp.static.")) return STATIC;
   if (row.key.startsWith("lists.") && row.name !== "parent_group") return LISTS_ON;
+  if (row.key.startsWith("store.") && row.name !== "backend") return STORE_PG;
   return KC;
 }
 
 /** Rows check-config does not show: the secret files are read into the secret, which is shown. */
-const NOT_SHOWN = new Set(["idp.keycloak.client_secret_file", "idp.authentik.api_token_file"]);
+const NOT_SHOWN = new Set(["idp.keycloak.client_secret_file", "idp.authentik.api_token_file", "store.password_file"]);
 
 describe("settings schema: the files written from it", () => {
   test("configs/config.yaml.sample is what the schema writes", () => {
@@ -185,7 +187,8 @@ describe("settings schema: the loader", () => {
   test("choices: each listed value is accepted, another is an error naming the key (a warning for the Go failure mode)", () => {
     for (const row of SETTINGS) {
       if (row.type !== "enum") continue;
-      const base = baseFor(row);
+      // store.backend: postgres needs a URL, which the PostgreSQL base config has.
+      const base = row.key === "store.backend" ? STORE_PG : baseFor(row);
       for (const v of row.values) {
         // Only the provider whose section the base config has can be chosen in it.
         if (row.key === "idp.provider") continue;
@@ -202,8 +205,8 @@ describe("settings schema: the loader", () => {
   });
 
   test("the loader reads every schema key, and no key that is not in the schema", () => {
-    // The sample with everything on, less the two secret files (each excludes its inline secret).
-    const all = SAMPLE_ALL.replace(/^ *(client_secret|api_token)_file:.*\n/gm, "").replace('parent_group: ""', 'parent_group: "/lists"');
+    // The sample with everything on, less the three secret files (each excludes its inline secret).
+    const all = SAMPLE_ALL.replace(/^ *(client_secret|api_token|password)_file:.*\n/gm, "").replace('parent_group: ""', 'parent_group: "/lists"');
     const read = new Set(keysRead(all, SAMPLE_PATH).map((k) => k.replace(/\[\d+\].*$/, "")));
     const known = new Set([...SETTINGS.map((r) => r.key), ...SECTIONS.map((s) => s.path), ...OLDER_KEYS.map((k) => k.key)]);
     for (const k of read) {
@@ -227,6 +230,12 @@ describe("settings schema: check-config and SIGHUP", () => {
     const withPassword = parse(withKey(KC, "quotas.redis.url", "redis://u:pw-42@127.0.0.1:6379/0"));
     assert.ok(effectiveSettings(withPassword).includes('quotas.redis.url: "redis://u:[redacted]@127.0.0.1:6379/0"'));
     assert.ok(!effectiveSettings(withPassword).includes("pw-42"));
+    // The store's URL: the password in it is taken out; one in a query parameter is redacted.
+    const pg = parse(withKey(withKey(STORE_PG, "store.url", "postgres://mc:pg-pw-7@127.0.0.1:5432/mail?sslmode=disable&password=pg-pw-8"), "store.password", "pg-pw-9"));
+    const shownPg = effectiveSettings(pg);
+    assert.ok(shownPg.includes('store.url: "postgres://mc@127.0.0.1:5432/mail?sslmode=disable&password=[redacted]"'), shownPg);
+    assert.ok(shownPg.includes('store.password: "[redacted]"'), shownPg);
+    for (const pw of ["pg-pw-7", "pg-pw-8", "pg-pw-9"]) assert.ok(!shownPg.includes(pw), pw);
   });
 
   test("a reload names exactly the changed settings the schema marks restart", () => {
@@ -242,13 +251,16 @@ describe("settings schema: check-config and SIGHUP", () => {
       "quotas.message": "Slow down", "quotas.sqlite_path": "/tmp/other-quota.db", "quotas.redis.url": "redis://127.0.0.1:6380/0",
       "quotas.redis.key_prefix": "other:", "lists.parent_group": "/other", "lists.address_attribute": "other",
       "lists.posting_attribute": "other", "lists.send_as_attribute": "other",
+      "store.url": "postgres://mailcloak@127.0.0.1:5433/other", "store.password": "other",
     };
     // Keys whose default follows the one changed (quota.db sits beside the database).
-    const dependents: Record<string, string[]> = { "sqlite.path": ["quotas.sqlite_path"] };
+    // Leaving PostgreSQL: its settings are no longer in effect.
+    const pgKeys = SETTINGS.filter((r) => r.key.startsWith("store.") && r.name !== "backend" && !NOT_SHOWN.has(r.key)).map((r) => r.key);
+    const dependents: Record<string, string[]> = { "sqlite.path": ["quotas.sqlite_path"], "store.backend": pgKeys };
     for (const row of SETTINGS) {
       if (NOT_SHOWN.has(row.key)) continue;
       // Lists on from the start: turning them on would change every lists key at once.
-      const base = row.key.startsWith("lists.") ? LISTS_ON : baseFor(row);
+      const base = row.key.startsWith("lists.") ? LISTS_ON : row.key === "store.backend" ? STORE_PG : baseFor(row);
       const before = parse(base);
       const now = row.show(before);
       let alt: YamlValue | undefined;

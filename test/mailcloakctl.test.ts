@@ -94,24 +94,34 @@ describe("mailcloakctl main() lists", () => {
 });
 
 describe("mailcloakctl main() --db given a URL", () => {
-  test("postgres://user:pw@host/db is refused with one line (exit 2) that does not repeat the password, and nothing is created", async (t) => {
+  test("mysql://user:pw@host/db is refused with one line (exit 2) that does not repeat the password, and nothing is created", async (t) => {
     const cwd = join(root, "cwd-url");
     mkdirSync(cwd);
     const was = process.cwd();
-    process.chdir(cwd); // SQLite would have created ./postgres:/ here
+    process.chdir(cwd); // SQLite would have created ./mysql:/ here
     t.after(() => process.chdir(was));
     for (const args of [["domains", "list"], ["init"], ["aliases", "add", "a@d1.test", "alice"]]) {
-      const r = await ctl("--db", "postgres://mc:s3cret-pw@db.example/mail", ...args);
+      const r = await ctl("--db", "mysql://mc:s3cret-pw@db.example/mail", ...args);
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr.join("\n")}`);
       assert.deepEqual(r.stdout, []);
       assert.equal(r.stderr.length, 1, "one line");
-      assert.match(r.stderr[0]!, /^mailcloakctl: --db: a postgres:\/\/ URL, but only SQLite databases are supported: give the database file's path/);
+      assert.match(r.stderr[0]!, /^mailcloakctl: --db: a mysql:\/\/ URL, but only SQLite files and postgres:\/\/ URLs are supported: give the database file's path/);
       assert.doesNotMatch(r.stderr[0]!, /s3cret-pw/);
     }
     assert.deepEqual(readdirSync(cwd), [], "nothing written");
   });
 
-  test("any scheme:// is refused, from --db or from the config file's sqlite.path; plain paths are not", async () => {
+  test("postgres:// and postgresql:// name the PostgreSQL store: not refused; a server that is not there is exit 3, the password never shown", async () => {
+    for (const scheme of ["postgres", "postgresql", "POSTGRES"]) {
+      // Port 1 on loopback: nothing listens, the connection is refused at once.
+      const r = await ctl("--db", `${scheme}://mc:s3cret-pw@127.0.0.1:1/mail`, "domains", "list");
+      assert.equal(r.code, 3, `${scheme}: ${r.stderr.join("\n")}`);
+      assert.doesNotMatch(r.stderr.join("\n"), /are supported/);
+      assert.doesNotMatch(r.stderr.join("\n") + r.stdout.join("\n"), /s3cret-pw/);
+    }
+  });
+
+  test("any other scheme:// is refused, from --db or from the config file's sqlite.path; plain paths are not", async () => {
     const dir = join(root, "cfg-url");
     mkdirSync(dir);
     const r = await ctl("--db", "sqlite:///var/lib/mailcloak/state.db", "domains", "list");
@@ -121,7 +131,7 @@ describe("mailcloakctl main() --db given a URL", () => {
     writeFileSync(config, "idp: {provider: static, static: {users: []}}\nsqlite: {path: \"mysql://root@localhost/mail\"}\n");
     const fromConfig = await ctl("--config", config, "domains", "list");
     assert.equal(fromConfig.code, 2);
-    assert.deepEqual(fromConfig.stderr, [`mailcloakctl: ${config}: sqlite.path: a mysql:// URL, but only SQLite databases are supported: give the database file's path (e.g. /var/lib/mailcloak/state.db)`]);
+    assert.deepEqual(fromConfig.stderr, [`mailcloakctl: ${config}: sqlite.path: a mysql:// URL, but only SQLite files and postgres:// URLs are supported: give the database file's path (e.g. /var/lib/mailcloak/state.db) or postgres://USER@HOST:PORT/DATABASE`]);
     assert.deepEqual(readdirSync(dir), ["config.yaml"], "nothing written");
     // A path with a colon but no "//" is a file name, as before.
     const odd = join(dir, "odd:name.db");
@@ -190,7 +200,7 @@ describe("mailcloakctl main() help and usage", () => {
     assert.match(list, /--json a JSON array, fields as the Go version prints them \(updated_at in epoch seconds\)/);
     const top = await ctl("--help");
     assert.equal(top.code, 0);
-    assert.match(text(top), /a URL \(scheme:\/\/\.\.\.\) is refused/);
+    assert.match(text(top), /other URLs \(scheme:\/\/\.\.\.\) are refused/);
   });
 
   test("an unknown command is exit 2 with one line on stderr, as a value (no process exit)", async () => {

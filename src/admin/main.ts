@@ -10,7 +10,7 @@ import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.js"
 import type { Config, ListenAddress } from "../config/types.js";
 import { DEFAULTS } from "../config/types.js";
 import { createLogger } from "../log.js";
-import { initStore, openAdmin } from "../store/open.js";
+import { initStore, openAdmin, redact } from "../store/open.js";
 import type { AdminStore } from "../store/types.js";
 import type { ApiContext } from "./api.js";
 import { OidcClient } from "./oidc.js";
@@ -95,7 +95,9 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
       log.warn({ err: err.message }, "config file not usable (the setup wizard can replace it)");
     }
   }
-  const dbPath = o.db ?? config?.sqlite.path ?? DEFAULTS.sqlitePath;
+  // store: backend postgres shares the hosts' PostgreSQL (docs/several-hosts.md); its password stays in `postgres`.
+  const postgres = config?.store?.backend === "postgres" ? config.store.postgres : undefined;
+  const dbPath = o.db ?? postgres?.url ?? config?.sqlite.path ?? DEFAULTS.sqlitePath;
   const busyMs = config?.sqlite.busyTimeoutMs ?? DEFAULTS.busyTimeoutMs;
 
   const token = (o.token?.trim() || (o.tokenFile ? readSecret("--token-file", o.tokenFile) : "") || process.env.MAILCLOAK_ADMIN_TOKEN?.trim() || "") || null;
@@ -133,7 +135,7 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
   if (o.initDb) {
     const oldMask = process.umask(0o027);
     try {
-      store = (await initStore(dbPath, { busyTimeoutMs: busyMs })).store;
+      store = (await initStore(dbPath, { busyTimeoutMs: busyMs, postgres })).store;
     } finally {
       process.umask(oldMask);
     }
@@ -146,7 +148,7 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
     // Opened at the first request that needs it (the setup wizard may create the DB first), once.
     service: () => {
       if (svc !== null) return svc;
-      const opening = openAdmin(dbPath, { busyTimeoutMs: busyMs }).then((st) => new AdminService(st, audit));
+      const opening = openAdmin(dbPath, { busyTimeoutMs: busyMs, postgres }).then((st) => new AdminService(st, audit));
       svc = opening;
       opening.catch(() => {
         if (svc === opening) svc = null; // missing or unusable: tried again at the next request
@@ -179,7 +181,7 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
     const port = typeof a === "object" && a !== null ? a.port : listen.port;
     address = `http://${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${port}`;
   }
-  log.info({ address, db: dbPath, config: o.config, auth: [token ? "token" : null, oidc ? "oidc" : null].filter(Boolean) }, "mailcloak admin listening");
+  log.info({ address, db: redact(dbPath), config: o.config, auth: [token ? "token" : null, oidc ? "oidc" : null].filter(Boolean) }, "mailcloak admin listening");
 
   return {
     server,

@@ -5,6 +5,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from "node:f
 import { basename, dirname, resolve } from "node:path";
 import { DEFAULTS } from "../config/types.js";
 import { initStore } from "../store/open.js";
+import { isPostgresUrl } from "../config/store.js";
 import type { Account } from "../system/accounts.js";
 import { lookupUser } from "../system/accounts.js";
 import { CliError, EXIT_CODES } from "./exit.js";
@@ -43,8 +44,19 @@ function isDedicatedDir(dir: string, dbFile: string): boolean {
   return readdirSync(dir).every((name) => own.has(name));
 }
 
+/** init on a PostgreSQL URL: db-init.pgsql, nothing on the local disk. */
+async function runInitPostgres(s: Settings): Promise<string[]> {
+  const r = await initStore(s.dbPath, { busyTimeoutMs: s.busyTimeoutMs, postgres: s.postgres });
+  const where = r.store.location;
+  await r.store.close();
+  if (r.created) return [`created the tables in ${where}`];
+  if (r.schemaBefore !== r.schemaAfter) return [`updated ${where}: missing tables, indexes or triggers added`];
+  return [`database ${where} is already current (tables, triggers and notifications checked)`];
+}
+
 /** Run init; returns the lines to print. */
 export async function runInit(s: Settings, opts: InitOptions): Promise<string[]> {
+  if (isPostgresUrl(s.dbPath)) return runInitPostgres(s);
   const owner = resolveOwner(s, opts);
   const isRoot = process.getuid?.() === 0;
   const dbPath = resolve(s.dbPath);

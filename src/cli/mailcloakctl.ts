@@ -14,6 +14,7 @@ import { formatAliases, formatApps, formatDomains, formatJson } from "./format.j
 import { runInit } from "./init.js";
 import { addQuotaCommands } from "./quota.js";
 import { addSendersCommands } from "./senders.js";
+import { addMigrateStoreCommand } from "./migrate-store.js";
 import { MIN_APP_PASSWORD_LENGTH, readPassword, shortPasswordWarning } from "./password-input.js";
 import { openAdminStore, resolveSettings, type GlobalOptions, type Settings } from "./settings.js";
 
@@ -233,7 +234,7 @@ export function buildProgram(io: Io = processIo): Command {
   program
     .description("Administer mailcloak's SQLite database: domains, aliases and app credentials.")
     .usage("[--db PATH] [--config PATH] <command> [options]")
-    .option("--db <path>", `the SQLite database file (default: sqlite.path of the config file, else ${DEFAULTS.sqlitePath}); a URL (scheme://...) is refused`)
+    .option("--db <path|url>", `the SQLite database file, or a postgres://USER@HOST:PORT/DB URL (password: MAILCLOAK_STORE_PASSWORD) (default: store.url or sqlite.path of the config file, else ${DEFAULTS.sqlitePath}); other URLs (scheme://...) are refused`)
     .option("--config <path>", `the mailcloak config file (default: ${DEFAULT_CONFIG_PATH}, used when it exists and is valid)`)
     .exitOverride()
     .configureOutput({
@@ -256,6 +257,7 @@ export function buildProgram(io: Io = processIo): Command {
   addCacheCommands(program, io);
   addQuotaCommands(program, io);
   addSendersCommands(program, io);
+  addMigrateStoreCommand(program, io);
   return program;
 }
 

@@ -4,6 +4,7 @@
 
 import type { Command } from "commander";
 import { defaultQuotaPath } from "../config/quotas.js";
+import { DEFAULTS } from "../config/types.js";
 import type { QuotaSettings } from "../config/types.js";
 import type { Counters, LoginUsage } from "../quota/counters.js";
 import { CounterError } from "../quota/counters.js";
@@ -22,7 +23,8 @@ const PROG = "mailcloakctl";
 /** The quotas settings mailcloakctl uses: the config file's, or the defaults beside --db. */
 function quotaSettings(s: Settings): QuotaSettings {
   const c = s.config?.quotas;
-  const beside = defaultQuotaPath(s.dbPath);
+  // A PostgreSQL store has no directory: the counters stay beside sqlite.path, as the daemon keeps them.
+  const beside = defaultQuotaPath(s.postgres !== undefined ? (s.config?.sqlite.path ?? DEFAULTS.sqlitePath) : s.dbPath);
   if (!c) {
     return {
       defaults: { per_hour: 0, per_day: 0, recipients_per_hour: 0 },

@@ -22,6 +22,7 @@ import { parseQuotas } from "./quotas.js";
 import { ConfigError, scalarSources, Section, type SectionContext } from "./reader.js";
 import { buildSockets } from "./sockets.js";
 import { buildSqlite } from "./sqlite.js";
+import { buildStore } from "./store.js";
 import type { Config } from "./types.js";
 
 export { ConfigError } from "./reader.js";
@@ -80,6 +81,7 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
   const metrics = buildMetrics(top.section("metrics"));
   const quotas = parseQuotas(top.section("quotas"), sqlite.path);
   const lists = parseLists(top.section("lists"));
+  const store = buildStore(top.section("store"), env);
   top.finish();
   return {
     file: ctx.file,
@@ -96,5 +98,6 @@ function buildConfig(top: Section, ctx: SectionContext, env: NodeJS.ProcessEnv):
     quotas,
     // Absent while off, so a config without lists reads as before.
     ...(lists.parentGroup !== null ? { lists } : {}),
+    ...(store.backend === "postgres" ? { store } : {}),
   };
 }

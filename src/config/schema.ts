@@ -76,7 +76,7 @@ export type Spec = IntSpec | BoolSpec | EnumSpec | TextSpec;
 export type Setting<S extends Spec = Spec> = S & { readonly key: string; readonly name: string };
 
 /** The README block a section's rows are listed in. */
-export type DocGroup = "idp" | "cache" | "sqlite" | "policy" | "sockets" | "daemon" | "quotas" | "lists";
+export type DocGroup = "idp" | "cache" | "sqlite" | "store" | "policy" | "sockets" | "daemon" | "quotas" | "lists";
 
 export interface SectionInfo {
   /** The YAML path, e.g. "idp.keycloak". */
@@ -217,6 +217,59 @@ export const SQLITE = section({ path: "sqlite", doc: "sqlite" }, {
     meaning: "How long a lookup waits for a mailcloakctl write to finish, in milliseconds.",
     notes: "Those writes are short.",
     show: (c) => c.sqlite.busyTimeoutMs,
+  },
+});
+
+/** The PostgreSQL settings in effect, or undefined with SQLite. */
+const pgOf = (c: Config) => (c.store?.backend === "postgres" ? c.store.postgres : undefined);
+const PG_MS = { type: "int", reload: "restart" } as const;
+
+export const STORE = section({
+  path: "store", doc: "store",
+  intro: "Where domains, aliases and apps live: sqlite (sqlite.path) or one PostgreSQL shared by several MX hosts (docs/several-hosts.md).",
+}, {
+  backend: {
+    type: "enum", values: ["sqlite", "postgres"], default: "sqlite", reload: "restart",
+    meaning: "Where the data is: sqlite (the file at sqlite.path) or postgres (the database at url, shared by several hosts).",
+    show: (c) => c.store?.backend ?? "sqlite",
+  },
+  url: {
+    type: "url", reload: "restart", defaultText: "required with `backend: postgres`", example: "postgres://mailcloak@127.0.0.1:5432/mailcloak",
+    commented: true, redact: "url",
+    meaning: "postgres://USER@HOST:PORT/DATABASE; a password in it is taken out (with a warning) and never shown.",
+    show: (c) => pgOf(c)?.url,
+  },
+  password: {
+    type: "string", default: "", reload: "restart", commented: true, example: "change-me", redact: "secret", env: "MAILCLOAK_STORE_PASSWORD",
+    meaning: "The database user's password; or password_file, or the environment variable (which wins). Never logged.",
+    notes: "Not together with `password_file`.",
+    show: (c) => pgOf(c)?.password,
+  },
+  password_file: {
+    type: "path", default: "", reload: "restart", commented: true, example: "/etc/mailcloak/store_password",
+    meaning: "A file holding the database password (one line).",
+    show: () => undefined,
+  },
+  pool_size: {
+    type: "int", default: 4, min: 1, max: 100, reload: "restart",
+    meaning: "Connections of mailcloakctl and mailcloak-admin; the daemon reads over one of its own.",
+    show: (c) => pgOf(c)?.poolSize,
+  },
+  query_timeout_ms: {
+    ...PG_MS, default: 5000, min: 100, max: 60_000,
+    meaning: "Deadline of each query, on the server (statement_timeout) and in the driver, in ms.",
+    show: (c) => pgOf(c)?.queryTimeoutMs,
+  },
+  connect_timeout_ms: { ...PG_MS, default: 3000, min: 100, max: 60_000, meaning: "Deadline of each connection attempt, in ms.", show: (c) => pgOf(c)?.connectTimeoutMs },
+  check_interval_ms: {
+    ...PG_MS, default: 250, min: 50, max: 500,
+    meaning: "How often the daemon compares its copy's version with the server's (a lost notification is caught within this), in ms.",
+    show: (c) => pgOf(c)?.checkIntervalMs,
+  },
+  max_stale_ms: {
+    ...PG_MS, default: 1000, min: 500, max: 60_000,
+    meaning: "A copy the server has not confirmed for this long is not used: 451 4.3.0 / TEMP until it is; at least twice check_interval_ms.",
+    show: (c) => pgOf(c)?.maxStaleMs,
   },
 });
 
@@ -458,7 +511,7 @@ export const LISTS = section({
 
 /** Every section, in the sample's order (a sub-section after its parent's rows). */
 export const SECTIONS: readonly SectionDef[] = [
-  IDP, IDP_KEYCLOAK, IDP_AUTHENTIK, IDP_STATIC, SQLITE, POLICY, CACHE, SOCKETS, DAEMON, LIMITS, LOG, METRICS, QUOTAS, QUOTAS_REDIS, LISTS,
+  IDP, IDP_KEYCLOAK, IDP_AUTHENTIK, IDP_STATIC, SQLITE, STORE, POLICY, CACHE, SOCKETS, DAEMON, LIMITS, LOG, METRICS, QUOTAS, QUOTAS_REDIS, LISTS,
 ];
 
 /** Every setting, in the same order. */
@@ -512,4 +565,10 @@ export const DEFAULTS = {
   redisUrl: QUOTAS_REDIS.settings.url.default,
   redisKeyPrefix: QUOTAS_REDIS.settings.key_prefix.default,
   redisTimeoutMs: QUOTAS_REDIS.settings.timeout_ms.default,
+  storePoolSize: STORE.settings.pool_size.default,
+  storeQueryTimeoutMs: STORE.settings.query_timeout_ms.default,
+  storeConnectTimeoutMs: STORE.settings.connect_timeout_ms.default,
+  storeCheckIntervalMs: STORE.settings.check_interval_ms.default,
+  storeMaxStaleMs: STORE.settings.max_stale_ms.default,
+  storePasswordEnv: STORE.settings.password.env,
 } as const;

@@ -1,6 +1,7 @@
 // The validated configuration model (defaults and bounds: schema.ts).
 
 import type { ListsSettings } from "./lists.js";
+import type { StoreSettings } from "./store.js";
 
 export type ListenAddress =
   | { readonly kind: "unix"; readonly path: string }
@@ -94,6 +95,8 @@ export interface Config {
   readonly quotas: QuotaSettings;
   /** Distribution lists from Keycloak groups (config/lists.ts); absent: off. */
   readonly lists?: ListsSettings;
+  /** The shared store (config/store.ts); absent: SQLite at sqlite.path. */
+  readonly store?: StoreSettings;
 }
 
 export { DEFAULTS } from "./schema.js";

@@ -72,6 +72,8 @@ export class PolicyHandler {
   };
 
   #logError(store: boolean, message: string): void {
+    // An outage the store has announced (one line) is not logged again per request.
+    if (store && this.#facts.store.problem !== null) return;
     this.#log.error({ err: message }, store ? "database error during policy decision" : "internal error during policy decision");
   }
 

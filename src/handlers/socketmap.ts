@@ -67,6 +67,8 @@ export class SocketmapHandler {
   }
 
   #failed(store: boolean, message: string): SocketmapReply {
+    // An outage the store has announced (one line) is not logged again per request.
+    if (store && this.#facts.store.problem !== null) return ANSWERS.dbError.reply;
     this.#log.error({ err: message }, store ? "database error during socketmap lookup" : "internal error during socketmap lookup");
     return ANSWERS.dbError.reply;
   }

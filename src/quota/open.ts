@@ -3,6 +3,7 @@
 
 import type { Logger } from "pino";
 import type { QuotaSettings } from "../config/types.js";
+import { redactUrl } from "../redact-url.js";
 import type { Counters } from "./counters.js";
 import { RedisCounters } from "./redis-counters.js";
 import { SqliteCounters } from "../store/sqlite/counters.js";
@@ -25,5 +26,5 @@ export function openCounters(q: QuotaSettings, o: OpenCountersOptions): Counters
 
 /** Where the counters are, for messages. */
 export function describeCounters(q: QuotaSettings): string {
-  return q.backend === "redis" ? `redis ${q.redis.url.replace(/\/\/[^@/]*@/, "//[redacted]@")}` : q.sqlitePath;
+  return q.backend === "redis" ? `redis ${redactUrl(q.redis.url)}` : q.sqlitePath;
 }

@@ -18,6 +18,7 @@
 import { createHash } from "node:crypto";
 import { createClient } from "@redis/client";
 import type { Logger } from "pino";
+import { redactUrl } from "../redact-url.js";
 import { COUNTED, CounterError, DAY_KEEP_S, HOUR_KEEP_S, type Counters, type LoginUsage, type TakeRequest, type TakeResult } from "./counters.js";
 import { LIMIT_NAMES, windowsAt, type LimitName, type QuotaLimits, type WindowCount } from "./limits.js";
 
@@ -214,7 +215,5 @@ function globEscape(s: string): string {
   return s.replace(/[*?[\]\\]/g, "\\$&");
 }
 
-/** A Redis URL without its password, for logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(rediss?:\/\/)([^@/]*)@/i, (_m, scheme: string, cred: string) => `${scheme}${cred.includes(":") ? `${cred.split(":")[0]}:[redacted]` : "[redacted]"}@`);
-}
+/** A Redis URL without its password, for logs (src/redact-url.ts). */
+export { redactUrl };

@@ -3,9 +3,11 @@
 // names the backend: a file path is SQLite (src/store/sqlite/); a URL names
 // another backend, which is one more Backend object in backendOf().
 
+import { redactUrl } from "../redact-url.js";
 import { StoreError } from "./errors.js";
 import type { AdminStore, InitResult, Inspection, OpenOptions, StoreEvents, StoreReader } from "./types.js";
 import { initSqlite, inspectSqlite, openSqliteAdmin, openSqliteReader } from "./sqlite/index.js";
+import { initPostgres, inspectPostgres, openPostgresAdmin, openPostgresReader } from "./postgres.js";
 
 export interface ReaderOptions extends OpenOptions {
   readonly events?: StoreEvents | undefined;
@@ -24,19 +26,22 @@ export interface Backend {
 }
 
 const SQLITE: Backend = { reader: openSqliteReader, admin: openSqliteAdmin, init: initSqlite, inspect: inspectSqlite };
+/** postgres:// URLs: the shared store of several hosts (src/store/postgres.ts, docs/several-hosts.md). */
+const POSTGRES: Backend = { reader: openPostgresReader, admin: openPostgresAdmin, init: initPostgres, inspect: inspectPostgres };
 
 /** Which backend a location names; a URL of a scheme without a backend is refused in one line. */
 function backendOf(location: string): Backend {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location)?.[1];
+  if (scheme !== undefined && /^postgres(ql)?$/i.test(scheme)) return POSTGRES;
   if (scheme !== undefined) {
     throw new StoreError("invalid", `database ${redact(location)}: no store backend for ${scheme}:// URLs in this version; give the path of a SQLite file`);
   }
   return SQLITE;
 }
 
-/** A location fit for messages: a URL's password is never shown. */
+/** A location fit for messages: a URL's password is never shown (src/redact-url.ts). */
 export function redact(location: string): string {
-  return location.replace(/\/\/([^@/:]*):[^@/]*@/, "//$1:[redacted]@");
+  return redactUrl(location);
 }
 
 /** Open an existing, current database for the daemon (StoreError "missing" or "schema" otherwise). */

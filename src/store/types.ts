@@ -24,6 +24,7 @@
 
 import type { LimitName, LimitOverride } from "../quota/limits.js";
 import type { AddressRows, AliasTarget } from "../rules/facts.js";
+import type { PostgresSettings } from "../config/store.js";
 
 // Rows -----------------------------------------------------------------------
 
@@ -181,6 +182,8 @@ export interface AdminStore {
 export interface OpenOptions {
   /** How long a write waits for another writer's lock, in ms. */
   readonly busyTimeoutMs: number;
+  /** PostgreSQL: password, pool and deadlines from the config's store: section (used when its URL is the location). */
+  readonly postgres?: PostgresSettings | undefined;
 }
 
 /** What init did. */

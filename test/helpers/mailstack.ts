@@ -233,6 +233,20 @@ export interface MailStackOptions {
   config?: ConfigTree;
   /** More logins for Dovecot's passwd-file (user -> password), e.g. users of another directory. */
   passwords?: Readonly<Record<string, string>>;
+  /** A shared PostgreSQL instead of the stack's own SQLite file (several hosts: test/e2e-several-hosts.test.ts). */
+  store?: StackStore;
+}
+
+/** A PostgreSQL store for the stack: mailcloak's store: section and Dovecot's pgsql passdb. */
+export interface StackStore {
+  /** postgres://USER@HOST:PORT/DB (no password). */
+  readonly url: string;
+  /** mailcloak's store.password_file; mailcloakctl --db URL reads MAILCLOAK_STORE_PASSWORD, which the test sets. */
+  readonly passwordFile: string;
+  /** Dovecot's role (configs/dovecot-mailcloak-sql-pgsql.conf.ext). */
+  readonly dovecot: { readonly user: string; readonly password: string };
+  /** Create the tables and the stack's usual rows (false: another host already did). */
+  readonly seed: boolean;
 }
 
 /** Standard Postfix services (test base; chroot n everywhere). The SMTP listeners come from configs/postfix-master.cf (the benchmark adds its own). */
@@ -290,6 +304,7 @@ export class MailStack {
   readonly idp: ConfigTree | null;
   extraConfig: ConfigTree;
   readonly passwords: Readonly<Record<string, string>>;
+  readonly store: StackStore | null;
   #dovecot: ChildProcess | null = null;
   #dovecotExited: Promise<void> | null = null;
   #dovecotOutput = "";
@@ -310,6 +325,7 @@ export class MailStack {
     this.failureMode = opts.failureMode ?? "tempfail";
     this.idp = opts.idp ?? null;
     this.extraConfig = opts.config ?? {};
+    this.store = opts.store ?? null;
     this.passwords = { ...Object.fromEntries(Object.entries(PASSWORDS).filter(([u]) => u !== "crm")), ...opts.passwords };
   }
 
@@ -397,7 +413,8 @@ export class MailStack {
   }
 
   async #createDatabase(): Promise<void> {
-    const db = join(this.mcDir, "state.db");
+    if (this.store !== null && !this.store.seed) return;
+    const db = this.store?.url ?? join(this.mcDir, "state.db");
     // One command after the other, as an admin would type them.
     for (const args of [
       ["init"],
@@ -409,7 +426,7 @@ export class MailStack {
       ["apps", "add", "crm", PASSWORDS.crm],
       ["apps", "allow", "crm", "sales@d1.test"],
     ]) await ctlOk(db, ...args);
-    this.#shareDatabaseWithDovecot();
+    if (this.store === null) this.#shareDatabaseWithDovecot();
   }
 
   /** mailcloak's config: Keycloak (the given idp or the emulator), sockets where postfix-main.cf expects them. */
@@ -422,6 +439,7 @@ export class MailStack {
       // Postfix keeps idle connections open, and the daemon waits out the whole
       // grace period for them on every stop: keep restarts short.
       daemon: { shutdown_grace_ms: 300, pid_file: this.pidFile },
+      ...(this.store ? { store: { backend: "postgres", url: this.store.url, password_file: this.store.passwordFile } } : {}),
       sockets: {
         policy_socket: this.policySocket,
         socketmap_socket: this.socketmapSocket,
@@ -523,7 +541,7 @@ export class MailStack {
     const conf = substitute(snippet, "configs/dovecot-mailcloak.conf", pairs);
     const sqlLines = conf.split("\n").filter((l) => l.startsWith("#| ")).map((l) => l.slice(3));
     if (sqlLines.length === 0) throw new Error("configs/dovecot-mailcloak.conf: no \"#| \" lines for the SQL settings file");
-    writeFileSync(sqlExt, sqlLines.join("\n") + "\n", { mode: 0o640 });
+    writeFileSync(sqlExt, this.store ? this.#pgsqlSettings(this.store) : sqlLines.join("\n") + "\n", { mode: 0o640 });
     chownSync(sqlExt, 0, gid("dovecot"));
     writeFileSync(join(d, "mailcloak.conf"), conf);
     writeFileSync(join(d, "users"), Object.entries(this.passwords).map(([u, p]) => `${u}:{PLAIN}${p}\n`).join(""), { mode: 0o640 });
@@ -556,6 +574,14 @@ export class MailStack {
       "",
     ].join("\n");
     writeFileSync(join(d, "dovecot.conf"), base);
+  }
+
+  /** configs/dovecot-mailcloak-sql-pgsql.conf.ext with this test's server, database and role. */
+  #pgsqlSettings(store: StackStore): string {
+    const u = new URL(store.url);
+    return substitute(this.#snippet("dovecot-mailcloak-sql-pgsql.conf.ext"), "configs/dovecot-mailcloak-sql-pgsql.conf.ext", [
+      [/^connect = .*$/m, `connect = host=${u.hostname} port=${u.port} dbname=${u.pathname.slice(1)} user=${store.dovecot.user} password=${store.dovecot.password} connect_timeout=3`],
+    ]);
   }
 
   /** PID of the Postfix master started by start(). */
