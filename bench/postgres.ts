@@ -106,7 +106,7 @@ export async function benchPostgres(o: {
       const sub = join(dir, name);
       const paths: DaemonPaths = { dir: sub, db, policySocket: join(sub, "policy.sock"), socketmapSocket: join(sub, "socketmap.sock") };
       mkdirSync(sub, { recursive: true, mode: 0o755 });
-      const cfg = benchConfig(paths, fake.url, { maxEntries: 50_000, logLevel: "warn", socketGroup: null, quotas: false });
+      const cfg = benchConfig(paths, fake.url, { maxEntries: 50_000, socketGroup: null, quotas: false });
       if (store) cfg.store = store;
       return new BenchDaemon(paths, cfg);
     };
