@@ -132,12 +132,6 @@ async function run(path: string): Promise<void> {
       `raise --max-old-space-size in NODE_OPTIONS (service file) or lower cache.max_entries`);
   }
 
-  log.info({
-    version: VERSION, config: cfg.file, idp: cfg.idp.provider, db: cfg.sqlite.path,
-    policy: daemon.listeners.policy.description, socketmap: daemon.listeners.socketmap.description,
-    failureMode: cfg.policy.failureMode,
-  }, "mailcloak started");
-
   let current = cfg;
   let stopping = false;
   const stop = (signal: string) => {
@@ -180,6 +174,14 @@ async function run(path: string): Promise<void> {
       log.info({ changed }, "config reloaded (SIGHUP)");
     }, (err: unknown) => log.error({ err: String(err) }, "reload failed; keeping the running config"));
   });
+
+  // Last: whoever waits for this line (a service manager, a test) may signal
+  // at once, so every handler above must be in place before it is written.
+  log.info({
+    version: VERSION, config: cfg.file, idp: cfg.idp.provider, db: cfg.sqlite.path,
+    policy: daemon.listeners.policy.description, socketmap: daemon.listeners.socketmap.description,
+    failureMode: cfg.policy.failureMode,
+  }, "mailcloak started");
 }
 
 export function buildProgram(): Command {
