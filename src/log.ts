@@ -10,16 +10,19 @@
 // redaction at all 2.9 µs. The destination matters less (sync 3.5 µs, async
 // 2.9 µs, async with a 4 KiB minimum write 3.0-4.3 µs); see `destination()`.
 //
-// The destination is synchronous: a decision's line is written before its
-// reply leaves, so whoever sees a reply (an operator tailing the journal, a
-// test) can already read its line, and nothing is held in memory at exit.
-// The asynchronous one saved 0.6 µs a line (above), about 3 % of a cache-hit
-// decision, and broke that order under load (a line read right after its
-// reply was sometimes not written yet).
+// The destination is synchronous, and lines are written in batches: while
+// the servers handle one event-loop turn's requests (src/server/turn.ts)
+// the lines are held, and written in one write when the batch ends, before
+// its replies leave. So whoever sees a reply (an operator tailing the
+// journal, a test) can already read its line, and the log costs one write
+// per batch instead of one per decision. Outside a batch (an answer after a
+// Keycloak lookup, a startup line) a line is written at once. Before this,
+// one write per line was the biggest single cost of a cache-hit decision
+// (bench/README.md).
 //
-// No line may be lost at exit: `exitAfterFlush` and `onFatal` still wait for
-// the destination before exiting, which costs nothing when it is synchronous
-// and keeps them right if it ever is not (test/log-loss.integration.test.ts).
+// No line may be lost at exit: `exitAfterFlush` and `onFatal` write what is
+// held and wait for the destination before exiting
+// (test/log-loss.integration.test.ts).
 
 import pino, { type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger } from "pino";
 import { Writable } from "node:stream";
@@ -37,6 +40,58 @@ const EXIT_FLUSH_MS = 2000;
 
 /** The daemon's stdout destination, once created: exitAfterFlush waits on it. */
 let stdoutDest: ReturnType<typeof pino.destination> | null = null;
+
+/** Lines logged during a batch, written together when it ends. */
+class BatchedDestination implements DestinationStream {
+  readonly #inner: ReturnType<typeof pino.destination>;
+  #holding = false;
+  #held = "";
+
+  constructor(inner: ReturnType<typeof pino.destination>) {
+    this.#inner = inner;
+  }
+
+  write(line: string): void {
+    if (this.#holding) this.#held += line;
+    else this.#inner.write(line);
+  }
+
+  get holding(): boolean {
+    return this.#holding;
+  }
+
+  hold(): void {
+    this.#holding = true;
+  }
+
+  release(): void {
+    this.#holding = false;
+    if (this.#held === "") return;
+    const lines = this.#held;
+    this.#held = "";
+    this.#inner.write(lines);
+  }
+}
+
+let batched: BatchedDestination | null = null;
+
+/**
+ * Run `run`, holding the lines it logs to stdout and writing them in one
+ * write when it returns or throws. A nested call holds nothing more.
+ */
+export function batchLines(run: () => void): void {
+  const b = batched;
+  if (b === null || b.holding) {
+    run();
+    return;
+  }
+  b.hold();
+  try {
+    run();
+  } finally {
+    b.release();
+  }
+}
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -88,7 +143,8 @@ function humanStream(out: NodeJS.WritableStream): Writable {
 /** stdout, written synchronously (sonic-boom; see the header for why). */
 function destination(): DestinationStream {
   stdoutDest = pino.destination({ fd: 1, sync: true });
-  return stdoutDest;
+  batched = new BatchedDestination(stdoutDest);
+  return batched;
 }
 
 export function createLogger(level: string, dest?: NodeJS.WritableStream): Logger {
@@ -126,6 +182,7 @@ export function exitAfterFlush(log: Logger, code: number): void {
     process.exit(code);
   };
   setTimeout(exit, EXIT_FLUSH_MS);
+  batched?.release();
   const dest = stdoutDest;
   if (dest === null) {
     // A caller's stream or the terminal: flush as far as pino can, then go.
@@ -151,6 +208,7 @@ export function onFatal(log: Logger): void {
   const die = (kind: string, err: unknown): void => {
     if (fatal) return;
     fatal = true;
+    batched?.release(); // lines held by a batch come before the FATAL line
     const e = err instanceof Error ? { err: err.message, stack: err.stack } : { err: String(err) };
     log.fatal(e, `fatal: ${kind}; exiting`);
     exitAfterFlush(log, 1);

@@ -1,6 +1,6 @@
 // No decision line lost when the daemon ends mid-load (issue 12.8): the
-// decision log is written asynchronously, so its last lines are still in
-// memory when SIGTERM or a fatal error arrives. Real daemon, log.level info as
+// decision lines of a batch are held in memory until the batch ends
+// (src/log.ts), and SIGTERM or a fatal error must still see them written. Real daemon, log.level info as
 // shipped, 20 connections under load; then every reply the clients received
 // must have its "policy decision" line in the daemon's output.
 

@@ -53,3 +53,25 @@ test("work deferred by a task runs in a later batch, not in the running one", as
   await nextTurn();
   assert.deepEqual(seen, [1, 2]);
 });
+
+test("writes held during a batch are released after `around` returns, in order; outside a batch nothing is held", async () => {
+  const log: string[] = [];
+  const turn = new Turn((run) => {
+    run();
+    log.push("around done"); // the daemon writes the batch's log lines here
+  });
+  const held = (name: string) => ({ release: () => log.push(`release ${name}`) });
+  assert.equal(turn.active, false);
+  turn.defer(() => {
+    assert.equal(turn.active, true);
+    turn.hold(held("a"));
+    log.push("task a");
+  });
+  turn.defer(() => {
+    turn.hold(held("b"));
+    throw new Error("a failing task still has its writes released");
+  });
+  await nextTurn();
+  assert.equal(turn.active, false);
+  assert.deepEqual(log, ["task a", "around done", "release a", "release b"]);
+});

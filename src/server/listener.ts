@@ -8,7 +8,7 @@ import { chmodSync, chownSync, lstatSync, unlinkSync } from "node:fs";
 import type { Logger } from "pino";
 import type { ListenAddress, Limits } from "../config/types.js";
 import { describeAddress } from "../config/load.js";
-import { Turn } from "./turn.js";
+import { Turn, type Held } from "./turn.js";
 import type { Maybe } from "../maybe.js";
 
 export interface Framing<T> {
@@ -58,7 +58,7 @@ const MAX_QUEUED = 32;
 
 let nextConnId = 1;
 
-class Connection<T> {
+class Connection<T> implements Held {
   readonly info: ConnectionInfo = { id: nextConnId++ };
   readonly #socket: net.Socket;
   readonly #framing: Framing<T>;
@@ -69,6 +69,8 @@ class Connection<T> {
   /** A pump is waiting in this turn's batch. */
   #scheduled = false;
   #readTimer: NodeJS.Timeout | null = null;
+  /** The socket is corked until the current batch ends (server/turn.ts). */
+  #corked = false;
 
   constructor(socket: net.Socket, owner: Listener<T>) {
     this.#socket = socket;
@@ -193,7 +195,7 @@ class Connection<T> {
     }
     if (this.idle) {
       if (this.#closing) {
-        if (this.#lastWords !== null) this.#socket.write(this.#lastWords);
+        if (this.#lastWords !== null) this.#send(this.#lastWords);
         this.#lastWords = null;
         // Nothing is owed: close now rather than wait for the client's FIN
         // (Postfix notices only at its next request).
@@ -203,7 +205,23 @@ class Connection<T> {
   }
 
   #write(reply: string | Buffer): void {
-    if (!this.#socket.destroyed && this.#socket.writable) this.#socket.write(reply);
+    if (!this.#socket.destroyed && this.#socket.writable) this.#send(reply);
+  }
+
+  /** Write now, or, inside a batch, when the batch's log lines are written (Turn). Order is kept either way. */
+  #send(data: string | Buffer): void {
+    const turn = this.#owner.turn;
+    if (!this.#corked && turn.active) {
+      this.#corked = true;
+      this.#socket.cork();
+      turn.hold(this);
+    }
+    this.#socket.write(data);
+  }
+
+  release(): void {
+    this.#corked = false;
+    this.#socket.uncork();
   }
 
   #internalError(err: unknown): void {
@@ -211,6 +229,7 @@ class Connection<T> {
     // action) and drop this connection, never the process.
     this.#owner.logger.error({ conn: this.info.id, err: err instanceof Error ? err.message : String(err) }, "internal error handling request");
     this.#queue.length = 0;
+    if (this.#corked) this.release(); // replies already made still leave
     this.#socket.destroy();
   }
 

@@ -2,21 +2,45 @@
 // the poll phase has read everything it reads in that turn. Every request
 // handled in a batch was therefore read before the batch started, so one
 // "has the store changed?" check (StoreReader.within, src/store/types.ts)
-// serves all of them instead of one per request. Replies leave in the same
-// turn. `around` must run its argument synchronously, once.
+// serves all of them instead of one per request. `around` must run its
+// argument synchronously, once.
+//
+// Replies written during a batch are held (the connection corks its socket
+// and registers here) and leave when `around` has returned. The daemon's
+// `around` also holds the batch's log lines and writes them in one write as
+// it returns (src/log.ts, batchLines), so a decision's line is on its way to
+// the log before its reply is on its way to Postfix, at the cost of one log
+// write per batch instead of one per decision (bench/README.md).
 
 export type Around = (run: () => void) => void;
+
+/** Something holding writes until the batch ends (a corked connection). */
+export interface Held {
+  release(): void;
+}
 
 export class Turn {
   readonly #around: Around;
   #pending: Array<() => void> = [];
+  #held: Held[] = [];
   #scheduled = false;
+  #active = false;
   readonly #onError: (err: unknown) => void;
 
-  /** `around` wraps each batch (the daemon: store.within); `onError` gets what a task throws. */
+  /** `around` wraps each batch (the daemon: log lines and store.within); `onError` gets what a task throws. */
   constructor(around: Around = (run) => run(), onError: (err: unknown) => void = () => undefined) {
     this.#around = around;
     this.#onError = onError;
+  }
+
+  /** True while a batch runs: writes made now should be held (`hold`). */
+  get active(): boolean {
+    return this.#active;
+  }
+
+  /** Release `h` when the current batch ends. Only while `active`. */
+  hold(h: Held): void {
+    this.#held.push(h);
   }
 
   /** Run `task` in this turn's batch. */
@@ -32,14 +56,22 @@ export class Turn {
     this.#scheduled = false;
     const tasks = this.#pending;
     this.#pending = [];
-    this.#around(() => {
-      for (let i = 0; i < tasks.length; i++) {
-        try {
-          tasks[i]!();
-        } catch (err) {
-          this.#onError(err); // one task's bug must not cost the others their replies
+    this.#active = true;
+    try {
+      this.#around(() => {
+        for (let i = 0; i < tasks.length; i++) {
+          try {
+            tasks[i]!();
+          } catch (err) {
+            this.#onError(err); // one task's bug must not cost the others their replies
+          }
         }
-      }
-    });
+      });
+    } finally {
+      this.#active = false;
+      const held = this.#held;
+      this.#held = [];
+      for (let i = 0; i < held.length; i++) held[i]!.release();
+    }
   };
 }
