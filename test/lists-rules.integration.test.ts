@@ -11,32 +11,20 @@
 //   roster roster@d1.test lena; roster/sub: lars (removed and re-added here)
 // and lookups that arrive together after a flush sharing one read.
 
-import { test, before, after, describe } from "node:test";
+import { test, before, describe } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Client, netstring, netstringLength, policyQuery, socketmapQuery, type DaemonProcess } from "./helpers/daemon.js";
-import { servedDaemon, type ServedDaemon } from "./helpers/fixtures.js";
+import { Client, policyQuery, socketmapQuery, type DaemonProcess } from "./helpers/daemon.js";
+import { servedListsDaemon, suiteFixture } from "./helpers/fixtures.js";
 import { AUTH, RCPT } from "./helpers/tables.js";
 import { EmulatorListGroups, RealListGroups, type ListGroups } from "./helpers/list-groups.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 
 function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: string }>, keycloakTimeoutMs: number): void {
   describe(name, () => {
-    let dir: ListGroups | null = null;
-    let skip = "";
-    let served: ServedDaemon | undefined;
-    let daemon: DaemonProcess;
-    let sm: Client;
-    let pol: Client;
-
-    before(async () => {
-      const d = await open();
-      if ("skip" in d) {
-        skip = d.skip;
-        return;
-      }
-      dir = d;
-      try {
+    const f = suiteFixture({
+      open,
+      serve: async (dir: ListGroups) => {
         const p = dir.parentGroup;
         await dir.addGroup("open", { mail: ["open@d1.test"], mailPosting: ["anyone"] });
         await dir.addGroup("desk");
@@ -51,35 +39,29 @@ function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: strin
         for (const g of ["open", "local", "odd", "ghost"]) await dir.addMember("lena", g);
         for (const u of ["lars", "liv"]) await dir.addMember(u, "desk");
         for (const u of ["liv", "leo"]) await dir.addMember(u, "empty");
-        served = await servedDaemon({
+        return servedListsDaemon({
           config: {
             idp: dir.idp({ timeout_ms: keycloakTimeoutMs, cache_ttl_seconds: 300 }),
             lists: { parent_group: p },
             daemon: { pid_file: null },
           },
-        });
-        ({ daemon, sm, pol } = served);
-        // The first read of the lists may take seconds on a busy machine: waited for here, not in a test.
-        sm.write(netstring("alias open@d1.test"));
-        await sm.read(netstringLength, 60_000);
-      } catch (err) {
-        await served?.close();
-        await dir.dispose();
-        throw err;
-      }
+        }, "open@d1.test");
+      },
+      dispose: (dir) => dir.dispose(),
+    });
+    let daemon: DaemonProcess;
+    let sm: Client;
+    let pol: Client;
+    before(() => {
+      if (f.served) ({ daemon, sm, pol } = f.served);
     });
 
-    after(async () => {
-      await served?.close();
-      await dir?.dispose();
-    });
-
-    const reads = (): number => daemon.records().filter((r) => r.msg === "lists read from Keycloak").length;
+    const reads = (): number => f.served!.reads();
     const warnings = (): string[] => daemon.records().filter((r) => r.component === "lists" && r.level === 40)
-      .map((r) => `${String(r.group).slice(dir!.parentGroup.length)}: ${String(r.msg)}`).sort();
+      .map((r) => `${String(r.group).slice(f.source!.parentGroup.length)}: ${String(r.msg)}`).sort();
 
     test("anyone: an outsider may write; local: any logged-in sender, nobody from outside", async (t) => {
-      if (!dir) return t.skip(skip);
+      if (!f.source) return t.skip(f.skip);
       assert.equal(await policyQuery(pol, RCPT({ recipient: "open@d1.test" })), ACTIONS.dunno);
       assert.equal(await policyQuery(pol, RCPT({ recipient: "local@d1.test" })), ACTIONS.listLocalOnly);
       assert.equal(ACTIONS.listLocalOnly, "550 5.7.1 Only local senders may write to this list", "the README's reply");
@@ -88,20 +70,20 @@ function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: strin
     });
 
     test("an unknown mailPosting is the default (members only), with one warning", async (t) => {
-      if (!dir) return t.skip(skip);
+      if (!f.source) return t.skip(f.skip);
       assert.equal(await policyQuery(pol, RCPT({ recipient: "odd@d1.test" })), ACTIONS.listMembersOnly);
       assert.equal(await policyQuery(pol, AUTH("alice", "alice@d1.test", "odd@d1.test")), ACTIONS.listMembersOnly);
       assert.equal(await policyQuery(pol, AUTH("lena", "lena@d1.test", "odd@d1.test")), ACTIONS.dunno);
     });
 
     test("a list with no usable member is no recipient: NOTFOUND, 550 5.1.1 No such user", async (t) => {
-      if (!dir) return t.skip(skip);
+      if (!f.source) return t.skip(f.skip);
       assert.equal(await socketmapQuery(sm, "alias", "empty@d1.test"), "NOTFOUND");
       assert.equal(await policyQuery(pol, RCPT({ recipient: "empty@d1.test" })), ACTIONS.noSuchUser);
     });
 
     test("mailSendAs a group path: its enabled members may send as the list (policy and senders map); a missing group: nobody, one warning", async (t) => {
-      if (!dir) return t.skip(skip);
+      if (!f.source) return t.skip(f.skip);
       assert.equal(await policyQuery(pol, AUTH("lars", "local@d1.test")), ACTIONS.dunno, "lars is in the send-as group, not in the list");
       assert.equal(await policyQuery(pol, AUTH("lena", "local@d1.test")), ACTIONS.notOwned, "a member of the list, not of the send-as group");
       assert.equal(await socketmapQuery(sm, "senders", "local@d1.test"), "OK lars");
@@ -116,7 +98,8 @@ function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: strin
     });
 
     test("a member removed in Keycloak stays until the TTL or a flush (SIGUSR1), then is gone; back when re-added", async (t) => {
-      if (!dir) return t.skip(skip);
+      const dir = f.source;
+      if (!dir) return t.skip(f.skip);
       const both = "OK lena@d1.test,lars@d1.test";
       assert.equal(await socketmapQuery(sm, "alias", "roster@d1.test"), both);
       assert.equal(await policyQuery(pol, AUTH("lars", "lars@d1.test", "roster@d1.test")), ACTIONS.dunno, "a subgroup's member may write");
@@ -135,7 +118,7 @@ function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: strin
     });
 
     test("lookups arriving together after a flush share one read; the warnings are not repeated", async (t) => {
-      if (!dir) return t.skip(skip);
+      if (!f.source) return t.skip(f.skip);
       const before = reads();
       daemon.signal("SIGUSR1");
       await sleep(300);

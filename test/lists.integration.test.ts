@@ -7,10 +7,10 @@
 // server's /lists is read by other files at the same time): a member removed
 // is lists-rules.integration.test.ts's, under a parent group of its own.
 
-import { test, before, after, describe } from "node:test";
+import { test, before, describe } from "node:test";
 import assert from "node:assert/strict";
-import { ctlOk, netstring, netstringLength, policyQuery, socketmapQuery, type Client, type DaemonProcess } from "./helpers/daemon.js";
-import { servedDaemon, type ServedDaemon } from "./helpers/fixtures.js";
+import { ctlOk, policyQuery, socketmapQuery, type Client, type DaemonProcess } from "./helpers/daemon.js";
+import { servedListsDaemon, suiteFixture } from "./helpers/fixtures.js";
 import { AUTH, RCPT } from "./helpers/tables.js";
 import { releaseKeycloak, sharedKeycloak } from "./helpers/keycloak-real.js";
 import { ACTIONS } from "../src/handlers/policy.js";
@@ -28,44 +28,29 @@ const TEAM = "lars@d1.test,lena@d1.test,lou@d1.test";
 
 function listSuite(name: string, open: () => Promise<ListIdp | { skip: string }>): void {
 describe(name, () => {
-let kc: ListIdp | null = null;
-let skip = "";
-let served: ServedDaemon | undefined;
-let daemon: DaemonProcess;
-let sm: Client;
-let pol: Client;
-
-before(async () => {
-  const s = await open();
-  if ("skip" in s) {
-    skip = s.skip;
-    return;
-  }
-  kc = s;
-  served = await servedDaemon({
+const f = suiteFixture({
+  open,
+  serve: (kc: ListIdp) => servedListsDaemon({
     config: {
       ...keycloakIdpFor(kc.baseUrl, { timeout_ms: 10_000, cache_ttl_seconds: 300 }),
       lists: { parent_group: "/lists", page_size: 10 },
       daemon: { pid_file: null },
     },
-  });
-  ({ daemon, sm, pol } = served);
-  // The first read of the lists on a fresh server takes seconds on a busy machine: wait for it here,
-  // with a deadline of its own, so no test's lookup times out (the tests count this read as the first).
-  sm.write(netstring("alias team@d1.test"));
-  await sm.read(netstringLength, 60_000);
+  }, "team@d1.test"),
+  dispose: (kc) => kc.stop(),
+});
+let daemon: DaemonProcess;
+let sm: Client;
+let pol: Client;
+before(() => {
+  if (f.served) ({ daemon, sm, pol } = f.served);
 });
 
-after(async () => {
-  await served?.close();
-  await kc?.stop();
-});
-
-const reads = (): number => daemon.records().filter((r) => r.msg === "lists read from Keycloak").length;
+const reads = (): number => f.served!.reads();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test("the alias map expands a list: subgroups included, disabled and email-less members left out, duplicates removed, order stable", async (t) => {
-  if (!kc) return t.skip(skip);
+  if (!f.source) return t.skip(f.skip);
   assert.equal(await socketmapQuery(sm, "alias", "team@d1.test"), `OK ${TEAM}`);
   assert.equal(await socketmapQuery(sm, "alias", "TEAM+tag@D1.test"), `OK ${TEAM}`);
   assert.equal(await socketmapQuery(sm, "alias", "board@d1.test"), "OK lou@d1.test");
@@ -79,7 +64,7 @@ test("the alias map expands a list: subgroups included, disabled and email-less 
 });
 
 test("a malformed or foreign list address is ignored with one warning each", async (t) => {
-  if (!kc) return t.skip(skip);
+  if (!f.source) return t.skip(f.skip);
   assert.equal(await socketmapQuery(sm, "alias", "x@elsewhere.test"), "NOTFOUND");
   const warns = daemon.records().filter((r) => r.component === "lists" && r.level === 40);
   assert.deepEqual(warns.map((r) => `${String(r.group)}: ${String(r.msg)}`).sort(), [
@@ -89,7 +74,7 @@ test("a malformed or foreign list address is ignored with one warning each", asy
 });
 
 test("policy: a list is a local recipient; members-only by default, board open to anyone", async (t) => {
-  if (!kc) return t.skip(skip);
+  if (!f.source) return t.skip(f.skip);
   assert.equal(await policyQuery(pol, RCPT({ recipient: "team@d1.test" })), ACTIONS.listMembersOnly);
   assert.equal(await policyQuery(pol, AUTH("alice", "alice@d1.test", "team@d1.test")), ACTIONS.listMembersOnly);
   assert.equal(await policyQuery(pol, AUTH("lena", "lena@d1.test", "team@d1.test")), ACTIONS.dunno);
@@ -99,7 +84,7 @@ test("policy: a list is a local recipient; members-only by default, board open t
 });
 
 test("send-as: board's members may send as it (policy and senders map); nobody may send as team", async (t) => {
-  if (!kc) return t.skip(skip);
+  if (!f.source) return t.skip(f.skip);
   assert.equal(await policyQuery(pol, AUTH("lou", "board@d1.test")), ACTIONS.dunno);
   assert.equal(await policyQuery(pol, AUTH("lena", "board@d1.test")), ACTIONS.notOwned);
   assert.equal(await policyQuery(pol, AUTH("lena", "team@d1.test")), ACTIONS.notOwned);
@@ -108,7 +93,7 @@ test("send-as: board's members may send as it (policy and senders map); nobody m
 });
 
 test("a list address that is also an SQLite alias: the alias wins, one warning", async (t) => {
-  if (!kc) return t.skip(skip);
+  if (!f.source) return t.skip(f.skip);
   await ctlOk(daemon.db, "aliases", "add", "board@d1.test", "alice");
   try {
     assert.equal(await socketmapQuery(sm, "alias", "board@d1.test"), "OK alice@d1.test");
