@@ -4,6 +4,7 @@
 // file's bytes.
 
 import { initAdmin, openSqliteAdmin, rawDb } from "./helpers/sqlite.js";
+import { seedStore } from "./helpers/seed.js";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -73,14 +74,12 @@ function fails(r: Result, code: number, re: RegExp): void {
 async function seededDb(name: string): Promise<string> {
   const path = join(freshDir(name), "state.db");
   const { store } = await initAdmin(path);
-  await store.addDomain("d1.test");
-  await store.addDomain("d2.test");
-  await store.addAlias("sales@d1.test", "alice");
-  await store.addAlias("info@d2.test", "bob");
-  await store.upsertApp("app1", "{ARGON2ID}$fake-hash-1");
-  await store.upsertApp("app2", "{ARGON2ID}$fake-hash-2");
-  await store.allowAppSender("app1", "a@d1.test");
-  await store.allowAppSender("app1", "b@d1.test");
+  await seedStore(store, {
+    domains: ["d1.test", "d2.test"],
+    aliases: [["sales@d1.test", "alice"], ["info@d2.test", "bob"]],
+    apps: [["app1", "{ARGON2ID}$fake-hash-1"], ["app2", "{ARGON2ID}$fake-hash-2"]],
+    senders: [["app1", "a@d1.test"], ["app1", "b@d1.test"]],
+  });
   store.db.prepare("UPDATE app_from SET enabled = 0 WHERE app_id = 'app1' AND from_addr = 'b@d1.test'").run();
   await store.close();
   return path;

@@ -3,6 +3,7 @@
 // older layout, the daemon's read methods and live reads.
 
 import { initAdmin, openReader, openSqliteAdmin, rawDb, type RawDb } from "./helpers/sqlite.js";
+import { seedStore } from "./helpers/seed.js";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,21 +27,14 @@ function dbPath(name: string): string {
 async function seeded(): Promise<{ path: string; admin: SqliteAdmin }> {
   const path = dbPath("seeded");
   const { store: admin } = await initAdmin(path);
-  await admin.addDomain("d1.test");
-  await admin.addDomain("d2.test");
-  await admin.addAlias("sales@d1.test", "alice");
-  await admin.addAlias("off@d1.test", "alice");
-  await admin.setAliasEnabled("off@d1.test", false);
-  await admin.addAlias("x@d2.test", "bob");
-  await admin.addAlias("@d1.test", "carol");
-  await admin.setDomainEnabled("d2.test", false);
-  await admin.upsertApp("app1", "{ARGON2ID}$fake1");
-  await admin.upsertApp("app2", "{ARGON2ID}$fake2");
-  await admin.allowAppSender("app1", "a@d1.test");
-  await admin.allowAppSender("app1", "b@d1.test");
-  await admin.allowAppSender("app2", "a@d1.test");
+  await seedStore(admin, {
+    domains: ["d1.test", "d2.test"],
+    aliases: [["sales@d1.test", "alice"], ["off@d1.test", "alice"], ["x@d2.test", "bob"], ["@d1.test", "carol"]],
+    apps: [["app1", "{ARGON2ID}$fake1"], ["app2", "{ARGON2ID}$fake2"]],
+    senders: [["app1", "a@d1.test"], ["app1", "b@d1.test"], ["app2", "a@d1.test"]],
+    disabled: { domains: ["d2.test"], aliases: ["off@d1.test"], apps: ["app2"] },
+  });
   admin.db.prepare("UPDATE app_from SET enabled = 0 WHERE app_id = 'app1' AND from_addr = 'b@d1.test'").run();
-  await admin.setAppEnabled("app2", false);
   return { path, admin };
 }
 
