@@ -97,6 +97,10 @@ export interface SuiteFixture<S, D extends ServedDaemon> {
   /** The identity source the daemon asks (null while skipped). */
   readonly source: S | null;
   readonly served: D | null;
+  /** The served daemon's parts (only once the source opened: a test checks `source` first). */
+  readonly daemon: DaemonProcess;
+  readonly sm: Client;
+  readonly pol: Client;
 }
 
 /**
@@ -110,7 +114,24 @@ export function suiteFixture<S, D extends ServedDaemon>(opts: {
   serve: (source: S) => Promise<D>;
   dispose: (source: S) => Promise<void>;
 }): SuiteFixture<S, D> {
-  const f: { skip: string; source: S | null; served: D | null } = { skip: "", source: null, served: null };
+  const f = {
+    skip: "",
+    source: null as S | null,
+    served: null as D | null,
+    get daemon(): DaemonProcess {
+      return served().daemon;
+    },
+    get sm(): Client {
+      return served().sm;
+    },
+    get pol(): Client {
+      return served().pol;
+    },
+  };
+  const served = (): D => {
+    if (f.served === null) throw new Error(`suite not served${f.skip === "" ? "" : ` (skipped: ${f.skip})`}`);
+    return f.served;
+  };
   before(async () => {
     const s = await opts.open();
     if (typeof s === "object" && s !== null && "skip" in s) {
