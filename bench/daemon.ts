@@ -42,6 +42,22 @@ function canConnect(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * Wait (15 s at most) until both of a daemon's sockets accept a connection.
+ * `exitCode` is the process's once it has exited (then this fails at once);
+ * `detail` is appended to either error (the end of its log).
+ */
+export async function waitForSockets(paths: DaemonPaths, name: string, exitCode: () => number | null, detail: () => string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const code = exitCode();
+    if (code !== null) throw new Error(`${name} exited with ${code}:${detail()}`);
+    if ((await canConnect(paths.policySocket)) && (await canConnect(paths.socketmapSocket))) return;
+    if (Date.now() > deadline) throw new Error(`${name} did not open its sockets:${detail()}`);
+    await sleep(25);
+  }
+}
+
 export class BenchDaemon {
   readonly paths: DaemonPaths;
   readonly configPath: string;
@@ -95,13 +111,7 @@ export class BenchDaemon {
       resolve(code);
     }));
     process.once("exit", () => child.kill("SIGKILL"));
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      if (this.#exitCode !== null) throw new Error(`mailcloak exited with ${this.#exitCode}:\n${this.logTail()}`);
-      if ((await canConnect(this.paths.policySocket)) && (await canConnect(this.paths.socketmapSocket))) return;
-      if (Date.now() > deadline) throw new Error(`mailcloak did not open its sockets:\n${this.logTail()}`);
-      await sleep(25);
-    }
+    await waitForSockets(this.paths, "mailcloak", () => this.#exitCode, () => `\n${this.logTail()}`);
   }
 
   /** Change config keys and apply them with SIGHUP (log.level is reloadable). */

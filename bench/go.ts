@@ -9,22 +9,11 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
-import type { DaemonPaths } from "./daemon.js";
-
-function canConnect(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ path }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
+import { waitForSockets, type DaemonPaths } from "./daemon.js";
 
 /** Name of the group with this gid (the Go daemon looks the socket group up by name). */
 function groupName(gid: number): string {
@@ -98,13 +87,7 @@ export class GoDaemon {
       resolve();
     }));
     process.once("exit", () => child.kill("SIGKILL"));
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      if (this.#exitCode !== null) throw new Error(`the Go daemon exited with ${this.#exitCode}: ${this.logTail(3).trim()}`);
-      if ((await canConnect(this.paths.policySocket)) && (await canConnect(this.paths.socketmapSocket))) return;
-      if (Date.now() > deadline) throw new Error(`the Go daemon did not open its sockets: ${this.logTail(3).trim()}`);
-      await sleep(25);
-    }
+    await waitForSockets(this.paths, "the Go daemon", () => this.#exitCode, () => ` ${this.logTail(3).trim()}`);
   }
 
   async stop(): Promise<void> {

@@ -12,7 +12,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { freePort, have } from "../test/helpers/daemon.js";
-import { canConnect, gid, MASTER_BASE, pidAlive, uid } from "../test/helpers/mailstack.js";
+import { canConnect, gid, MASTER_BASE, pidAlive, privateMainCf, uid } from "../test/helpers/mailstack.js";
 import { median, round } from "./common.js";
 
 export interface Timed {
@@ -214,22 +214,10 @@ function restrictions(variant: SmtpVariant, policySocket: string): string {
 
 function mainCf(dir: string, variant: SmtpVariant, policySocket: string): string {
   return [
-    "compatibility_level = 3.6",
-    `queue_directory = ${join(dir, "spool")}`,
-    `data_directory = ${join(dir, "data")}`,
-    "mail_owner = postfix",
-    "setgid_group = postdrop",
-    "myhostname = mx.bench.test",
-    "mydomain = bench.test",
-    "mydestination =",
-    "local_recipient_maps =",
-    "alias_maps =",
-    "alias_database =",
-    "inet_interfaces = loopback-only",
-    "inet_protocols = ipv4",
-    "mynetworks = 127.0.0.0/8",
-    `maillog_file = ${join(dir, "postfix.log")}`,
-    `maillog_file_prefixes = ${dir}`,
+    ...privateMainCf({
+      queueDir: join(dir, "spool"), dataDir: join(dir, "data"), domain: "bench.test",
+      mynetworks: "127.0.0.0/8", logFile: join(dir, "postfix.log"), dir,
+    }),
     "smtpd_peername_lookup = no",
     "smtp_dns_support_level = disabled",
     "biff = no",

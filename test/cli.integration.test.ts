@@ -3,7 +3,8 @@
 // the one stderr line are checked, and "nothing written" is checked on the
 // file's bytes.
 
-import { initAdmin, openSqliteAdmin, rawDb } from "./helpers/sqlite.js";
+import { initAdmin, oldLayoutDb, openSqliteAdmin, rawDb } from "./helpers/sqlite.js";
+import { seedStore } from "./helpers/seed.js";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -73,14 +74,12 @@ function fails(r: Result, code: number, re: RegExp): void {
 async function seededDb(name: string): Promise<string> {
   const path = join(freshDir(name), "state.db");
   const { store } = await initAdmin(path);
-  await store.addDomain("d1.test");
-  await store.addDomain("d2.test");
-  await store.addAlias("sales@d1.test", "alice");
-  await store.addAlias("info@d2.test", "bob");
-  await store.upsertApp("app1", "{ARGON2ID}$fake-hash-1");
-  await store.upsertApp("app2", "{ARGON2ID}$fake-hash-2");
-  await store.allowAppSender("app1", "a@d1.test");
-  await store.allowAppSender("app1", "b@d1.test");
+  await seedStore(store, {
+    domains: ["d1.test", "d2.test"],
+    aliases: [["sales@d1.test", "alice"], ["info@d2.test", "bob"]],
+    apps: [["app1", "{ARGON2ID}$fake-hash-1"], ["app2", "{ARGON2ID}$fake-hash-2"]],
+    senders: [["app1", "a@d1.test"], ["app1", "b@d1.test"]],
+  });
   store.db.prepare("UPDATE app_from SET enabled = 0 WHERE app_id = 'app1' AND from_addr = 'b@d1.test'").run();
   await store.close();
   return path;
@@ -103,21 +102,12 @@ function secretHash(path: string, appId: string): string {
 
 /** The older layout of the original tool. */
 function createOldDb(path: string, extraSql = ""): void {
-  const db = rawDb(path);
-  db.exec(`
-    CREATE TABLE aliases(alias_email TEXT PRIMARY KEY, username TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1,
-      updated_at INTEGER NOT NULL DEFAULT (strftime('%s','now')));
-    CREATE INDEX idx_aliases_username ON aliases(username);
-    CREATE TABLE apps(app_id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);
-    CREATE TABLE app_from(app_id TEXT NOT NULL, from_addr TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1,
-      PRIMARY KEY(app_id, from_addr), FOREIGN KEY(app_id) REFERENCES apps(app_id) ON DELETE CASCADE);
+  oldLayoutDb(path, `
     INSERT INTO aliases VALUES ('sales@d1.test', 'alice', 1, 1000);
     INSERT INTO aliases VALUES ('info@d2.test', 'bob', 0, 1001);
     INSERT INTO apps VALUES ('app1', '{ARGON2ID}$old', 1, 2000);
     INSERT INTO app_from VALUES ('app1', 'a@d1.test', 1);
-  `);
-  if (extraSql) db.exec(extraSql);
-  db.close();
+  `, extraSql);
 }
 
 function writeConfig(dir: string, body: string): string {

@@ -141,6 +141,17 @@ function staticOnly(extra: Record<string, unknown> = {}): Record<string, unknown
   return { idp: { provider: "static", static: { users: [] } }, ...extra };
 }
 
+/**
+ * With the provider section's cache_ttl_seconds at `ttl`, the older
+ * policy.cache_ttl_seconds (90) loses, with a warning that names the new key.
+ */
+function assertSectionTtlWins(o: Record<string, Record<string, unknown>>, provider: "keycloak" | "authentik", ttl: number): void {
+  (o.idp![provider] as Record<string, unknown>).cache_ttl_seconds = ttl;
+  const got = parse({ ...o, policy: { cache_ttl_seconds: 90 } });
+  assert.equal(got.cache.ttlSeconds, ttl);
+  assertWarnings(got, [`policy.cache_ttl_seconds: is the older name of idp.${provider}.cache_ttl_seconds`]);
+}
+
 describe("parseConfig: layouts", () => {
   test("the current Go layout maps to the expected model", () => {
     assert.deepEqual(parseConfig(GO_CURRENT, FILE), GO_MODEL);
@@ -197,11 +208,7 @@ describe("parseConfig: layouts", () => {
     const zero = akBase();
     ak(zero).cache_ttl_seconds = 0;
     assert.equal(parse(zero).cache.ttlSeconds, 120);
-    const both = akBase();
-    ak(both).cache_ttl_seconds = 60;
-    const got = parse({ ...both, policy: { cache_ttl_seconds: 90 } });
-    assert.equal(got.cache.ttlSeconds, 60);
-    assertWarnings(got, ["policy.cache_ttl_seconds: is the older name of idp.authentik.cache_ttl_seconds"]);
+    assertSectionTtlWins(akBase(), "authentik", 60);
   });
 
   test("the provider name is case-insensitive", () => {
@@ -579,11 +586,7 @@ describe("parseConfig: every config the Go release accepts is accepted (drop-in)
 
   test("policy.cache_ttl_seconds 0 (older layout) means the default; with idp.keycloak's TTL set too, that one wins", () => {
     assert.equal(parse(staticOnly({ policy: { cache_ttl_seconds: 0 } })).cache.ttlSeconds, 120);
-    const o = base();
-    kc(o).cache_ttl_seconds = 30;
-    const got = parse({ ...o, policy: { cache_ttl_seconds: 90 } });
-    assert.equal(got.cache.ttlSeconds, 30);
-    assertWarnings(got, ["policy.cache_ttl_seconds: is the older name of idp.keycloak.cache_ttl_seconds"]);
+    assertSectionTtlWins(base(), "keycloak", 30);
   });
 
   test("no client_id, no client_secret, a base_url without a scheme: accepted, one warning each", () => {
@@ -646,10 +649,15 @@ describe("mailcloak CLI", () => {
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
+  /** check-config on `text`, written to `name` in the temp directory. */
+  function checkConfig(name: string, text: string): ReturnType<typeof run> & { file: string } {
+    const file = join(tmp, name);
+    writeFileSync(file, text);
+    return { file, ...run(["check-config", file]) };
+  }
+
   test("check-config on a valid config: exit 0, the secret redacted", () => {
-    const file = join(tmp, "valid.yaml");
-    writeFileSync(file, GO_CURRENT);
-    const r = run(["check-config", file]);
+    const r = checkConfig("valid.yaml", GO_CURRENT);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(r.stdout.includes("[redacted]"), r.stdout);
     assert.ok(!r.stdout.includes(SECRET), "the secret must not be printed");
@@ -659,18 +667,14 @@ describe("mailcloak CLI", () => {
   });
 
   test("check-config with a key nobody reads: exit 0, one warning line on stderr naming the key", () => {
-    const file = join(tmp, "unknown-key.yaml");
-    writeFileSync(file, GO_CURRENT.replace("  path:", "  pth: /tmp/typo.db\n  path:"));
-    const r = run(["check-config", file]);
+    const r = checkConfig("unknown-key.yaml", GO_CURRENT.replace("  path:", "  pth: /tmp/typo.db\n  path:"));
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /: valid\n/);
     assert.match(r.stderr, /^mailcloak: warning: [^\n]*sqlite\.pth: unknown key[^\n]*\n$/, JSON.stringify(r.stderr));
   });
 
   test("check-config with provider authentik: exit 0, the API token redacted", () => {
-    const file = join(tmp, "authentik.yaml");
-    writeFileSync(file, stringify(akBase()));
-    const r = run(["check-config", file]);
+    const r = checkConfig("authentik.yaml", stringify(akBase()));
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^idp\.authentik\.api_token: "?\[redacted\]"?$/m);
     assert.ok(!r.stdout.includes(AK_TOKEN) && !r.stderr.includes(AK_TOKEN), "the API token must not be printed");
@@ -678,14 +682,12 @@ describe("mailcloak CLI", () => {
   });
 
   test("check-config on an invalid config: exit 2, one line on stderr naming the key", () => {
-    const file = join(tmp, "invalid.yaml");
-    writeFileSync(file, GO_CURRENT.replace('socket_mode: "0660"', 'socket_mode: "0680"'));
-    const r = run(["check-config", file]);
+    const r = checkConfig("invalid.yaml", GO_CURRENT.replace('socket_mode: "0660"', 'socket_mode: "0680"'));
     assert.equal(r.status, 2, r.stderr);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, /^mailcloak: [^\n]*\n$/, JSON.stringify(r.stderr));
     assert.ok(r.stderr.includes("sockets.socket_mode"), r.stderr);
-    assert.ok(r.stderr.includes(file), r.stderr);
+    assert.ok(r.stderr.includes(r.file), r.stderr);
     assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
   });
 

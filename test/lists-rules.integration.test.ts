@@ -11,32 +11,20 @@
 //   roster roster@d1.test lena; roster/sub: lars (removed and re-added here)
 // and lookups that arrive together after a flush sharing one read.
 
-import { test, before, after, describe } from "node:test";
+import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Client, netstring, netstringLength, policyQuery, socketmapQuery, type DaemonProcess } from "./helpers/daemon.js";
-import { servedDaemon, type ServedDaemon } from "./helpers/fixtures.js";
+import { Client, policyQuery, socketmapQuery } from "./helpers/daemon.js";
+import { servedListsDaemon, suiteFixture } from "./helpers/fixtures.js";
 import { AUTH, RCPT } from "./helpers/tables.js";
 import { EmulatorListGroups, RealListGroups, type ListGroups } from "./helpers/list-groups.js";
 import { ACTIONS } from "../src/handlers/policy.js";
 
 function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: string }>, keycloakTimeoutMs: number): void {
   describe(name, () => {
-    let dir: ListGroups | null = null;
-    let skip = "";
-    let served: ServedDaemon | undefined;
-    let daemon: DaemonProcess;
-    let sm: Client;
-    let pol: Client;
-
-    before(async () => {
-      const d = await open();
-      if ("skip" in d) {
-        skip = d.skip;
-        return;
-      }
-      dir = d;
-      try {
+    const f = suiteFixture({
+      open,
+      serve: async (dir: ListGroups) => {
         const p = dir.parentGroup;
         await dir.addGroup("open", { mail: ["open@d1.test"], mailPosting: ["anyone"] });
         await dir.addGroup("desk");
@@ -51,63 +39,50 @@ function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: strin
         for (const g of ["open", "local", "odd", "ghost"]) await dir.addMember("lena", g);
         for (const u of ["lars", "liv"]) await dir.addMember(u, "desk");
         for (const u of ["liv", "leo"]) await dir.addMember(u, "empty");
-        served = await servedDaemon({
+        return servedListsDaemon({
           config: {
             idp: dir.idp({ timeout_ms: keycloakTimeoutMs, cache_ttl_seconds: 300 }),
             lists: { parent_group: p },
             daemon: { pid_file: null },
           },
-        });
-        ({ daemon, sm, pol } = served);
-        // The first read of the lists may take seconds on a busy machine: waited for here, not in a test.
-        sm.write(netstring("alias open@d1.test"));
-        await sm.read(netstringLength, 60_000);
-      } catch (err) {
-        await served?.close();
-        await dir.dispose();
-        throw err;
-      }
+        }, "open@d1.test");
+      },
+      dispose: (dir) => dir.dispose(),
     });
-
-    after(async () => {
-      await served?.close();
-      await dir?.dispose();
-    });
-
-    const reads = (): number => daemon.records().filter((r) => r.msg === "lists read from Keycloak").length;
-    const warnings = (): string[] => daemon.records().filter((r) => r.component === "lists" && r.level === 40)
-      .map((r) => `${String(r.group).slice(dir!.parentGroup.length)}: ${String(r.msg)}`).sort();
+    const reads = (): number => f.served!.reads();
+    const warnings = (): string[] => f.daemon.records().filter((r) => r.component === "lists" && r.level === 40)
+      .map((r) => `${String(r.group).slice(f.source!.parentGroup.length)}: ${String(r.msg)}`).sort();
 
     test("anyone: an outsider may write; local: any logged-in sender, nobody from outside", async (t) => {
-      if (!dir) return t.skip(skip);
-      assert.equal(await policyQuery(pol, RCPT({ recipient: "open@d1.test" })), ACTIONS.dunno);
-      assert.equal(await policyQuery(pol, RCPT({ recipient: "local@d1.test" })), ACTIONS.listLocalOnly);
+      if (!f.source) return t.skip(f.skip);
+      assert.equal(await policyQuery(f.pol, RCPT({ recipient: "open@d1.test" })), ACTIONS.dunno);
+      assert.equal(await policyQuery(f.pol, RCPT({ recipient: "local@d1.test" })), ACTIONS.listLocalOnly);
       assert.equal(ACTIONS.listLocalOnly, "550 5.7.1 Only local senders may write to this list", "the README's reply");
-      assert.equal(await policyQuery(pol, AUTH("alice", "alice@d1.test", "local@d1.test")), ACTIONS.dunno, "a logged-in non-member");
-      assert.equal(await policyQuery(pol, AUTH("lena", "lena@d1.test", "local+x@d1.test")), ACTIONS.dunno);
+      assert.equal(await policyQuery(f.pol, AUTH("alice", "alice@d1.test", "local@d1.test")), ACTIONS.dunno, "a logged-in non-member");
+      assert.equal(await policyQuery(f.pol, AUTH("lena", "lena@d1.test", "local+x@d1.test")), ACTIONS.dunno);
     });
 
     test("an unknown mailPosting is the default (members only), with one warning", async (t) => {
-      if (!dir) return t.skip(skip);
-      assert.equal(await policyQuery(pol, RCPT({ recipient: "odd@d1.test" })), ACTIONS.listMembersOnly);
-      assert.equal(await policyQuery(pol, AUTH("alice", "alice@d1.test", "odd@d1.test")), ACTIONS.listMembersOnly);
-      assert.equal(await policyQuery(pol, AUTH("lena", "lena@d1.test", "odd@d1.test")), ACTIONS.dunno);
+      if (!f.source) return t.skip(f.skip);
+      assert.equal(await policyQuery(f.pol, RCPT({ recipient: "odd@d1.test" })), ACTIONS.listMembersOnly);
+      assert.equal(await policyQuery(f.pol, AUTH("alice", "alice@d1.test", "odd@d1.test")), ACTIONS.listMembersOnly);
+      assert.equal(await policyQuery(f.pol, AUTH("lena", "lena@d1.test", "odd@d1.test")), ACTIONS.dunno);
     });
 
     test("a list with no usable member is no recipient: NOTFOUND, 550 5.1.1 No such user", async (t) => {
-      if (!dir) return t.skip(skip);
-      assert.equal(await socketmapQuery(sm, "alias", "empty@d1.test"), "NOTFOUND");
-      assert.equal(await policyQuery(pol, RCPT({ recipient: "empty@d1.test" })), ACTIONS.noSuchUser);
+      if (!f.source) return t.skip(f.skip);
+      assert.equal(await socketmapQuery(f.sm, "alias", "empty@d1.test"), "NOTFOUND");
+      assert.equal(await policyQuery(f.pol, RCPT({ recipient: "empty@d1.test" })), ACTIONS.noSuchUser);
     });
 
     test("mailSendAs a group path: its enabled members may send as the list (policy and senders map); a missing group: nobody, one warning", async (t) => {
-      if (!dir) return t.skip(skip);
-      assert.equal(await policyQuery(pol, AUTH("lars", "local@d1.test")), ACTIONS.dunno, "lars is in the send-as group, not in the list");
-      assert.equal(await policyQuery(pol, AUTH("lena", "local@d1.test")), ACTIONS.notOwned, "a member of the list, not of the send-as group");
-      assert.equal(await socketmapQuery(sm, "senders", "local@d1.test"), "OK lars");
-      assert.equal(await policyQuery(pol, AUTH("lena", "ghost@d1.test")), ACTIONS.notOwned);
-      assert.equal(await socketmapQuery(sm, "senders", "ghost@d1.test"), "NOTFOUND");
-      assert.equal(await policyQuery(pol, AUTH("lena", "open@d1.test")), ACTIONS.notOwned, "nobody by default");
+      if (!f.source) return t.skip(f.skip);
+      assert.equal(await policyQuery(f.pol, AUTH("lars", "local@d1.test")), ACTIONS.dunno, "lars is in the send-as group, not in the list");
+      assert.equal(await policyQuery(f.pol, AUTH("lena", "local@d1.test")), ACTIONS.notOwned, "a member of the list, not of the send-as group");
+      assert.equal(await socketmapQuery(f.sm, "senders", "local@d1.test"), "OK lars");
+      assert.equal(await policyQuery(f.pol, AUTH("lena", "ghost@d1.test")), ACTIONS.notOwned);
+      assert.equal(await socketmapQuery(f.sm, "senders", "ghost@d1.test"), "NOTFOUND");
+      assert.equal(await policyQuery(f.pol, AUTH("lena", "open@d1.test")), ACTIONS.notOwned, "nobody by default");
       await sleep(100);
       assert.deepEqual(warnings(), [
         "/ghost: list mailSendAs is neither \"members\" nor an existing group path: nobody may send as it",
@@ -116,32 +91,33 @@ function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: strin
     });
 
     test("a member removed in Keycloak stays until the TTL or a flush (SIGUSR1), then is gone; back when re-added", async (t) => {
-      if (!dir) return t.skip(skip);
+      const dir = f.source;
+      if (!dir) return t.skip(f.skip);
       const both = "OK lena@d1.test,lars@d1.test";
-      assert.equal(await socketmapQuery(sm, "alias", "roster@d1.test"), both);
-      assert.equal(await policyQuery(pol, AUTH("lars", "lars@d1.test", "roster@d1.test")), ACTIONS.dunno, "a subgroup's member may write");
+      assert.equal(await socketmapQuery(f.sm, "alias", "roster@d1.test"), both);
+      assert.equal(await policyQuery(f.pol, AUTH("lars", "lars@d1.test", "roster@d1.test")), ACTIONS.dunno, "a subgroup's member may write");
       await dir.removeMember("lars", "roster/sub");
-      assert.equal(await socketmapQuery(sm, "alias", "roster@d1.test"), both, "cached for the TTL (300 s)");
+      assert.equal(await socketmapQuery(f.sm, "alias", "roster@d1.test"), both, "cached for the TTL (300 s)");
       const before = reads();
-      daemon.signal("SIGUSR1");
+      f.daemon.signal("SIGUSR1");
       await sleep(300);
-      assert.equal(await socketmapQuery(sm, "alias", "roster@d1.test"), "OK lena@d1.test");
-      assert.equal(await policyQuery(pol, AUTH("lars", "lars@d1.test", "roster@d1.test")), ACTIONS.listMembersOnly);
+      assert.equal(await socketmapQuery(f.sm, "alias", "roster@d1.test"), "OK lena@d1.test");
+      assert.equal(await policyQuery(f.pol, AUTH("lars", "lars@d1.test", "roster@d1.test")), ACTIONS.listMembersOnly);
       assert.equal(reads(), before + 1);
       await dir.addMember("lars", "roster/sub");
-      daemon.signal("SIGUSR1");
+      f.daemon.signal("SIGUSR1");
       await sleep(300);
-      assert.equal(await socketmapQuery(sm, "alias", "roster@d1.test"), both);
+      assert.equal(await socketmapQuery(f.sm, "alias", "roster@d1.test"), both);
     });
 
     test("lookups arriving together after a flush share one read; the warnings are not repeated", async (t) => {
-      if (!dir) return t.skip(skip);
+      if (!f.source) return t.skip(f.skip);
       const before = reads();
-      daemon.signal("SIGUSR1");
+      f.daemon.signal("SIGUSR1");
       await sleep(300);
       // Eight connections ready, then eight lookups sent at once: none finds a snapshot, and the read
       // (several Keycloak round trips) outlasts their arrival, so without coalescing each would read.
-      const clients = await Promise.all(Array.from({ length: 8 }, () => Client.connect(daemon.socketmapSocket)));
+      const clients = await Promise.all(Array.from({ length: 8 }, () => Client.connect(f.daemon.socketmapSocket)));
       try {
         const answers = await Promise.all(clients.map((c, i) => socketmapQuery(c, "alias", i % 2 === 0 ? "open@d1.test" : "local@d1.test")));
         assert.deepEqual(answers, clients.map(() => "OK lena@d1.test"));
@@ -150,7 +126,7 @@ function rulesSuite(name: string, open: () => Promise<ListGroups | { skip: strin
       }
       await sleep(200);
       assert.equal(reads(), before + 1, "one read for eight concurrent lookups");
-      const last = daemon.records().filter((r) => r.msg === "lists read from Keycloak").at(-1)!;
+      const last = f.daemon.records().filter((r) => r.msg === "lists read from Keycloak").at(-1)!;
       assert.ok(Number(last.requests) >= 8, `the read took ${String(last.requests)} Keycloak requests`);
       assert.equal(warnings().length, 2, "each problem is logged once, not once per read");
     });

@@ -15,6 +15,7 @@ import { PostgresAdminStore } from "../src/store/postgres-admin.js";
 import { STORE_DEFAULTS, type PostgresSettings } from "../src/config/store.js";
 import { Client, DaemonProcess, policyQuery, socketmapQuery, tempDir } from "./helpers/daemon.js";
 import { PostgresServer, postgresUnavailable } from "./helpers/postgres.js";
+import { seedStore } from "./helpers/seed.js";
 
 const skip = postgresUnavailable();
 if (skip !== null && process.env.CI === "true") throw new Error(`${skip}; CI must install it (see .ci/run)`);
@@ -46,12 +47,12 @@ before(async () => {
     checkIntervalMs: STORE_DEFAULTS.checkIntervalMs, maxStaleMs: STORE_DEFAULTS.maxStaleMs,
   };
   const { store: admin } = await PostgresAdminStore.init(settings);
-  await admin.addDomain("d1.test");
-  await admin.addDomain("d2.test");
-  await admin.addAlias("sales@d1.test", "alice");
-  await admin.addAlias("@d2.test", "dave");
-  await admin.upsertApp("crm", "{ARGON2ID}$not-used-here");
-  await admin.allowAppSender("crm", "crm@d1.test");
+  await seedStore(admin, {
+    domains: ["d1.test", "d2.test"],
+    aliases: [["sales@d1.test", "alice"], ["@d2.test", "dave"]],
+    apps: [["crm", "{ARGON2ID}$not-used-here"]],
+    senders: [["crm", "crm@d1.test"]],
+  });
   await admin.close();
   const dir = tempDir("mailcloak-pgfault-");
   const pwFile = join(dir, "pg-password");

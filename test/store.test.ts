@@ -2,7 +2,8 @@
 // Go mailcloak defines it), cascades, triggers, in-place migration of the
 // older layout, the daemon's read methods and live reads.
 
-import { initAdmin, openReader, openSqliteAdmin, rawDb, type RawDb } from "./helpers/sqlite.js";
+import { initAdmin, oldLayoutDb, openReader, openSqliteAdmin, rawDb, type RawDb } from "./helpers/sqlite.js";
+import { seedStore } from "./helpers/seed.js";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,21 +27,14 @@ function dbPath(name: string): string {
 async function seeded(): Promise<{ path: string; admin: SqliteAdmin }> {
   const path = dbPath("seeded");
   const { store: admin } = await initAdmin(path);
-  await admin.addDomain("d1.test");
-  await admin.addDomain("d2.test");
-  await admin.addAlias("sales@d1.test", "alice");
-  await admin.addAlias("off@d1.test", "alice");
-  await admin.setAliasEnabled("off@d1.test", false);
-  await admin.addAlias("x@d2.test", "bob");
-  await admin.addAlias("@d1.test", "carol");
-  await admin.setDomainEnabled("d2.test", false);
-  await admin.upsertApp("app1", "{ARGON2ID}$fake1");
-  await admin.upsertApp("app2", "{ARGON2ID}$fake2");
-  await admin.allowAppSender("app1", "a@d1.test");
-  await admin.allowAppSender("app1", "b@d1.test");
-  await admin.allowAppSender("app2", "a@d1.test");
+  await seedStore(admin, {
+    domains: ["d1.test", "d2.test"],
+    aliases: [["sales@d1.test", "alice"], ["off@d1.test", "alice"], ["x@d2.test", "bob"], ["@d1.test", "carol"]],
+    apps: [["app1", "{ARGON2ID}$fake1"], ["app2", "{ARGON2ID}$fake2"]],
+    senders: [["app1", "a@d1.test"], ["app1", "b@d1.test"], ["app2", "a@d1.test"]],
+    disabled: { domains: ["d2.test"], aliases: ["off@d1.test"], apps: ["app2"] },
+  });
   admin.db.prepare("UPDATE app_from SET enabled = 0 WHERE app_id = 'app1' AND from_addr = 'b@d1.test'").run();
-  await admin.setAppEnabled("app2", false);
   return { path, admin };
 }
 
@@ -110,20 +104,9 @@ function schemaDump(db: RawDb): { type: string; name: string; sql: string | null
   return db.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").all() as { type: string; name: string; sql: string | null }[];
 }
 
-/** The original tool's older layout, as it created it. */
-const OLD_SCHEMA = `
-  CREATE TABLE aliases(alias_email TEXT PRIMARY KEY, username TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1,
-    updated_at INTEGER NOT NULL DEFAULT (strftime('%s','now')));
-  CREATE INDEX idx_aliases_username ON aliases(username);
-  CREATE TABLE apps(app_id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);
-  CREATE TABLE app_from(app_id TEXT NOT NULL, from_addr TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1,
-    PRIMARY KEY(app_id, from_addr), FOREIGN KEY(app_id) REFERENCES apps(app_id) ON DELETE CASCADE);
-`;
-
+/** The original tool's older layout, with rows of each kind (a disabled alias, app and sender among them). */
 function createOldDb(path: string, extraSql = ""): void {
-  const db = rawDb(path);
-  db.exec(OLD_SCHEMA);
-  db.exec(`
+  oldLayoutDb(path, `
     INSERT INTO aliases VALUES ('sales@d1.test', 'alice', 1, 1000);
     INSERT INTO aliases VALUES ('info@d1.test', 'bob', 0, 1001);
     INSERT INTO aliases VALUES ('@d2.test', 'carol', 1, 1002);
@@ -133,9 +116,7 @@ function createOldDb(path: string, extraSql = ""): void {
     INSERT INTO app_from VALUES ('app1', 'a@d1.test', 1);
     INSERT INTO app_from VALUES ('app1', 'b@d1.test', 0);
     INSERT INTO app_from VALUES ('app2', 'c@d2.test', 1);
-  `);
-  if (extraSql) db.exec(extraSql);
-  db.close();
+  `, extraSql);
 }
 
 describe("schema", () => {

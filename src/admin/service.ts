@@ -5,10 +5,10 @@
 // change. Secrets never reach the audit sink.
 
 import { randomBytes } from "node:crypto";
-import { isValidAddress, normalize } from "../rules/address.js";
+import { normalize } from "../rules/address.js";
 import { StoreError } from "../store/errors.js";
 import type { AdminStore, AliasRow, AppRow, DelegationRow, DomainRow } from "../store/types.js";
-import { delegationAddress, normalizeLogin, validAppId } from "../store/validate.js";
+import { appSenderAddress, delegationAddress, normalizeLogin, validAppId } from "../store/validate.js";
 
 /** Who asked for a change, and from where. */
 export interface Actor {
@@ -261,8 +261,7 @@ export class AdminService {
 
   async allowOwnSender(actor: Actor, user: SelfUser, appId: string, fromAddr: string): Promise<{ appId: string; fromAddr: string }> {
     const id = await this.#own(user, appId);
-    const addr = normalize(fromAddr);
-    if (!isValidAddress(addr)) throw new StoreError("invalid", `invalid sender address: ${JSON.stringify(fromAddr)}`);
+    const addr = appSenderAddress(fromAddr);
     if (!(await this.ownsAddress(user, addr))) {
       throw new StoreError("forbidden", `${addr} is not one of your addresses (your primary address or one of your enabled aliases)`);
     }

@@ -66,3 +66,10 @@ export function describeFailure(err: unknown): Failure {
   }
   return { exitCode: EXIT_CODES.refused, message: oneLine(String(err)) };
 }
+
+/** Any failure, as a CliError with that status and line (a CliError as is). */
+export function asCliError(err: unknown): CliError {
+  if (err instanceof CliError) return err;
+  const f = describeFailure(err);
+  return new CliError(f.exitCode, f.message);
+}

@@ -7,16 +7,14 @@ import { flushCache } from "./cache.js";
 import { Command, CommanderError } from "commander";
 import { DEFAULT_CONFIG_PATH } from "../config/load.js";
 import { DEFAULTS } from "../config/types.js";
-import { userInfo } from "node:os";
-import { AdminService, type Actor } from "../admin/service.js";
-import { CliError, describeFailure, EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from "./exit.js";
+import { asCliError, CliError, describeFailure, EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from "./exit.js";
 import { formatAliases, formatApps, formatDomains, formatJson } from "./format.js";
 import { runInit } from "./init.js";
 import { addQuotaCommands } from "./quota.js";
 import { addSendersCommands } from "./senders.js";
 import { addMigrateStoreCommand } from "./migrate-store.js";
 import { MIN_APP_PASSWORD_LENGTH, readPassword, shortPasswordWarning } from "./password-input.js";
-import { openAdminStore, resolveSettings, type GlobalOptions, type Settings } from "./settings.js";
+import { settingsOf, withService } from "./service.js";
 
 export { EXIT_CODES, type ExitCode } from "./exit.js";
 
@@ -41,50 +39,6 @@ const processIo: Io = {
 
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, " ").trim();
-}
-
-function settingsOf(cmd: Command, io: Io): Settings {
-  return resolveSettings(cmd.optsWithGlobals<GlobalOptions>(), io.err);
-}
-
-/** Any failure, as a CliError whose message names the database. */
-function asCliError(err: unknown): CliError {
-  if (err instanceof CliError) return err;
-  const f = describeFailure(err);
-  return new CliError(f.exitCode, f.message);
-}
-
-/** The local account running the command (for the service's audit). */
-function cliActor(): Actor {
-  let name = "unknown";
-  try {
-    name = userInfo().username;
-  } catch {
-    // no passwd entry for this uid
-  }
-  return { name, via: "cli", from: null };
-}
-
-/**
- * Run `fn` with the admin service over the open DB (exit 3 when it cannot be
- * opened), closing it afterwards. The rules live in the service, shared with
- * mailcloak-admin; this file only parses arguments and prints.
- */
-async function withService(cmd: Command, io: Io, fn: (svc: AdminService, actor: Actor) => void | Promise<void>): Promise<void> {
-  const s = settingsOf(cmd, io);
-  let svc: AdminService;
-  try {
-    svc = new AdminService(await openAdminStore(s));
-  } catch (err) {
-    throw asCliError(err);
-  }
-  try {
-    await fn(svc, cliActor());
-  } catch (err) {
-    throw asCliError(err);
-  } finally {
-    await svc.store.close();
-  }
 }
 
 /**

@@ -9,9 +9,9 @@ import type { Command } from "commander";
 import { isPostgresUrl } from "../config/store.js";
 import { COPIED_TABLES, copySqliteToPostgres } from "../store/migrate-store.js";
 import { postgresSettingsFor } from "../store/postgres.js";
-import { CliError, describeFailure, EXIT_CODES } from "./exit.js";
+import { asCliError, CliError, EXIT_CODES } from "./exit.js";
 import type { Io } from "./mailcloakctl.js";
-import { resolveSettings, type GlobalOptions } from "./settings.js";
+import { settingsOf } from "./service.js";
 
 export function addMigrateStoreCommand(program: Command, io: Io): void {
   program
@@ -23,7 +23,7 @@ export function addMigrateStoreCommand(program: Command, io: Io): void {
       const from = opts.from.replace(/^sqlite:/, "");
       if (from.trim() === "" || isPostgresUrl(from)) throw new CliError(EXIT_CODES.usage, `--from: expected sqlite:PATH, got ${JSON.stringify(redactUrl(opts.from))}`);
       if (!isPostgresUrl(opts.to)) throw new CliError(EXIT_CODES.usage, "--to: expected postgres://USER@HOST:PORT/DATABASE");
-      const s = resolveSettings(cmd.optsWithGlobals<GlobalOptions>(), io.err);
+      const s = settingsOf(cmd, io);
       const pgFromConfig = s.config?.store?.backend === "postgres" ? s.config.store.postgres : undefined;
       let report;
       try {
@@ -31,9 +31,7 @@ export function addMigrateStoreCommand(program: Command, io: Io): void {
         report = await copySqliteToPostgres(from, to);
         io.out(`copied ${from} to ${to.url}:`);
       } catch (err) {
-        if (err instanceof CliError) throw err;
-        const f = describeFailure(err);
-        throw new CliError(f.exitCode, f.message);
+        throw asCliError(err);
       }
       for (const t of COPIED_TABLES) io.out(`  ${t}: ${report.counts[t]} row${report.counts[t] === 1 ? "" : "s"}`);
     });

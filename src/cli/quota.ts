@@ -13,10 +13,11 @@ import { describeCounters, openCounters } from "../quota/open.js";
 import { RedisCounters } from "../quota/redis-counters.js";
 import type { AdminStore } from "../store/types.js";
 import { normalizeLogin } from "../store/validate.js";
-import { CliError, describeFailure, EXIT_CODES } from "./exit.js";
+import { asCliError, CliError, EXIT_CODES } from "./exit.js";
 import { formatJson, isoTime } from "./format.js";
 import type { Io } from "./mailcloakctl.js";
-import { openAdminStore, resolveSettings, type GlobalOptions, type Settings } from "./settings.js";
+import { openAdminStore, type Settings } from "./settings.js";
+import { settingsOf } from "./service.js";
 
 const PROG = "mailcloakctl";
 
@@ -38,15 +39,10 @@ function quotaSettings(s: Settings): QuotaSettings {
   return derived ? { ...c, sqlitePath: beside } : c;
 }
 
-function settingsOf(cmd: Command, io: Io): Settings {
-  return resolveSettings(cmd.optsWithGlobals<GlobalOptions>(), io.err);
-}
-
 function fail(err: unknown): CliError {
   if (err instanceof CliError) return err;
   if (err instanceof CounterError) return new CliError(EXIT_CODES.unavailable, `quota counters unavailable: ${err.message}`);
-  const f = describeFailure(err);
-  return new CliError(f.exitCode, f.message);
+  return asCliError(err);
 }
 
 async function withStore<T>(cmd: Command, io: Io, fn: (st: AdminStore, s: Settings) => T | Promise<T>): Promise<T> {

@@ -3,45 +3,11 @@
 
 import type { Command } from "commander";
 import { identityLoginCheck } from "../admin/login-check.js";
-import { AdminService, type Actor } from "../admin/service.js";
-import { userInfo } from "node:os";
 import type { DelegationRow } from "../store/types.js";
-import { CliError, describeFailure, EXIT_CODES } from "./exit.js";
+import { CliError, EXIT_CODES } from "./exit.js";
 import { formatJson, isoTime } from "./format.js";
 import type { Io } from "./mailcloakctl.js";
-import { openAdminStore, resolveSettings, type GlobalOptions, type Settings } from "./settings.js";
-
-function cliActor(): Actor {
-  let name = "unknown";
-  try {
-    name = userInfo().username;
-  } catch {
-    // no passwd entry for this uid
-  }
-  return { name, via: "cli", from: null };
-}
-
-async function withService(cmd: Command, io: Io, fn: (svc: AdminService, s: Settings) => void | Promise<void>): Promise<void> {
-  const s = resolveSettings(cmd.optsWithGlobals<GlobalOptions>(), io.err);
-  const fail = (err: unknown): CliError => {
-    if (err instanceof CliError) return err;
-    const f = describeFailure(err);
-    return new CliError(f.exitCode, f.message);
-  };
-  let svc: AdminService;
-  try {
-    svc = new AdminService(await openAdminStore(s));
-  } catch (err) {
-    throw fail(err);
-  }
-  try {
-    await fn(svc, s);
-  } catch (err) {
-    throw fail(err);
-  } finally {
-    await svc.store.close();
-  }
-}
+import { withService } from "./service.js";
 
 export function formatDelegations(rows: readonly DelegationRow[]): string[] {
   return rows.map((r) => `${r.from_addr}\t${r.login}\t${isoTime(r.updated_at)}`);
@@ -56,10 +22,10 @@ export function addSendersCommands(program: Command, io: Io): void {
   senders.command("allow").description("let a login send as an address in a local domain").argument("<address>").argument("<login>")
     .option("--skip-login-check", "do not ask the identity source whether the login exists")
     .addHelpText("after", "\nWith a config file (--config, or the default one), the login is looked up in its identity source first: an unknown login is refused.")
-    .action((address: string, login: string, opts: { skipLoginCheck?: boolean }, cmd: Command) => withService(cmd, io, async (svc, s) => {
+    .action((address: string, login: string, opts: { skipLoginCheck?: boolean }, cmd: Command) => withService(cmd, io, async (svc, who, s) => {
       const cfg = s.config;
       const check = cfg !== null && opts.skipLoginCheck !== true;
-      const r = await svc.allowSender(cliActor(), address, login, {
+      const r = await svc.allowSender(who, address, login, {
         configDomains: new Set(cfg?.policy.localDomains ?? []),
         loginCheck: check ? identityLoginCheck(cfg) : undefined,
       });
@@ -67,8 +33,8 @@ export function addSendersCommands(program: Command, io: Io): void {
       io.out(r.created ? `${r.row.login} may send as ${r.row.from_addr}` : `${r.row.login} may already send as ${r.row.from_addr}`);
     }));
   senders.command("deny").description("remove a delegation").argument("<address>").argument("<login>")
-    .action((address: string, login: string, _o: unknown, cmd: Command) => withService(cmd, io, async (svc) => {
-      const r = await svc.denySender(cliActor(), address, login);
+    .action((address: string, login: string, _o: unknown, cmd: Command) => withService(cmd, io, async (svc, who) => {
+      const r = await svc.denySender(who, address, login);
       io.out(`${r.login} may no longer send as ${r.fromAddr}`);
     }));
   senders.command("list").description("list the delegations: address, login, updated_at (UTC, ISO 8601)")

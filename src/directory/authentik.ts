@@ -18,7 +18,6 @@
 // unfiltered listing: a token that sees no user at all is a permissions
 // problem, not a directory without that user.
 
-import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { Failure, describeFailure } from "./failure.js";
 import { RemoteSource, type RemoteSourceOptions, type SourceEvents } from "./guard.js";
@@ -152,9 +151,7 @@ export class AuthentikSource extends RemoteSource<AuthentikEvents> {
   /** One GET of the users list; Failure on anything but a well-formed page. */
   async #page(params: Record<string, string>): Promise<Page> {
     const query = new URLSearchParams({ page_size: String(this.#pageSize), include_groups: "false", include_roles: "false", ...params });
-    const started = performance.now();
-    const done = (outcome: "ok" | "error"): void =>
-      this.guard.emit((e) => e.onCall?.("users", outcome, (performance.now() - started) / 1000));
+    const done = this.guard.timer("users");
     let status: number;
     let text: string;
     try {

@@ -3,6 +3,7 @@
 // `unavailable`, log outcomes and breaker changes, and remember when the IdP
 // last answered (readiness). The source supplies only the query itself.
 
+import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { Breaker } from "./breaker.js";
 import type { DirectoryUser, IdentitySource, Lookup } from "./lookup.js";
@@ -17,6 +18,9 @@ export interface SourceEvents<Op extends string> {
   /** A lookup was refused because the breaker is open. */
   onBreakerReject?(): void;
 }
+
+/** The names of the HTTP calls a source's events count (SourceEvents' Op). */
+export type CallOf<E extends SourceEvents<string>> = E extends SourceEvents<infer Op> ? Op : never;
 
 /** The circuit breaker's settings; `now` is its clock (default Date.now; tests step it). */
 export interface BreakerOptions {
@@ -120,6 +124,12 @@ export class LookupGuard<E extends SourceEvents<string>> {
     if (this.#warned.size >= MAX_REMEMBERED) this.#warned.clear();
     this.#warned.add(key);
     warn();
+  }
+
+  /** Start timing one HTTP call `op`; the function returned reports its outcome and duration (onCall). */
+  timer(op: CallOf<E>): (outcome: "ok" | "error") => void {
+    const started = performance.now();
+    return (outcome) => this.emit((e) => e.onCall?.(op, outcome, (performance.now() - started) / 1000));
   }
 
   emit(fn: (events: E) => void): void {

@@ -141,9 +141,7 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
 
   /** One users query; UNAUTHORIZED on 401, Failure on anything else that isn't a user list. */
   async #findUsers(field: Field, key: string, token: string): Promise<Record<string, unknown>[] | typeof UNAUTHORIZED> {
-    const started = performance.now();
-    const done = (outcome: "ok" | "error"): void =>
-      this.guard.emit((e) => e.onCall?.("users", outcome, (performance.now() - started) / 1000));
+    const done = this.guard.timer("users");
     let status: number;
     let text: string;
     try {
@@ -253,7 +251,7 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
   }
 
   async #fetchToken(): Promise<CachedToken> {
-    const started = performance.now();
+    const done = this.guard.timer("token");
     const startedAt = Date.now();
     const { realm, clientId, clientSecret } = this.#opts;
     const url = `${this.#baseUrl}/realms/${encodeURIComponent(realm)}/protocol/openid-connect/token`;
@@ -290,11 +288,11 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
       };
       this.#token = token;
       this.#lastTokenWarning = "";
-      this.guard.emit((e) => e.onCall?.("token", "ok", (performance.now() - started) / 1000));
+      done("ok");
       this.guard.emit((e) => e.onTokenRenewal?.());
       return token;
     } catch (err) {
-      this.guard.emit((e) => e.onCall?.("token", "error", (performance.now() - started) / 1000));
+      done("error");
       const reason = describe(err, "token", this.#timeoutMs);
       if (reason !== this.#lastTokenWarning) {
         this.#lastTokenWarning = reason;

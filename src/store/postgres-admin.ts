@@ -8,11 +8,11 @@
 import pg from "pg";
 import type { PostgresSettings } from "../config/store.js";
 import { describeStore } from "../config/store.js";
-import { isCatchAll, isValidAddress, isValidDomain, normalize } from "../rules/address.js";
+import { normalize } from "../rules/address.js";
 import type { LimitName, LimitOverride } from "../quota/limits.js";
 import { NO_OVERRIDE } from "../quota/limits.js";
 import { applyPgSchema, clientConfig, pgError, pgSchemaProblem, sqlState } from "./postgres-schema.js";
-import { normalizeLogin, validAppId } from "./validate.js";
+import { aliasArgs, appArgs, appSenderAddress, mergeQuotaLimits, normalizeLogin, unknownApp, validDomain } from "./validate.js";
 import { StoreError } from "./errors.js";
 import type { AdminStore, AliasRow, AppRow, DelegationRow, DomainRow, QuotaLimitRow } from "./types.js";
 
@@ -22,10 +22,6 @@ const b = (v: number): boolean => v === 1;
 const C = 'COLLATE "C"';
 
 type Q = pg.ClientBase | pg.Pool;
-
-function unknownApp(id: string): StoreError {
-  return new StoreError("not-found", `no such app: ${id} (see: mailcloakctl apps list)`);
-}
 
 export class PostgresAdminStore implements AdminStore {
   readonly location: string;
@@ -133,8 +129,7 @@ export class PostgresAdminStore implements AdminStore {
   // Domains -----------------------------------------------------------------
 
   async addDomain(raw: string): Promise<string> {
-    const d = normalize(raw);
-    if (!isValidDomain(d)) throw new StoreError("invalid", `invalid domain name: ${JSON.stringify(raw)}`);
+    const d = validDomain(raw);
     const r = await this.#q("INSERT INTO domains(domain_name, enabled, updated_at) VALUES($1, 1, $2) ON CONFLICT (domain_name) DO NOTHING", [d, now()]);
     if (r.rowCount === 0) throw new StoreError("conflict", `domain already exists: ${d}`);
     return d;
@@ -165,13 +160,7 @@ export class PostgresAdminStore implements AdminStore {
   // Aliases -----------------------------------------------------------------
 
   async addAlias(rawAlias: string, rawUser: string): Promise<AliasRow> {
-    const alias = normalize(rawAlias);
-    const user = rawUser.trim().toLowerCase();
-    if (!isValidAddress(alias) && !isCatchAll(alias)) {
-      throw new StoreError("invalid", `invalid alias address: ${JSON.stringify(rawAlias)} (expected local@domain, or @domain for a catch-all)`);
-    }
-    if (user === "" || /[\s,]/.test(user)) throw new StoreError("invalid", `invalid username: ${JSON.stringify(rawUser)}`);
-    const domain = alias.slice(alias.lastIndexOf("@") + 1);
+    const { alias, user, domain } = aliasArgs(rawAlias, rawUser);
     return this.#tx(async (c) => {
       if ((await this.#q("SELECT 1 FROM domains WHERE domain_name = $1", [domain], c)).rowCount === 0) {
         throw new StoreError("invalid", `domain ${domain} is not a mailcloak domain; add it first with: mailcloakctl domains add ${domain}`);
@@ -209,8 +198,7 @@ export class PostgresAdminStore implements AdminStore {
   // Apps --------------------------------------------------------------------
 
   async upsertApp(rawId: string, secretHash: string): Promise<{ appId: string; created: boolean }> {
-    const id = validAppId(rawId);
-    if (secretHash.trim() === "") throw new StoreError("invalid", "secret hash is empty");
+    const id = appArgs(rawId, secretHash);
     return this.#tx(async (c) => {
       const existed = ((await this.#q("SELECT 1 FROM apps WHERE app_id = $1 FOR UPDATE", [id], c)).rowCount ?? 0) > 0;
       await this.#q(`INSERT INTO apps(app_id, secret_hash, enabled, updated_at) VALUES($1, $2, 1, $3)
@@ -233,8 +221,7 @@ export class PostgresAdminStore implements AdminStore {
 
   async allowAppSender(rawId: string, rawAddr: string): Promise<{ appId: string; fromAddr: string }> {
     const id = rawId.trim();
-    const addr = normalize(rawAddr);
-    if (!isValidAddress(addr)) throw new StoreError("invalid", `invalid sender address: ${JSON.stringify(rawAddr)}`);
+    const addr = appSenderAddress(rawAddr);
     return this.#tx(async (c) => {
       if ((await this.#q("SELECT 1 FROM apps WHERE app_id = $1", [id], c)).rowCount === 0) throw unknownApp(id);
       await this.#q(`INSERT INTO app_from(app_id, from_addr, enabled, updated_at) VALUES($1, $2, 1, $3)
@@ -281,8 +268,7 @@ export class PostgresAdminStore implements AdminStore {
   }
 
   async createOwnedApp(rawId: string, secretHash: string, username: string): Promise<string> {
-    const id = validAppId(rawId);
-    if (secretHash.trim() === "") throw new StoreError("invalid", "secret hash is empty");
+    const id = appArgs(rawId, secretHash);
     return this.#tx(async (c) => {
       const r = await this.#q("INSERT INTO apps(app_id, secret_hash, enabled, updated_at) VALUES($1, $2, 1, $3) ON CONFLICT (app_id) DO NOTHING", [id, secretHash, now()], c);
       if (r.rowCount === 0) throw new StoreError("conflict", `app already exists: ${id}`);
@@ -304,13 +290,8 @@ export class PostgresAdminStore implements AdminStore {
     const login = normalizeLogin(rawLogin);
     return this.#tx(async (c) => {
       const r = await this.#q<LimitOverride>("SELECT per_hour, per_day, recipients_per_hour FROM quota_limits WHERE login = $1 FOR UPDATE", [login], c);
-      const old = r.rows[0] ?? NO_OVERRIDE;
-      const next: LimitOverride = {
-        per_hour: values.per_hour !== undefined ? values.per_hour : old.per_hour,
-        per_day: values.per_day !== undefined ? values.per_day : old.per_day,
-        recipients_per_hour: values.recipients_per_hour !== undefined ? values.recipients_per_hour : old.recipients_per_hour,
-      };
-      if (next.per_hour === null && next.per_day === null && next.recipients_per_hour === null) {
+      const next = mergeQuotaLimits(r.rows[0] ?? NO_OVERRIDE, values);
+      if (next === null) {
         await this.#q("DELETE FROM quota_limits WHERE login = $1", [login], c);
         return null;
       }

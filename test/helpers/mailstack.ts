@@ -249,6 +249,33 @@ export interface StackStore {
   readonly seed: boolean;
 }
 
+/**
+ * The main.cf lines a private loopback-only Postfix starts from (the tests'
+ * stack and the benchmark's smtpd): its own queue, data directory and log
+ * file, so the system's /var/spool/postfix and syslog stay untouched; no
+ * local delivery, no aliases.
+ */
+export function privateMainCf(o: { queueDir: string; dataDir: string; domain: string; mynetworks: string; logFile: string; dir: string }): string[] {
+  return [
+    "compatibility_level = 3.6",
+    `queue_directory = ${o.queueDir}`,
+    `data_directory = ${o.dataDir}`,
+    "mail_owner = postfix",
+    "setgid_group = postdrop",
+    `myhostname = mx.${o.domain}`,
+    `mydomain = ${o.domain}`,
+    "mydestination =",
+    "local_recipient_maps =",
+    "alias_maps =",
+    "alias_database =",
+    "inet_interfaces = loopback-only",
+    "inet_protocols = ipv4",
+    `mynetworks = ${o.mynetworks}`,
+    `maillog_file = ${o.logFile}`,
+    `maillog_file_prefixes = ${o.dir}`,
+  ];
+}
+
 /** Standard Postfix services (test base; chroot n everywhere). The SMTP listeners come from configs/postfix-master.cf (the benchmark adds its own). */
 export const MASTER_BASE = `# test-only base: Postfix's standard internal services, not chrooted
 pickup    unix  n       -       n       60      1       pickup
@@ -481,22 +508,10 @@ export class MailStack {
   #writePostfixConfig(): void {
     const base = [
       "# test-only base (stands for the admin's own main.cf)",
-      "compatibility_level = 3.6",
-      `queue_directory = ${this.spool}`,
-      `data_directory = ${join(this.dir, "postfix-data")}`,
-      "mail_owner = postfix",
-      "setgid_group = postdrop",
-      "myhostname = mx.e2e.test",
-      "mydomain = e2e.test",
-      "mydestination =",
-      "local_recipient_maps =",
-      "alias_maps =",
-      "alias_database =",
-      "inet_interfaces = loopback-only",
-      "inet_protocols = ipv4",
-      "mynetworks = 127.0.0.1/32",
-      `maillog_file = ${this.postfixLogPath}`,
-      `maillog_file_prefixes = ${this.dir}`,
+      ...privateMainCf({
+        queueDir: this.spool, dataDir: join(this.dir, "postfix-data"), domain: "e2e.test",
+        mynetworks: "127.0.0.1/32", logFile: this.postfixLogPath, dir: this.dir,
+      }),
       "smtp_host_lookup = native",
       "smtp_dns_support_level = disabled",
       "smtpd_peername_lookup = no",

@@ -9,13 +9,13 @@
 // `mailcloak`, owner of database `mailcloak`, both with the password in
 // `password`; a test that wants its own database calls createDatabase().
 
-import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { freePort } from "./daemon.js";
+import { ServerProcess } from "./server-process.js";
 import { lookupGroup, lookupUser } from "../../src/system/accounts.js";
 
 export const PG_BIN = "/usr/lib/postgresql/15/bin";
@@ -64,9 +64,7 @@ export class PostgresServer {
   readonly port: number;
   readonly password = "pg-test-pw";
   readonly #settings: Readonly<Record<string, string>>;
-  #child: ChildProcess | null = null;
-  #exited: Promise<void> | null = null;
-  output = "";
+  #proc: ServerProcess | null = null;
 
   private constructor(dir: string, port: number, settings: Readonly<Record<string, string>>) {
     this.dir = dir;
@@ -98,11 +96,16 @@ export class PostgresServer {
   }
 
   get running(): boolean {
-    return this.#child !== null;
+    return this.#proc !== null && !this.#proc.stopped;
   }
 
   get pid(): number | null {
-    return this.#child?.pid ?? null;
+    return this.running ? this.#proc!.pid : null;
+  }
+
+  /** What the server (the last one started) printed. */
+  get output(): string {
+    return this.#proc?.output ?? "";
   }
 
   /** A URL for role mailcloak (no password: it goes in password_file or the environment). */
@@ -117,7 +120,7 @@ export class PostgresServer {
 
   /** Start (again) on the same port and data directory; resolves when it accepts connections. */
   async resume(): Promise<void> {
-    if (this.#child) return;
+    if (this.running) return;
     const settings = {
       listen_addresses: "127.0.0.1",
       port: String(this.port),
@@ -133,27 +136,7 @@ export class PostgresServer {
     };
     const args = ["-D", this.dataDir, ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
     const [exe, full] = asPostgres("postgres", args);
-    const child = spawn(exe, full, { stdio: ["ignore", "pipe", "pipe"] });
-    this.#child = child;
-    this.output = "";
-    child.stdout!.on("data", (b: Buffer) => (this.output += b.toString()));
-    child.stderr!.on("data", (b: Buffer) => (this.output += b.toString()));
-    let gone = false;
-    this.#exited = new Promise((resolve) => child.once("exit", () => {
-      gone = true;
-      resolve();
-    }));
-    process.once("exit", () => child.kill("SIGKILL"));
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (gone) {
-        this.#child = null;
-        throw new Error(`postgres exited: ${this.output}`);
-      }
-      if (await this.#accepts()) return;
-      if (Date.now() > deadline) throw new Error(`postgres did not start: ${this.output}`);
-      await sleep(50);
-    }
+    this.#proc = await ServerProcess.start("postgres", exe, full, { ready: () => this.#accepts(), timeoutMs: 60_000, pollMs: 50 });
   }
 
   async #accepts(): Promise<boolean> {
@@ -175,13 +158,7 @@ export class PostgresServer {
    * shutdown) or "immediate" (SIGQUIT: as after a crash). Waits for exit.
    */
   async stop(mode: "fast" | "immediate" = "fast"): Promise<void> {
-    const child = this.#child;
-    if (!child) return;
-    child.kill(mode === "fast" ? "SIGINT" : "SIGQUIT");
-    const done = await Promise.race([this.#exited!.then(() => true), sleep(30_000, false, { ref: false })]);
-    if (!done) child.kill("SIGKILL");
-    await this.#exited;
-    this.#child = null;
+    await this.#proc?.stop(mode === "fast" ? "SIGINT" : "SIGQUIT", 30_000);
   }
 
   /** Run SQL as the superuser in `database`. */

@@ -32,3 +32,24 @@ export async function openReader(path: string, busyTimeoutMs: number): Promise<S
   if (!(r instanceof SqliteReader)) throw new Error(`${path}: not the SQLite backend`);
   return r;
 }
+
+/** The original tool's older layout, as it created it (mailcloakctl init migrates it in place). */
+const OLD_SCHEMA = `
+  CREATE TABLE aliases(alias_email TEXT PRIMARY KEY, username TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1,
+    updated_at INTEGER NOT NULL DEFAULT (strftime('%s','now')));
+  CREATE INDEX idx_aliases_username ON aliases(username);
+  CREATE TABLE apps(app_id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);
+  CREATE TABLE app_from(app_id TEXT NOT NULL, from_addr TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY(app_id, from_addr), FOREIGN KEY(app_id) REFERENCES apps(app_id) ON DELETE CASCADE);
+`;
+
+/** A database file in the older layout, holding the rows that `sql` inserts (each string run in turn). */
+export function oldLayoutDb(path: string, ...sql: readonly string[]): void {
+  const db = rawDb(path);
+  try {
+    db.exec(OLD_SCHEMA);
+    for (const s of sql) if (s !== "") db.exec(s);
+  } finally {
+    db.close();
+  }
+}

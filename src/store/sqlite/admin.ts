@@ -5,12 +5,12 @@
 // before returning its (settled) Promise, and driver errors come back as
 // StoreError (connection.ts).
 
-import { isCatchAll, isValidAddress, isValidDomain, normalize } from "../../rules/address.js";
+import { normalize } from "../../rules/address.js";
 import type { LimitName, LimitOverride } from "../../quota/limits.js";
 import { NO_OVERRIDE } from "../../quota/limits.js";
 import { StoreError } from "../errors.js";
 import type { AdminStore, AliasRow, AppRow, DelegationRow, DomainRow, QuotaLimitRow } from "../types.js";
-import { normalizeLogin, validAppId } from "../validate.js";
+import { aliasArgs, appArgs, appSenderAddress, mergeQuotaLimits, normalizeLogin, unknownApp, validDomain } from "../validate.js";
 import { hasTable, translate, type DB } from "./connection.js";
 import { QUOTA_LIMITS_DDL, SENDER_DELEGATIONS_DDL } from "./schema.js";
 
@@ -19,10 +19,6 @@ function now(): number {
 }
 
 const b = (v: number): boolean => v === 1;
-
-function unknownApp(id: string): StoreError {
-  return new StoreError("not-found", `no such app: ${id} (see: mailcloakctl apps list)`);
-}
 
 type QuotaRow = { per_hour: number | null; per_day: number | null; recipients_per_hour: number | null };
 
@@ -57,8 +53,7 @@ export class SqliteAdmin implements AdminStore {
 
   addDomain(raw: string): Promise<string> {
     return this.#run((db) => {
-      const d = normalize(raw);
-      if (!isValidDomain(d)) throw new StoreError("invalid", `invalid domain name: ${JSON.stringify(raw)}`);
+      const d = validDomain(raw);
       const r = db.prepare("INSERT INTO domains(domain_name, enabled, updated_at) VALUES(?, 1, ?) ON CONFLICT(domain_name) DO NOTHING").run(d, now());
       if (r.changes === 0) throw new StoreError("conflict", `domain already exists: ${d}`);
       return d;
@@ -96,13 +91,7 @@ export class SqliteAdmin implements AdminStore {
 
   addAlias(rawAlias: string, rawUser: string): Promise<AliasRow> {
     return this.#run((db) => {
-      const alias = normalize(rawAlias);
-      const user = rawUser.trim().toLowerCase();
-      if (!isValidAddress(alias) && !isCatchAll(alias)) {
-        throw new StoreError("invalid", `invalid alias address: ${JSON.stringify(rawAlias)} (expected local@domain, or @domain for a catch-all)`);
-      }
-      if (user === "" || /[\s,]/.test(user)) throw new StoreError("invalid", `invalid username: ${JSON.stringify(rawUser)}`);
-      const domain = alias.slice(alias.lastIndexOf("@") + 1);
+      const { alias, user, domain } = aliasArgs(rawAlias, rawUser);
       return db.transaction(() => {
         if (db.prepare("SELECT 1 FROM domains WHERE domain_name = ?").get(domain) === undefined) {
           throw new StoreError("invalid", `domain ${domain} is not a mailcloak domain; add it first with: mailcloakctl domains add ${domain}`);
@@ -148,8 +137,7 @@ export class SqliteAdmin implements AdminStore {
 
   upsertApp(rawId: string, secretHash: string): Promise<{ appId: string; created: boolean }> {
     return this.#run((db) => {
-      const id = validAppId(rawId);
-      if (secretHash.trim() === "") throw new StoreError("invalid", "secret hash is empty");
+      const id = appArgs(rawId, secretHash);
       return db.transaction(() => {
         const existed = db.prepare("SELECT 1 FROM apps WHERE app_id = ?").get(id) !== undefined;
         db.prepare(`INSERT INTO apps(app_id, secret_hash, enabled, updated_at) VALUES(?, ?, 1, ?)
@@ -178,8 +166,7 @@ export class SqliteAdmin implements AdminStore {
   allowAppSender(rawId: string, rawAddr: string): Promise<{ appId: string; fromAddr: string }> {
     return this.#run((db) => {
       const id = rawId.trim();
-      const addr = normalize(rawAddr);
-      if (!isValidAddress(addr)) throw new StoreError("invalid", `invalid sender address: ${JSON.stringify(rawAddr)}`);
+      const addr = appSenderAddress(rawAddr);
       return db.transaction(() => {
         if (db.prepare("SELECT 1 FROM apps WHERE app_id = ?").get(id) === undefined) throw unknownApp(id);
         db.prepare(`INSERT INTO app_from(app_id, from_addr, enabled, updated_at) VALUES(?, ?, 1, ?)
@@ -230,8 +217,7 @@ export class SqliteAdmin implements AdminStore {
 
   createOwnedApp(rawId: string, secretHash: string, username: string): Promise<string> {
     return this.#run((db) => {
-      const id = validAppId(rawId);
-      if (secretHash.trim() === "") throw new StoreError("invalid", "secret hash is empty");
+      const id = appArgs(rawId, secretHash);
       return db.transaction(() => {
         db.exec(`CREATE TABLE IF NOT EXISTS app_owners (
           app_id   TEXT PRIMARY KEY REFERENCES apps(app_id) ON DELETE CASCADE,
@@ -291,13 +277,8 @@ export class SqliteAdmin implements AdminStore {
       const login = normalizeLogin(rawLogin);
       db.exec(QUOTA_LIMITS_DDL);
       return db.transaction(() => {
-        const old = quotaRow(db, login);
-        const next: LimitOverride = {
-          per_hour: values.per_hour !== undefined ? values.per_hour : old.per_hour,
-          per_day: values.per_day !== undefined ? values.per_day : old.per_day,
-          recipients_per_hour: values.recipients_per_hour !== undefined ? values.recipients_per_hour : old.recipients_per_hour,
-        };
-        if (next.per_hour === null && next.per_day === null && next.recipients_per_hour === null) {
+        const next = mergeQuotaLimits(quotaRow(db, login), values);
+        if (next === null) {
           db.prepare("DELETE FROM quota_limits WHERE login = ?").run(login);
           return null;
         }
