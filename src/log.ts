@@ -140,6 +140,45 @@ function humanStream(out: NodeJS.WritableStream): Writable {
   });
 }
 
+/** A line's fields: a string or number each, or undefined (left out, as pino does). No secrets: they are not scrubbed. */
+export type LineFields = Readonly<Record<string, string | number | undefined>>;
+
+/** Writes one info line; the caller has checked that info is enabled. */
+export type InfoLine = (fields: LineFields, msg: string) => void;
+
+/**
+ * An info-line writer for `log`. When `log` writes JSON lines to stdout (the
+ * daemon's case), the line is built here, byte for byte as pino builds it
+ * (level, time, pid, the child's bindings, the fields in order, msg), and
+ * goes to the same destination, in the same batches. This skips pino's
+ * generic serializer, which was the largest cost of a policy decision after
+ * the writes themselves (bench/README.md). Otherwise (a terminal, a caller's
+ * stream) it is log.info. For fixed, secret-free keys only: no scrub.
+ */
+export function infoLine(log: Logger): InfoLine {
+  const dest = batched;
+  if (dest === null || !ownLoggers.has(rootOf(log))) return (fields, msg) => log.info(fields, msg);
+  let prefix = `,"pid":${process.pid}`;
+  for (const [k, v] of Object.entries(log.bindings())) prefix += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
+  return (fields, msg) => {
+    let line = `{"level":30,"time":${Date.now()}${prefix}`;
+    for (const k in fields) {
+      const v = fields[k];
+      if (v !== undefined) line += `,"${k}":${typeof v === "number" ? String(v) : JSON.stringify(v)}`;
+    }
+    dest.write(`${line},"msg":${JSON.stringify(msg)}}\n`);
+  };
+}
+
+/** Root loggers writing JSON to the batched stdout destination. */
+const ownLoggers = new WeakSet<object>();
+/** Each child logger's root (children of children too). */
+const roots = new WeakMap<object, object>();
+
+function rootOf(log: object): object {
+  return roots.get(log) ?? log;
+}
+
 /** stdout, written synchronously (sonic-boom; see the header for why). */
 function destination(): DestinationStream {
   stdoutDest = pino.destination({ fd: 1, sync: true });
@@ -149,7 +188,9 @@ function destination(): DestinationStream {
 
 export function createLogger(level: string, dest?: NodeJS.WritableStream): Logger {
   const opts = { level, base: { pid: process.pid }, formatters: { log: scrub } };
+  const toStdout = !dest && !process.stdout.isTTY;
   const log = dest ? pino(opts, dest) : process.stdout.isTTY ? pino(opts, humanStream(process.stdout)) : pino(opts, destination());
+  if (toStdout) ownLoggers.add(log);
   return scrubChildBindings(log);
 }
 
@@ -161,7 +202,9 @@ export function createLogger(level: string, dest?: NodeJS.WritableStream): Logge
 function scrubChildBindings(log: Logger): Logger {
   const child = log.child;
   log.child = function scrubbed<L extends string = never>(this: Logger, bindings: Bindings, options?: ChildLoggerOptions<L>): Logger<L> {
-    return (options === undefined ? child.call(this, scrub(bindings)) : child.call(this, scrub(bindings), options)) as Logger<L>;
+    const c = (options === undefined ? child.call(this, scrub(bindings)) : child.call(this, scrub(bindings), options)) as Logger<L>;
+    roots.set(c, rootOf(this));
+    return c;
   };
   return log;
 }

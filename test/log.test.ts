@@ -5,7 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
-import { createLogger, scrub } from "../src/log.js";
+import { createLogger, infoLine, scrub } from "../src/log.js";
+import { execFileSync } from "node:child_process";
 
 function sink(): { stream: Writable; lines: () => Record<string, unknown>[] } {
   let text = "";
@@ -64,4 +65,37 @@ test("logger keeps the decision line's format: level, time, pid, fields, msg", (
   assert.deepEqual(Object.keys(rec ?? {}), ["level", "time", "pid", "state", "action", "reason", "ms", "msg"]);
   assert.equal(rec?.level, 30);
   assert.equal(rec?.pid, process.pid);
+});
+
+test("infoLine writes what pino writes, or is log.info when the logger is not the daemon's stdout one", () => {
+  const s = sink();
+  const log = createLogger("info", s.stream).child({ server: "policy" });
+  infoLine(log)({ state: "RCPT", login: undefined, sender: "a\"b@example.net", ms: 0.1 }, "policy decision");
+  log.info({ state: "RCPT", login: undefined, sender: "a\"b@example.net", ms: 0.1 }, "policy decision");
+  const [viaLine, viaPino] = s.lines();
+  const { time: _t1, ...a } = viaLine ?? {};
+  const { time: _t2, ...b } = viaPino ?? {};
+  assert.deepEqual(a, b);
+  assert.deepEqual(Object.keys(viaLine ?? {}), ["level", "time", "pid", "server", "state", "sender", "ms", "msg"]);
+});
+
+test("infoLine on the daemon's stdout logger writes the bytes pino writes (but the time), in batches too", () => {
+  // A child process, so stdout is a pipe: the logger the daemon gets, with the batched destination.
+  const logJs = new URL("../src/log.js", import.meta.url).href;
+  const script = `
+    import { batchLines, createLogger, infoLine } from ${JSON.stringify(logJs)};
+    const log = createLogger("info").child({ server: "policy" });
+    const line = infoLine(log);
+    const f = { state: "RCPT", login: undefined, sender: "q\\"uote\\\\ é\\u0001@example.net", recipient: "r@d1.test", ms: 0.1, n: 3 };
+    line(f, "policy decision");
+    log.info(f, "policy decision");
+    batchLines(() => { line(f, "held"); log.info(f, "held"); });`;
+  const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+  const lines = out.trimEnd().split("\n").map((l) => l.replace(/"time":\d+/, '"time":0'));
+  assert.equal(lines.length, 4, out);
+  assert.equal(lines[0], lines[1]);
+  assert.equal(lines[2], lines[3]);
+  const rec = JSON.parse(lines[0]!) as Record<string, unknown>;
+  assert.equal(rec.sender, 'q"uote\\ é\u0001@example.net');
+  assert.deepEqual(Object.keys(rec), ["level", "time", "pid", "server", "state", "sender", "recipient", "ms", "n", "msg"]);
 });

@@ -12,6 +12,7 @@ import type { CacheOutcome } from "../directory/cache.js";
 import type { QuotaCheck, QuotaDecision } from "../quota/check.js";
 import { then, type Maybe } from "../maybe.js";
 import { recorded, type Recorder } from "./record.js";
+import { infoLine, type InfoLine } from "../log.js";
 
 // Reply texts live with the rules; tests and the README name them from here.
 export { ACTIONS } from "../rules/policy.js";
@@ -31,6 +32,8 @@ interface Outcome {
 export class PolicyHandler {
   readonly #facts: Facts;
   readonly #log: Logger;
+  /** The decision line's writer (log.ts infoLine: pino's format, without its generic serializer). */
+  readonly #line: InfoLine;
   readonly #events: PolicyEvents;
   readonly #quota: QuotaCheck | null;
   readonly #recorder: Recorder<PolicyRequest, Outcome>;
@@ -38,6 +41,7 @@ export class PolicyHandler {
   constructor(facts: Facts, log: Logger, events: PolicyEvents = {}, quota: QuotaCheck | null = null) {
     this.#facts = facts;
     this.#log = log;
+    this.#line = infoLine(log);
     this.#events = events;
     this.#quota = quota;
     this.#recorder = {
@@ -94,7 +98,7 @@ export class PolicyHandler {
         state: req.protocol_state, login: d.detail.login, sender: req.sender, queue_id: req.queue_id || undefined, action: d.action, reason: d.reason,
         limit: d.detail.limit, used: d.detail.used, max: d.detail.max, recipients: d.detail.recipients, ms: Math.round(seconds * 10000) / 10,
       }, "sending quota exceeded");
-    } else if (this.#log.isLevelEnabled("info")) this.#log.info({
+    } else if (this.#log.isLevelEnabled("info")) this.#line({
       state: req.protocol_state, login: req.sasl_username || undefined, sender: req.sender, recipient: req.recipient || undefined,
       context: req.policy_context || undefined, action: d.action, reason: d.reason, cache: o.cache, ms: Math.round(seconds * 10000) / 10,
     }, "policy decision");
