@@ -12,6 +12,7 @@ import type { KeycloakEvents } from "./directory/keycloak.js";
 import type { AuthentikEvents } from "./directory/authentik.js";
 import type { SourceEvents } from "./directory/guard.js";
 import type { QuotaEvents } from "./quota/check.js";
+import { RequestStats } from "./request-stats.js";
 
 /** Logins named in the refusals metric; past this many, further ones are counted as "other" (bounded label values). */
 const MAX_REFUSAL_LOGINS = 1000;
@@ -20,8 +21,8 @@ const LATENCY_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: "mailcloak_requests_total", help: "Requests answered, by server, map (socketmap) and action/status", labelNames: ["server", "map", "action"], registers: [this.registry] });
-  readonly latency = new Histogram({ name: "mailcloak_request_duration_seconds", help: "Time to answer one request", labelNames: ["server"], buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  /** mailcloak_requests_total and mailcloak_request_duration_seconds, outside prom-client (request-stats.ts says why). */
+  readonly requests = new RequestStats(LATENCY_BUCKETS);
   readonly cache = new Counter({ name: "mailcloak_cache_lookups_total", help: "Directory cache lookups by outcome (hit, miss, stale, coalesced)", labelNames: ["outcome"], registers: [this.registry] });
   readonly kcCalls = new Counter({ name: "mailcloak_keycloak_requests_total", help: "Keycloak HTTP requests by operation and outcome", labelNames: ["op", "outcome"], registers: [this.registry] });
   readonly kcLatency = new Histogram({ name: "mailcloak_keycloak_request_duration_seconds", help: "Keycloak HTTP request latency", labelNames: ["op"], buckets: LATENCY_BUCKETS, registers: [this.registry] });
@@ -45,19 +46,24 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix: "mailcloak_" });
   }
 
+  /** Every metric in the Prometheus text format: what /metrics serves. */
+  async text(): Promise<string> {
+    return `${this.requests.text()}\n${await this.registry.metrics()}`;
+  }
+
   readonly cacheEvents: CacheEvents = { onLookup: (o) => this.cache.inc({ outcome: o }) };
 
   readonly socketmapEvents: SocketmapEvents = {
     onRequest: (map, status, s) => {
-      this.requests.inc({ server: "socketmap", map: map.length <= 16 ? map : "other", action: status });
-      this.latency.observe({ server: "socketmap" }, s);
+      this.requests.count("socketmap", map.length <= 16 ? map : "other", status);
+      this.requests.observe("socketmap", s);
     },
   };
 
   readonly policyEvents: PolicyEvents = {
     onDecision: (_state, action, _reason, s) => {
-      this.requests.inc({ server: "policy", map: "", action });
-      this.latency.observe({ server: "policy" }, s);
+      this.requests.count("policy", "", action);
+      this.requests.observe("policy", s);
     },
   };
 
@@ -115,7 +121,7 @@ export function serveMetrics(metrics: Metrics, host: string, port: number, ready
       return;
     }
     if (path === "/metrics") {
-      metrics.registry.metrics().then(
+      metrics.text().then(
         (body) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(body),
         () => res.writeHead(500).end(),
       );

@@ -65,7 +65,7 @@ test("policy server over the wire: replies, one decision line with its fields, c
     ["RCPT", "alice", "Alice+x@d1.test", "sales@d1.test", "DUNNO", "recipient-alias", "miss"]);
   assert.equal(typeof first.ms, "number");
   assert.deepEqual([decisions[1]!.reason, decisions[1]!.cache], ["no-such-user", "miss"]);
-  const text = await metrics.registry.metrics();
+  const text = await metrics.text();
   assert.match(text, /mailcloak_requests_total\{server="policy",map="",action="DUNNO"\} 1/);
   assert.match(text, /mailcloak_requests_total\{server="policy",map="",action="550"\} 1/);
   assert.match(text, /mailcloak_request_duration_seconds_count\{server="policy"\} 2/);
@@ -79,7 +79,7 @@ test("socketmap server over the wire: replies, one debug line each, counted", as
   c.destroy();
   const lookups = lines.filter((l) => l.msg === "socketmap lookup");
   assert.deepEqual(lookups.map((l) => [l.map, l.key, l.status]), [["alias", "SALES+news@d1.test", "OK"], ["mailbox", "alice@d1.test", "OK"], ["domain", "elsewhere.test", "NOTFOUND"]]);
-  const text = await metrics.registry.metrics();
+  const text = await metrics.text();
   assert.match(text, /mailcloak_requests_total\{server="socketmap",map="alias",action="OK"\} 1/);
   assert.match(text, /mailcloak_requests_total\{server="socketmap",map="domain",action="NOTFOUND"\} 1/);
 });
