@@ -1,6 +1,15 @@
 // Keycloak as an identity source: exact username/email lookups through the
 // Admin REST API, authenticated with a cached client_credentials token.
 //
+// A user Keycloak imported from a federation (LDAP) is listed even while
+// Keycloak cannot reach that directory, marked disabled. So for a disabled
+// user with a federationLink the federation itself is asked, for a username
+// no directory holds (GET users/f:{federationLink}:{probe}, which Keycloak
+// answers from the directory: 404 while it answers, 5xx while it cannot).
+// A 5xx is an outage (`unavailable`, the failure mode), never "disabled"
+// (550); a user an admin disabled stays disabled. Not the user's own name:
+// Keycloak answers that by importing her again, which re-enables her.
+//
 // Failure handling, in order: every HTTP call has its own deadline; a 401
 // renews the token and retries once; a 403 is a permissions problem and is
 // explained once in the log; after `failureThreshold` consecutive unavailable
@@ -25,7 +34,7 @@ import type { Logger } from "pino";
 import { Failure, describeFailure } from "./failure.js";
 import { RemoteSource, type RemoteSourceOptions, type SourceEvents } from "./guard.js";
 import type { DirectoryUser, Lookup } from "./lookup.js";
-import { NOT_FOUND, found, unavailable } from "./lookup.js";
+import { NOT_FOUND, found, unavailable, unavailableBehindIdp } from "./lookup.js";
 import { isRecord, lower, userAttributes } from "./user-json.js";
 
 /** Metrics hooks: calls are the token request ("token") or a users query ("users"). */
@@ -44,6 +53,16 @@ export interface KeycloakSourceOptions extends RemoteSourceOptions<KeycloakEvent
 export const FORBIDDEN_HINT =
   "Keycloak answered 403 Forbidden for user lookups: give the client's service account the " +
   "realm-management roles view-users (or query-users) and check they are in the token";
+
+/** Logged (error) when a federated user's directory first cannot be read; once per outage. */
+export const STORAGE_DOWN =
+  "Keycloak cannot read a federated user from its user storage (LDAP down, not answering, or Keycloak's bind to it refused; Keycloak's log says which): " +
+  "its users get the failure mode until it answers again";
+/** Logged (info) when that directory answers again. */
+export const STORAGE_BACK = "Keycloak reads federated users from their user storage again";
+
+/** The username the federation check asks for: one no directory is expected to hold (spaces, unusual for a uid). */
+export const FEDERATION_PROBE = "mailcloak federation probe";
 
 type Field = "username" | "email";
 
@@ -80,6 +99,8 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
   #token: CachedToken | null = null;
   #renewing: Promise<CachedToken> | null = null;
   #lastTokenWarning = "";
+  /** Set while a federated user's directory cannot be read (for the once-per-outage log lines). */
+  #storageDown = false;
 
   constructor(opts: KeycloakSourceOptions) {
     const timeoutMs = opts.timeoutMs ?? 2000;
@@ -110,10 +131,69 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
       list = await this.#findUsers(field, key, token);
       if (list === UNAUTHORIZED) return unavailable("keycloak rejected the service-account token (401)");
     }
-    return this.#select(field, key, list);
+    const u = this.#select(field, key, list);
+    if (u === null) return NOT_FOUND;
+    const user: DirectoryUser = {
+      username: lower(u.username) ?? "",
+      email: lower(u.email),
+      enabled: u.enabled === true,
+      attributes: userAttributes(u.attributes, this.#opts.attributes, keycloakValues),
+    };
+    const link = u.federationLink;
+    if (typeof link !== "string" || link === "") return found(user);
+    if (user.enabled) {
+      this.#storageAnswered();
+      return found(user);
+    }
+    return this.#checkFederated(user, link, token);
   }
 
-  #select(field: Field, key: string, list: readonly Record<string, unknown>[]): Lookup<DirectoryUser> {
+  /**
+   * A disabled federated user: disabled indeed while the federation answers
+   * a lookup of its own (404, or 200 should the probe name exist);
+   * `unavailable` when Keycloak answers that lookup with a 5xx.
+   */
+  async #checkFederated(user: DirectoryUser, link: string, token: string): Promise<Lookup<DirectoryUser>> {
+    const started = performance.now();
+    let status: number;
+    try {
+      ({ status } = await usersGet(this.#pool, {
+        method: "GET",
+        path: `${this.#usersPath}/f:${encodeURIComponent(link)}:${encodeURIComponent(FEDERATION_PROBE)}`,
+        headers: { authorization: `Bearer ${token}`, accept: "application/json" },
+      }, this.#sharedDeadline()));
+    } catch (err) {
+      this.guard.emit((e) => e.onCall?.("users", "error", (performance.now() - started) / 1000));
+      throw new Failure(describe(undiciCause(err), "users", this.#timeoutMs));
+    }
+    const ok = (status >= 200 && status <= 299) || status === 404;
+    this.guard.emit((e) => e.onCall?.("users", ok ? "ok" : "error", (performance.now() - started) / 1000));
+    if (ok) {
+      this.#storageAnswered();
+      return found(user);
+    }
+    if (status >= 500) {
+      if (!this.#storageDown) {
+        this.#storageDown = true;
+        this.#log.error({ federation: link, username: user.username, status }, STORAGE_DOWN);
+      }
+      return unavailableBehindIdp(`keycloak user storage ${link} unavailable (HTTP ${status})`);
+    }
+    // 401/403/400: this Keycloak does not let us tell; the user stays disabled as Keycloak listed it.
+    this.guard.once(`federated-${status}`, () => {
+      this.#log.warn({ federation: link, status }, "Keycloak refused the check of a disabled federated user's directory: such users are refused even during a directory outage");
+    });
+    return found(user);
+  }
+
+  #storageAnswered(): void {
+    if (!this.#storageDown) return;
+    this.#storageDown = false;
+    this.#log.info(STORAGE_BACK);
+  }
+
+  /** The one user of `list` whose `field` is `key`, or null (none, or several). */
+  #select(field: Field, key: string, list: readonly Record<string, unknown>[]): Record<string, unknown> | null {
     const byId = new Map<string, Record<string, unknown>>();
     for (const u of list) {
       // exact=true is sent, but equality is checked here too (keycloak#30580).
@@ -123,20 +203,14 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
       // email is found like any user.
       byId.set(typeof u.id === "string" ? u.id : `${byId.size}`, u);
     }
-    if (byId.size === 0) return NOT_FOUND;
+    if (byId.size === 0) return null;
     if (byId.size > 1) {
       this.guard.once(`${field}:${key}`, () => {
         this.#log.warn({ [field]: key }, `several Keycloak users have this ${field}; treating it as unknown`);
       });
-      return NOT_FOUND;
+      return null;
     }
-    const u = [...byId.values()][0]!;
-    return found({
-      username: lower(u.username) ?? "",
-      email: lower(u.email),
-      enabled: u.enabled === true,
-      attributes: userAttributes(u.attributes, this.#opts.attributes, keycloakValues),
-    });
+    return [...byId.values()][0]!;
   }
 
   /** One users query; UNAUTHORIZED on 401, Failure on anything else that isn't a user list. */

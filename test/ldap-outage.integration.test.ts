@@ -1,0 +1,254 @@
+// An LDAP outage behind Keycloak, end to end over the daemon's real sockets:
+// a real slapd (helpers/slapd.ts) federated by the run's real Keycloak
+// (helpers/ldap-keycloak.ts), the real daemon asking Keycloak. While Keycloak
+// cannot read the directory it still lists the imported LDAP users, marked
+// disabled; mailcloak must answer those lookups with its failure mode
+// (tempfail, or fail-open when configured), never with "no such user", and
+// answer normally again once the directory is back, without a restart.
+//
+// Cases: slapd killed (connections refused), slapd stopped with SIGSTOP
+// (connections accepted, nothing answered: Keycloak's LDAP timeout, or
+// mailcloak's own deadline when that is shorter), Keycloak's bind refused
+// (a wrong bind password: a misconfiguration is an outage for delivery),
+// and the directory coming back (SIGCONT, restart) under a daemon that keeps
+// running. Each case has a daemon of its own, so no cache entry or breaker
+// state is carried from one to the next.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Client, ctlOk, DaemonProcess, mergeTree, policyQuery, socketmapQuery, tempDir, type ConfigTree } from "./helpers/daemon.js";
+import { keycloakIdpFor } from "./helpers/directory.js";
+import { waitUntil } from "./helpers/faults.js";
+import { releaseKeycloak, sharedKeycloak } from "./helpers/keycloak-real.js";
+import { LdapRealm } from "./helpers/ldap-keycloak.js";
+import { LDAP, Slapd, slapdUnavailable } from "./helpers/slapd.js";
+import { STORAGE_BACK, STORAGE_DOWN } from "../src/directory/keycloak.js";
+import { ACTIONS } from "../src/handlers/policy.js";
+
+const CI = process.env.CI === "true";
+const REALM = "mailcloak-ldap-outage";
+/** Keycloak's LDAP timeouts: short, so a hung slapd is answered within mailcloak's deadline. */
+const KC_LDAP_TIMEOUT_MS = 500;
+/** mailcloak's deadline for a Keycloak call: longer than Keycloak's LDAP retries take with slapd hung (the test client waits 5 s). */
+const TIMEOUT_MS = 4000;
+const opts = { timeout: 90_000 } as const;
+
+let skip: string | null = slapdUnavailable();
+let slapd: Slapd | null = null;
+let realm: LdapRealm | null = null;
+let baseUrl = "";
+
+before(async () => {
+  if (skip !== null) {
+    if (CI) throw new Error(`ldap-outage: ${skip}; .ci/run must install them`);
+    return;
+  }
+  const shared = await sharedKeycloak();
+  if ("skip" in shared) {
+    skip = shared.skip;
+    return;
+  }
+  baseUrl = shared.baseUrl;
+  slapd = await Slapd.start();
+  realm = new LdapRealm(baseUrl, REALM);
+  await realm.create({ url: slapd.url, connectionTimeoutMs: KC_LDAP_TIMEOUT_MS, readTimeoutMs: KC_LDAP_TIMEOUT_MS });
+});
+
+after(async () => {
+  const errors: unknown[] = [];
+  const step = async (f: () => Promise<unknown>): Promise<void> => {
+    try {
+      await f();
+    } catch (err) {
+      errors.push(err);
+    }
+  };
+  if (realm) await step(() => realm!.delete());
+  await step(async () => slapd?.stop());
+  await step(() => releaseKeycloak());
+  if (errors.length > 0) throw new Error(errors.map(String).join("; "));
+});
+
+function directory(): Slapd {
+  assert.ok(slapd, "slapd is running");
+  return slapd;
+}
+
+interface Stack {
+  readonly d: DaemonProcess;
+  readonly policy: Client;
+  readonly socketmap: Client;
+}
+
+/**
+ * A daemon on the LDAP realm: domain d1.test with a catch-all to alice (so
+ * the alias map asks whether lena is a user). Negative answers are cached as
+ * long as positive ones and nothing is served stale, so an outage wrongly
+ * stored as "unknown user" would still show after the directory is back.
+ */
+async function daemon(t: { after: (f: () => Promise<void>) => void }, extra: ConfigTree = {}): Promise<Stack> {
+  const dir = tempDir();
+  const db = `${dir}/state.db`;
+  await ctlOk(db, "init");
+  await ctlOk(db, "domains", "add", "d1.test");
+  await ctlOk(db, "aliases", "add", "@d1.test", "alice");
+  const d = new DaemonProcess(dir);
+  d.writeConfig(mergeTree(mergeTree(keycloakIdpFor(baseUrl, { realm: REALM, cache_ttl_seconds: 300, timeout_ms: TIMEOUT_MS }), {
+    cache: { negative_ttl_seconds: 300, stale_seconds: 0 },
+  }), extra));
+  await d.spawn();
+  const s = { d, policy: await Client.connect(d.policySocket), socketmap: await Client.connect(d.socketmapSocket) };
+  // Cleaned up on failure too: a live daemon or socket would keep the test file from exiting.
+  t.after(async () => {
+    s.policy.destroy();
+    s.socketmap.destroy();
+    await d.cleanup();
+  });
+  return s;
+}
+
+interface Answers {
+  /** Policy, RCPT to lena from outside. */
+  rcpt: string;
+  /** Policy, lena logged in sending as herself. */
+  sender: string;
+  mailbox: string;
+  /** The alias map for lena's address (the catch-all must not capture a user). */
+  alias: string;
+  /** smtpd_sender_login_maps for lena's address. */
+  senders: string;
+}
+
+const LENA = LDAP.users.lena.mail;
+const TEMP = "TEMP identity provider lookup failed";
+const UP: Answers = { rcpt: ACTIONS.dunno, sender: ACTIONS.dunno, mailbox: "OK d1.test/lena/", alias: "NOTFOUND", senders: "OK lena" };
+const TEMPFAIL: Answers = { rcpt: ACTIONS.tempfailIdp, sender: ACTIONS.tempfailIdp, mailbox: TEMP, alias: TEMP, senders: TEMP };
+/** Fail-open: accept the recipient and the login (the relay to ext.test is the MTA's business), route to her mailbox. */
+const FAIL_OPEN: Answers = { rcpt: ACTIONS.dunno, sender: ACTIONS.dunno, mailbox: "OK d1.test/lena/", alias: "NOTFOUND", senders: "NOTFOUND" };
+
+async function answers(s: Stack): Promise<Answers> {
+  return {
+    rcpt: await policyQuery(s.policy, { protocol_state: "RCPT", sender: "someone@ext.test", recipient: LENA }),
+    sender: await policyQuery(s.policy, { protocol_state: "RCPT", sasl_method: "PLAIN", sasl_username: "lena", sender: LENA, recipient: "friend@ext.test" }),
+    mailbox: await socketmapQuery(s.socketmap, "mailbox", LENA),
+    alias: await socketmapQuery(s.socketmap, "alias", LENA),
+    senders: await socketmapQuery(s.socketmap, "senders", LENA),
+  };
+}
+
+function expectAnswers(s: Stack, got: Answers, want: Answers, label: string): void {
+  assert.deepEqual(got, want, `${label}\n--- daemon ---\n${s.d.output.slice(-4000)}\n--- slapd ---\n${directory().tail(10)}`);
+}
+
+/** The daemon logged why it used the failure mode, once for the outage (not per lookup), as an error. */
+function expectOutageLogged(s: Stack): void {
+  const lines = s.d.records().filter((r) => r.msg === STORAGE_DOWN);
+  assert.equal(lines.length, 1, `one error line for the outage\n${s.d.output.slice(-4000)}`);
+  assert.equal(lines[0]!.level, 50);
+  assert.equal(lines[0]!.username, "lena");
+  assert.equal(lines[0]!.status, 500);
+}
+
+async function eventually(s: Stack, want: Answers, label: string): Promise<void> {
+  let last: Answers | null = null;
+  try {
+    await waitUntil(async () => {
+      last = await answers(s);
+      return JSON.stringify(last) === JSON.stringify(want);
+    }, 20_000, label, 250);
+  } catch {
+    expectAnswers(s, last ?? await answers(s), want, label);
+  }
+}
+
+describe("LDAP behind Keycloak: the directory unreachable", () => {
+  test("baseline: with slapd up lena is a user, receives, sends as herself", opts, async (t) => {
+    if (skip) return t.skip(skip);
+    const s = await daemon(t);
+    expectAnswers(s, await answers(s), UP, "slapd up");
+  });
+
+  test("(a) slapd killed (connection refused): tempfail everywhere, never 550; restarted: answers resume, no mailcloak restart", opts, async (t) => {
+    if (skip) return t.skip(skip);
+    const s = await daemon(t);
+    await directory().kill();
+    try {
+      expectAnswers(s, await answers(s), TEMPFAIL, "slapd killed");
+      expectOutageLogged(s);
+    } finally {
+      await directory().restart();
+    }
+    await eventually(s, UP, "slapd restarted");
+    assert.ok(s.d.records().some((r) => r.msg === STORAGE_BACK), s.d.output.slice(-4000));
+  });
+
+  test("(a) slapd killed with idp_failure_mode dunno: fail-open answers", opts, async (t) => {
+    if (skip) return t.skip(skip);
+    const s = await daemon(t, { policy: { idp_failure_mode: "dunno" } });
+    await directory().kill();
+    try {
+      expectAnswers(s, await answers(s), FAIL_OPEN, "slapd killed, fail-open");
+    } finally {
+      await directory().restart();
+    }
+    await eventually(s, UP, "slapd restarted");
+  });
+
+  test("(b) slapd hung (SIGSTOP), Keycloak's LDAP timeout first: tempfail; SIGCONT: answers resume", opts, async (t) => {
+    if (skip) return t.skip(skip);
+    const s = await daemon(t);
+    directory().pause();
+    try {
+      expectAnswers(s, await answers(s), TEMPFAIL, "slapd stopped");
+      expectOutageLogged(s);
+    } finally {
+      directory().resume();
+    }
+    await eventually(s, UP, "slapd continued");
+  });
+
+  test("(b) slapd hung (SIGSTOP), mailcloak's deadline first: tempfail; SIGCONT: answers resume", opts, async (t) => {
+    if (skip) return t.skip(skip);
+    // Shorter than one Keycloak LDAP timeout: Keycloak has not answered when mailcloak gives up.
+    const s = await daemon(t, { idp: { keycloak: { timeout_ms: 300 } }, log: { level: "debug" } });
+    directory().pause();
+    try {
+      expectAnswers(s, await answers(s), TEMPFAIL, "slapd stopped, mailcloak times out");
+      assert.match(s.d.output, /"reason":"keycloak [a-z ]+ timed out after 300 ms"/);
+    } finally {
+      directory().resume();
+    }
+    await eventually(s, UP, "slapd continued");
+  });
+
+  test("(c) Keycloak's bind refused (wrong bind password): tempfail with the cause logged; fixed: answers resume", opts, async (t) => {
+    if (skip) return t.skip(skip);
+    const s = await daemon(t);
+    const r = realm!;
+    await r.updateFederation({ bindCredential: "not-the-bind-password" });
+    try {
+      assert.equal(await directory().canBind({ dn: LDAP.keycloak.dn, password: "not-the-bind-password" }), false);
+      expectAnswers(s, await answers(s), TEMPFAIL, "bind refused");
+      expectOutageLogged(s);
+    } finally {
+      await r.updateFederation({ bindCredential: LDAP.keycloak.password });
+    }
+    await eventually(s, UP, "bind password fixed");
+  });
+
+  test("a user an admin disabled in Keycloak, slapd up: still refused (550), not a tempfail", opts, async (t) => {
+    if (skip) return t.skip(skip);
+    const s = await daemon(t);
+    const r = realm!;
+    const id = await r.admin.userId("lena");
+    const before = await r.admin.ok("GET", `/users/${id}`) as Record<string, unknown>;
+    await r.admin.ok("PUT", `/users/${id}`, { ...before, enabled: false });
+    try {
+      expectAnswers(s, await answers(s), {
+        rcpt: ACTIONS.noSuchUser, sender: ACTIONS.notOwned, mailbox: "NOTFOUND", alias: "NOTFOUND", senders: "NOTFOUND",
+      }, "lena disabled by an admin");
+    } finally {
+      await r.admin.ok("PUT", `/users/${id}`, { ...before, enabled: true });
+    }
+  });
+});
