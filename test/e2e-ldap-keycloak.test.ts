@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { ctlOk, type ConfigTree } from "./helpers/daemon.js";
 import { keycloakIdpFor } from "./helpers/directory.js";
 import { releaseKeycloak, sharedKeycloak, type KeycloakAdmin, type RealKeycloak } from "./helpers/keycloak-real.js";
-import { LdapRealm } from "./helpers/ldap-keycloak.js";
+import { cleanUpAll, LdapRealm } from "./helpers/ldap-keycloak.js";
 import { MailStack, smtp, stackUnavailable, uniqueSubject, waitForMessage, type SmtpResult } from "./helpers/mailstack.js";
 import { LDAP, Slapd, slapdUnavailable } from "./helpers/slapd.js";
 
@@ -71,21 +71,12 @@ before(async () => {
   process.stderr.write(`slapd ready in ${t1 - t0} ms at ${slapd.url} (pid ${slapd.pid}); realm and federation ${t2 - t1} ms; mail stack ${Date.now() - t2} ms\n`);
 });
 
-after(async () => {
-  const errors: unknown[] = [];
-  const step = async (f: () => Promise<unknown>): Promise<void> => {
-    try {
-      await f();
-    } catch (err) {
-      errors.push(err);
-    }
-  };
-  await step(async () => s?.stop());
-  if (ldapRealm) await step(() => ldapRealm!.delete());
-  await step(async () => slapd?.stop());
-  await step(() => releaseKeycloak());
-  if (errors.length > 0) throw new Error(errors.map(String).join("; "));
-});
+after(() => cleanUpAll([
+  async () => s?.stop(),
+  async () => ldapRealm?.delete(),
+  async () => slapd?.stop(),
+  releaseKeycloak,
+]));
 
 // ---- helpers ----
 

@@ -20,7 +20,7 @@ import { Client, ctlOk, DaemonProcess, mergeTree, policyQuery, socketmapQuery, t
 import { keycloakIdpFor } from "./helpers/directory.js";
 import { waitUntil } from "./helpers/faults.js";
 import { releaseKeycloak, sharedKeycloak } from "./helpers/keycloak-real.js";
-import { LdapRealm } from "./helpers/ldap-keycloak.js";
+import { cleanUpAll, LdapRealm } from "./helpers/ldap-keycloak.js";
 import { LDAP, Slapd, slapdUnavailable } from "./helpers/slapd.js";
 import { STORAGE_BACK, STORAGE_DOWN } from "../src/directory/keycloak.js";
 import { ACTIONS } from "../src/handlers/policy.js";
@@ -54,20 +54,11 @@ before(async () => {
   await realm.create({ url: slapd.url, connectionTimeoutMs: KC_LDAP_TIMEOUT_MS, readTimeoutMs: KC_LDAP_TIMEOUT_MS });
 });
 
-after(async () => {
-  const errors: unknown[] = [];
-  const step = async (f: () => Promise<unknown>): Promise<void> => {
-    try {
-      await f();
-    } catch (err) {
-      errors.push(err);
-    }
-  };
-  if (realm) await step(() => realm!.delete());
-  await step(async () => slapd?.stop());
-  await step(() => releaseKeycloak());
-  if (errors.length > 0) throw new Error(errors.map(String).join("; "));
-});
+after(() => cleanUpAll([
+  async () => realm?.delete(),
+  async () => slapd?.stop(),
+  releaseKeycloak,
+]));
 
 function directory(): Slapd {
   assert.ok(slapd, "slapd is running");
@@ -88,15 +79,9 @@ interface Stack {
  */
 async function daemon(t: { after: (f: () => Promise<void>) => void }, extra: ConfigTree = {}): Promise<Stack> {
   const dir = tempDir();
-  const db = `${dir}/state.db`;
-  await ctlOk(db, "init");
-  await ctlOk(db, "domains", "add", "d1.test");
-  await ctlOk(db, "aliases", "add", "@d1.test", "alice");
-  const d = new DaemonProcess(dir);
-  d.writeConfig(mergeTree(mergeTree(keycloakIdpFor(baseUrl, { realm: REALM, cache_ttl_seconds: 300, timeout_ms: TIMEOUT_MS }), {
-    cache: { negative_ttl_seconds: 300, stale_seconds: 0 },
-  }), extra));
-  await d.spawn();
+  for (const args of [["init"], ["domains", "add", "d1.test"], ["aliases", "add", "@d1.test", "alice"]]) await ctlOk(`${dir}/state.db`, ...args);
+  const idp = keycloakIdpFor(baseUrl, { realm: REALM, cache_ttl_seconds: 300, timeout_ms: TIMEOUT_MS });
+  const d = await DaemonProcess.start({ dir, config: mergeTree(mergeTree(idp, { cache: { negative_ttl_seconds: 300, stale_seconds: 0 } }), extra) });
   const s = { d, policy: await Client.connect(d.policySocket), socketmap: await Client.connect(d.socketmapSocket) };
   // Cleaned up on failure too: a live daemon or socket would keep the test file from exiting.
   t.after(async () => {

@@ -99,8 +99,8 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
   #token: CachedToken | null = null;
   #renewing: Promise<CachedToken> | null = null;
   #lastTokenWarning = "";
-  /** Set while a federated user's directory cannot be read (for the once-per-outage log lines). */
-  #storageDown = false;
+  /** Federations (their component ids) whose directory cannot be read now: one log line per outage. */
+  readonly #storageDown = new Set<string>();
 
   constructor(opts: KeycloakSourceOptions) {
     const timeoutMs = opts.timeoutMs ?? 2000;
@@ -142,7 +142,7 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     const link = u.federationLink;
     if (typeof link !== "string" || link === "") return found(user);
     if (user.enabled) {
-      this.#storageAnswered();
+      this.#storageAnswered(link);
       return found(user);
     }
     return this.#checkFederated(user, link, token);
@@ -169,12 +169,12 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     const ok = (status >= 200 && status <= 299) || status === 404;
     this.guard.emit((e) => e.onCall?.("users", ok ? "ok" : "error", (performance.now() - started) / 1000));
     if (ok) {
-      this.#storageAnswered();
+      this.#storageAnswered(link);
       return found(user);
     }
     if (status >= 500) {
-      if (!this.#storageDown) {
-        this.#storageDown = true;
+      if (!this.#storageDown.has(link) && this.#storageDown.size < 100) {
+        this.#storageDown.add(link);
         this.#log.error({ federation: link, username: user.username, status }, STORAGE_DOWN);
       }
       return unavailableBehindIdp(`keycloak user storage ${link} unavailable (HTTP ${status})`);
@@ -186,10 +186,9 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     return found(user);
   }
 
-  #storageAnswered(): void {
-    if (!this.#storageDown) return;
-    this.#storageDown = false;
-    this.#log.info(STORAGE_BACK);
+  #storageAnswered(link: string): void {
+    if (this.#storageDown.size === 0 || !this.#storageDown.delete(link)) return;
+    this.#log.info({ federation: link }, STORAGE_BACK);
   }
 
   /** The one user of `list` whose `field` is `key`, or null (none, or several). */

@@ -9,6 +9,19 @@ import { readFileSync } from "node:fs";
 import { KeycloakAdmin, REALM_FIXTURE } from "./keycloak-real.js";
 import { LDAP } from "./slapd.js";
 
+/** Run every cleanup step, even after one fails; then throw what failed. */
+export async function cleanUpAll(steps: readonly (() => Promise<unknown>)[]): Promise<void> {
+  const errors: unknown[] = [];
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  if (errors.length > 0) throw new Error(errors.map(String).join("; "));
+}
+
 export interface FederationOptions {
   /** LDAP URL of the directory (Slapd.url). */
   readonly url: string;
