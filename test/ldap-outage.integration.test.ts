@@ -102,23 +102,52 @@ interface Answers {
   alias: string;
   /** smtpd_sender_login_maps for lena's address. */
   senders: string;
+  /** RCPT and mailbox for a user in LDAP whom Keycloak has not imported yet (not listed while LDAP is down). */
+  newcomer?: string;
+}
+
+let newcomers = 0;
+
+/** A user added to LDAP now, never looked up: Keycloak imports her on her first lookup. */
+async function newcomer(): Promise<string> {
+  const uid = `nina${++newcomers}`;
+  await directory().modify([
+    `dn: uid=${uid},${LDAP.usersDn}`, "changetype: add", "objectClass: inetOrgPerson", `uid: ${uid}`,
+    `cn: Nina ${newcomers}`, "sn: Nyberg", `mail: ${uid}@d1.test`, "",
+  ].join("\n"));
+  return uid;
 }
 
 const LENA = LDAP.users.lena.mail;
 const TEMP = "TEMP identity provider lookup failed";
-const UP: Answers = { rcpt: ACTIONS.dunno, sender: ACTIONS.dunno, mailbox: "OK d1.test/lena/", alias: "NOTFOUND", senders: "OK lena" };
-const TEMPFAIL: Answers = { rcpt: ACTIONS.tempfailIdp, sender: ACTIONS.tempfailIdp, mailbox: TEMP, alias: TEMP, senders: TEMP };
+const UP = (nc?: string): Answers => ({
+  rcpt: ACTIONS.dunno, sender: ACTIONS.dunno, mailbox: "OK d1.test/lena/", alias: "NOTFOUND", senders: "OK lena",
+  ...(nc !== undefined ? { newcomer: `${ACTIONS.dunno} | OK d1.test/${nc}/` } : {}),
+});
+const TEMPFAIL = (nc?: string): Answers => ({
+  rcpt: ACTIONS.tempfailIdp, sender: ACTIONS.tempfailIdp, mailbox: TEMP, alias: TEMP, senders: TEMP,
+  ...(nc !== undefined ? { newcomer: `${ACTIONS.tempfailIdp} | ${TEMP}` } : {}),
+});
 /** Fail-open: accept the recipient and the login (the relay to ext.test is the MTA's business), route to her mailbox. */
-const FAIL_OPEN: Answers = { rcpt: ACTIONS.dunno, sender: ACTIONS.dunno, mailbox: "OK d1.test/lena/", alias: "NOTFOUND", senders: "NOTFOUND" };
+const FAIL_OPEN = (nc?: string): Answers => ({
+  rcpt: ACTIONS.dunno, sender: ACTIONS.dunno, mailbox: "OK d1.test/lena/", alias: "NOTFOUND", senders: "NOTFOUND",
+  ...(nc !== undefined ? { newcomer: `${ACTIONS.dunno} | OK d1.test/${nc}/` } : {}),
+});
 
-async function answers(s: Stack): Promise<Answers> {
-  return {
+/** lena first: her lookup shows the daemon the federation a newcomer may be in. */
+async function answers(s: Stack, nc?: string): Promise<Answers> {
+  const a: Answers = {
     rcpt: await policyQuery(s.policy, { protocol_state: "RCPT", sender: "someone@ext.test", recipient: LENA }),
     sender: await policyQuery(s.policy, { protocol_state: "RCPT", sasl_method: "PLAIN", sasl_username: "lena", sender: LENA, recipient: "friend@ext.test" }),
     mailbox: await socketmapQuery(s.socketmap, "mailbox", LENA),
     alias: await socketmapQuery(s.socketmap, "alias", LENA),
     senders: await socketmapQuery(s.socketmap, "senders", LENA),
   };
+  if (nc !== undefined) {
+    const addr = `${nc}@d1.test`;
+    a.newcomer = `${await policyQuery(s.policy, { protocol_state: "RCPT", sender: "someone@ext.test", recipient: addr })} | ${await socketmapQuery(s.socketmap, "mailbox", addr)}`;
+  }
+  return a;
 }
 
 function expectAnswers(s: Stack, got: Answers, want: Answers, label: string): void {
@@ -134,62 +163,67 @@ function expectOutageLogged(s: Stack): void {
   assert.equal(lines[0]!.status, 500);
 }
 
-async function eventually(s: Stack, want: Answers, label: string): Promise<void> {
+async function eventually(s: Stack, want: Answers, label: string, nc?: string): Promise<void> {
   let last: Answers | null = null;
   try {
     await waitUntil(async () => {
-      last = await answers(s);
+      last = await answers(s, nc);
       return JSON.stringify(last) === JSON.stringify(want);
     }, 20_000, label, 250);
   } catch {
-    expectAnswers(s, last ?? await answers(s), want, label);
+    expectAnswers(s, last ?? await answers(s, nc), want, label);
   }
 }
 
 describe("LDAP behind Keycloak: the directory unreachable", () => {
-  test("baseline: with slapd up lena is a user, receives, sends as herself", opts, async (t) => {
+  test("baseline: with slapd up lena is a user, receives, sends as herself; a newcomer is imported and found", opts, async (t) => {
     if (skip) return t.skip(skip);
     const s = await daemon(t);
-    expectAnswers(s, await answers(s), UP, "slapd up");
+    const nc = await newcomer();
+    expectAnswers(s, await answers(s, nc), UP(nc), "slapd up");
   });
 
   test("(a) slapd killed (connection refused): tempfail everywhere, never 550; restarted: answers resume, no mailcloak restart", opts, async (t) => {
     if (skip) return t.skip(skip);
     const s = await daemon(t);
+    const nc = await newcomer();
     await directory().kill();
     try {
-      expectAnswers(s, await answers(s), TEMPFAIL, "slapd killed");
+      expectAnswers(s, await answers(s, nc), TEMPFAIL(nc), "slapd killed");
       expectOutageLogged(s);
     } finally {
       await directory().restart();
     }
-    await eventually(s, UP, "slapd restarted");
+    // Nothing of the outage was cached (TTLs of 300 s): the newcomer is found at once too.
+    await eventually(s, UP(nc), "slapd restarted", nc);
     assert.ok(s.d.records().some((r) => r.msg === STORAGE_BACK), s.d.output.slice(-4000));
   });
 
   test("(a) slapd killed with idp_failure_mode dunno: fail-open answers", opts, async (t) => {
     if (skip) return t.skip(skip);
     const s = await daemon(t, { policy: { idp_failure_mode: "dunno" } });
+    const nc = await newcomer();
     await directory().kill();
     try {
-      expectAnswers(s, await answers(s), FAIL_OPEN, "slapd killed, fail-open");
+      expectAnswers(s, await answers(s, nc), FAIL_OPEN(nc), "slapd killed, fail-open");
     } finally {
       await directory().restart();
     }
-    await eventually(s, UP, "slapd restarted");
+    await eventually(s, UP(nc), "slapd restarted", nc);
   });
 
   test("(b) slapd hung (SIGSTOP), Keycloak's LDAP timeout first: tempfail; SIGCONT: answers resume", opts, async (t) => {
     if (skip) return t.skip(skip);
     const s = await daemon(t);
+    const nc = await newcomer();
     directory().pause();
     try {
-      expectAnswers(s, await answers(s), TEMPFAIL, "slapd stopped");
+      expectAnswers(s, await answers(s, nc), TEMPFAIL(nc), "slapd stopped");
       expectOutageLogged(s);
     } finally {
       directory().resume();
     }
-    await eventually(s, UP, "slapd continued");
+    await eventually(s, UP(nc), "slapd continued", nc);
   });
 
   test("(b) slapd hung (SIGSTOP), mailcloak's deadline first: tempfail; SIGCONT: answers resume", opts, async (t) => {
@@ -198,27 +232,28 @@ describe("LDAP behind Keycloak: the directory unreachable", () => {
     const s = await daemon(t, { idp: { keycloak: { timeout_ms: 300 } }, log: { level: "debug" } });
     directory().pause();
     try {
-      expectAnswers(s, await answers(s), TEMPFAIL, "slapd stopped, mailcloak times out");
+      expectAnswers(s, await answers(s), TEMPFAIL(), "slapd stopped, mailcloak times out");
       assert.match(s.d.output, /"reason":"keycloak [a-z ]+ timed out after 300 ms"/);
     } finally {
       directory().resume();
     }
-    await eventually(s, UP, "slapd continued");
+    await eventually(s, UP(), "slapd continued");
   });
 
   test("(c) Keycloak's bind refused (wrong bind password): tempfail with the cause logged; fixed: answers resume", opts, async (t) => {
     if (skip) return t.skip(skip);
     const s = await daemon(t);
+    const nc = await newcomer();
     const r = realm!;
     await r.updateFederation({ bindCredential: "not-the-bind-password" });
     try {
       assert.equal(await directory().canBind({ dn: LDAP.keycloak.dn, password: "not-the-bind-password" }), false);
-      expectAnswers(s, await answers(s), TEMPFAIL, "bind refused");
+      expectAnswers(s, await answers(s, nc), TEMPFAIL(nc), "bind refused");
       expectOutageLogged(s);
     } finally {
       await r.updateFederation({ bindCredential: LDAP.keycloak.password });
     }
-    await eventually(s, UP, "bind password fixed");
+    await eventually(s, UP(nc), "bind password fixed", nc);
   });
 
   test("a user an admin disabled in Keycloak, slapd up: still refused (550), not a tempfail", opts, async (t) => {

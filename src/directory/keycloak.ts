@@ -2,13 +2,15 @@
 // Admin REST API, authenticated with a cached client_credentials token.
 //
 // A user Keycloak imported from a federation (LDAP) is listed even while
-// Keycloak cannot reach that directory, marked disabled. So for a disabled
-// user with a federationLink the federation itself is asked, for a username
-// no directory holds (GET users/f:{federationLink}:{probe}, which Keycloak
-// answers from the directory: 404 while it answers, 5xx while it cannot).
-// A 5xx is an outage (`unavailable`, the failure mode), never "disabled"
-// (550); a user an admin disabled stays disabled. Not the user's own name:
-// Keycloak answers that by importing her again, which re-enables her.
+// Keycloak cannot reach that directory, marked disabled; one not imported yet
+// is not listed at all. So for a disabled user with a federationLink, and for
+// a user not found once a federation has been seen, the federation itself is
+// asked for a username no directory holds (GET users/f:{federationLink}:
+// {probe}, which Keycloak answers from the directory: 404 while it answers,
+// 5xx while it cannot). A 5xx is an outage (`unavailable`, the failure mode),
+// never "disabled" or "unknown" (550); a user an admin disabled stays
+// disabled. Not the user's own name: Keycloak answers that by importing her
+// again, which re-enables her.
 //
 // Failure handling, in order: every HTTP call has its own deadline; a 401
 // renews the token and retries once; a 403 is a permissions problem and is
@@ -61,6 +63,9 @@ export const STORAGE_DOWN =
 /** Logged (info) when that directory answers again. */
 export const STORAGE_BACK = "Keycloak reads federated users from their user storage again";
 
+/** Federations remembered (a realm has a few; the bound only keeps hostile data from growing the set). */
+const MAX_FEDERATIONS = 16;
+
 /** The username the federation check asks for: one no directory is expected to hold (spaces, unusual for a uid). */
 export const FEDERATION_PROBE = "mailcloak federation probe";
 
@@ -99,8 +104,11 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
   #token: CachedToken | null = null;
   #renewing: Promise<CachedToken> | null = null;
   #lastTokenWarning = "";
-  /** Federations (their component ids) whose directory cannot be read now: one log line per outage. */
+  /** Federations (their component ids) seen on users so far: a not-found is checked against them. */
+  readonly #federations = new Set<string>();
+  /** Those whose directory cannot be read now: one log line per outage. */
   readonly #storageDown = new Set<string>();
+  readonly #probes = new Map<string, Promise<number>>();
 
   constructor(opts: KeycloakSourceOptions) {
     const timeoutMs = opts.timeoutMs ?? 2000;
@@ -132,7 +140,8 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
       if (list === UNAUTHORIZED) return unavailable("keycloak rejected the service-account token (401)");
     }
     const u = this.#select(field, key, list);
-    if (u === null) return NOT_FOUND;
+    // A user not imported yet is not listed while the directory is down either.
+    if (u === null) return this.#federations.size === 0 ? NOT_FOUND : this.#notFoundUnlessDown(field, key, token);
     const user: DirectoryUser = {
       username: lower(u.username) ?? "",
       email: lower(u.email),
@@ -141,19 +150,59 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     };
     const link = u.federationLink;
     if (typeof link !== "string" || link === "") return found(user);
+    if (!this.#federations.has(link) && this.#federations.size < MAX_FEDERATIONS) this.#federations.add(link);
     if (user.enabled) {
       this.#storageAnswered(link);
       return found(user);
     }
-    return this.#checkFederated(user, link, token);
+    // Disabled indeed while the federation answers; an outage while it cannot.
+    const down = await this.#storageFails(link, "username", user.username, token);
+    return down ?? found(user);
+  }
+
+  /** Not found, unless a federation seen so far cannot read its directory (the user may be there). */
+  async #notFoundUnlessDown(field: Field, key: string, token: string): Promise<Lookup<DirectoryUser>> {
+    for (const link of [...this.#federations]) {
+      const down = await this.#storageFails(link, field, key, token);
+      if (down) return down;
+    }
+    return NOT_FOUND;
   }
 
   /**
-   * A disabled federated user: disabled indeed while the federation answers
-   * a lookup of its own (404, or 200 should the probe name exist);
-   * `unavailable` when Keycloak answers that lookup with a 5xx.
+   * Ask federation `link` for FEDERATION_PROBE: null while it answers (404,
+   * or 200 should the name exist), `unavailable` when Keycloak answers 5xx.
+   * Any other answer cannot tell, and counts as answering (warned once).
    */
-  async #checkFederated(user: DirectoryUser, link: string, token: string): Promise<Lookup<DirectoryUser>> {
+  async #storageFails(link: string, field: Field, key: string, token: string): Promise<Lookup<DirectoryUser> | null> {
+    const status = await this.#probe(link, token);
+    if (status >= 500) {
+      if (!this.#storageDown.has(link) && this.#storageDown.size < MAX_FEDERATIONS) {
+        this.#storageDown.add(link);
+        this.#log.error({ federation: link, [field]: key, status }, STORAGE_DOWN);
+      }
+      return unavailableBehindIdp(`keycloak user storage ${link} unavailable (HTTP ${status})`);
+    }
+    if (!((status >= 200 && status <= 299) || status === 404)) {
+      this.guard.once(`federated-${status}`, () => {
+        this.#log.warn({ federation: link, status }, "Keycloak refused the check of a federated user's directory: during a directory outage its users are refused, not deferred");
+      });
+    }
+    this.#storageAnswered(link);
+    return null;
+  }
+
+  /** The status of GET users/f:{link}:{probe}; concurrent checks of one federation share a request. */
+  #probe(link: string, token: string): Promise<number> {
+    let p = this.#probes.get(link);
+    if (p === undefined) {
+      p = this.#probeOnce(link, token).finally(() => this.#probes.delete(link));
+      this.#probes.set(link, p);
+    }
+    return p;
+  }
+
+  async #probeOnce(link: string, token: string): Promise<number> {
     const started = performance.now();
     let status: number;
     try {
@@ -166,24 +215,9 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
       this.guard.emit((e) => e.onCall?.("users", "error", (performance.now() - started) / 1000));
       throw new Failure(describe(undiciCause(err), "users", this.#timeoutMs));
     }
-    const ok = (status >= 200 && status <= 299) || status === 404;
-    this.guard.emit((e) => e.onCall?.("users", ok ? "ok" : "error", (performance.now() - started) / 1000));
-    if (ok) {
-      this.#storageAnswered(link);
-      return found(user);
-    }
-    if (status >= 500) {
-      if (!this.#storageDown.has(link) && this.#storageDown.size < 100) {
-        this.#storageDown.add(link);
-        this.#log.error({ federation: link, username: user.username, status }, STORAGE_DOWN);
-      }
-      return unavailableBehindIdp(`keycloak user storage ${link} unavailable (HTTP ${status})`);
-    }
-    // 401/403/400: this Keycloak does not let us tell; the user stays disabled as Keycloak listed it.
-    this.guard.once(`federated-${status}`, () => {
-      this.#log.warn({ federation: link, status }, "Keycloak refused the check of a disabled federated user's directory: such users are refused even during a directory outage");
-    });
-    return found(user);
+    const outcome = status < 500 ? "ok" : "error";
+    this.guard.emit((e) => e.onCall?.("users", outcome, (performance.now() - started) / 1000));
+    return status;
   }
 
   #storageAnswered(link: string): void {
