@@ -386,6 +386,25 @@ describe("users from a federation (LDAP) whose directory Keycloak cannot read", 
     assert.ok(!h.logMessages().includes(STORAGE_DOWN));
   });
 
+  test("not found: checked against the federations seen so far (a user not imported yet is not listed while the directory is down)", async () => {
+    const h = await harness();
+    h.fake.addUser({ username: "lena", federationLink: "ldap1" });
+    // No federation seen yet: a miss costs nothing more.
+    assert.equal((await h.source.userByUsername("nobody")).kind, "notfound");
+    assert.equal(h.fake.federationLookups.length, 0);
+    assertFound(await h.source.userByUsername("lena"));
+    assert.equal((await h.source.userByUsername("nobody")).kind, "notfound");
+    assert.deepEqual(h.fake.federationLookups, [FEDERATION_PROBE]);
+    h.fake.unreachableFederations.add("ldap1");
+    assertUnavailable(await h.source.userByEmail("nina@x.test"), /user storage ldap1 unavailable/);
+    // Concurrent misses share one check.
+    const before = h.fake.federationLookups.length;
+    const many = await Promise.all(Array.from({ length: 20 }, (_, i) => h.source.userByUsername(`new${i}`)));
+    assert.ok(many.every((r) => r.kind === "unavailable"));
+    assert.ok(h.fake.federationLookups.length - before < 20, `${h.fake.federationLookups.length - before} checks for 20 concurrent misses`);
+    assert.equal(h.logMessages().filter((m) => m === STORAGE_DOWN).length, 1);
+  });
+
   test("the directory's outage does not open the breaker: Keycloak's own users are still asked", async () => {
     const h = await harness({}, { breaker: { failureThreshold: 2, openMs: 60_000 } });
     h.fake.addUser({ username: "lena", federationLink: "ldap1" });
