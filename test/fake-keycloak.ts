@@ -75,6 +75,8 @@ export interface FakeUserInput {
    * queries return the user.
    */
   serviceAccountClientId?: string;
+  /** Imported from that user federation (its component id), as LDAP users are. */
+  federationLink?: string;
 }
 
 /** A stored user, in the shape Keycloak returns (UserRepresentation subset). */
@@ -89,6 +91,7 @@ export interface FakeUser {
   createdTimestamp: number;
   attributes: Record<string, string[]>;
   serviceAccountClientId?: string;
+  federationLink?: string;
 }
 
 export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
@@ -108,6 +111,15 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
   userQueries = 0;
   /** GETs that reached the group endpoints (group-by-path, children, members). */
   groupQueries = 0;
+  /**
+   * Federations (component ids) whose directory Keycloak cannot read, as
+   * Keycloak 26.5.6 shows it (test/ldap-outage.integration.test.ts): their
+   * imported users are listed with enabled false, and the federation's own
+   * lookup GET users/f:{id}:{username} answers 500 instead of 404 or the user.
+   */
+  readonly unreachableFederations = new Set<string>();
+  /** Usernames asked of a federation through GET users/f:{id}:{username}. */
+  readonly federationLookups: string[] = [];
 
   readonly #tokens = new Map<string, IssuedToken>();
   readonly #clients: readonly FakeClient[];
@@ -217,6 +229,7 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
     if (input.lastName !== undefined) user.lastName = input.lastName;
     if (input.attributes !== undefined) user.attributes = structuredClone(input.attributes);
     if (input.serviceAccountClientId !== undefined) user.serviceAccountClientId = input.serviceAccountClientId;
+    if (input.federationLink !== undefined) user.federationLink = input.federationLink;
   }
 
   // ---- request handling ----
@@ -333,6 +346,7 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
     }
 
     const q = url.searchParams;
+    if (path.length === 5 && path[4]!.startsWith("f:")) return this.#federated(path[4]!, view, res);
     if (path.length === 5) {
       if (!view) return send(res, 403, FORBIDDEN_BODY);
       const user = [...this.#users.values()].find((u) => u.id === path[4]);
@@ -444,6 +458,20 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
     return users;
   }
 
+  /** GET users/f:{federation}:{username}: the federation's own lookup, read from its directory. */
+  #federated(id: string, view: boolean, res: ServerResponse): void {
+    if (!view) return send(res, 403, FORBIDDEN_BODY);
+    const rest = id.slice(2);
+    const colon = rest.indexOf(":");
+    const federation = colon < 0 ? rest : rest.slice(0, colon);
+    const username = colon < 0 ? "" : rest.slice(colon + 1);
+    this.federationLookups.push(username);
+    if (this.unreachableFederations.has(federation)) return send(res, 500, { error: "unknown_error", error_description: "For more on this error consult the server log." });
+    const user = this.#users.get(username.toLowerCase());
+    if (!user || user.federationLink !== federation) return send(res, 404, { error: "User not found" });
+    return send(res, 200, this.#represent(user, "single"));
+  }
+
   /** A UserRepresentation: "brief" and "full" as in lists, "single" as GET /users/{id} (view-users) gives it. */
   #represent(u: FakeUser, shape: "brief" | "full" | "single"): Json {
     const names = {
@@ -457,7 +485,9 @@ export class FakeKeycloak extends FakeHttpServer<FakeKeycloakMode> {
     // The service-account link is never sent; undeclared attributes are stored but not shown.
     const attributes = Object.fromEntries(Object.entries(u.attributes)
       .filter(([name]) => this.#declared === null || this.#declared.has(name)));
-    const common = { enabled: u.enabled, createdTimestamp: u.createdTimestamp };
+    const link = u.federationLink;
+    const unreachable = link !== undefined && this.unreachableFederations.has(link);
+    const common = { enabled: u.enabled && !unreachable, createdTimestamp: u.createdTimestamp, ...(link !== undefined ? { federationLink: link } : {}) };
     if (shape === "brief") return { ...names, ...common, access: { manage: false } };
     return {
       ...names,

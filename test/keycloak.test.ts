@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, describe, mock, test } from "node:test";
 import KcAdminClient from "@keycloak/keycloak-admin-client";
-import { FORBIDDEN_HINT, KeycloakSource } from "../src/directory/keycloak.js";
+import { FEDERATION_PROBE, FORBIDDEN_HINT, KeycloakSource, STORAGE_BACK, STORAGE_DOWN } from "../src/directory/keycloak.js";
 import type { KeycloakEvents, KeycloakSourceOptions } from "../src/directory/keycloak.js";
 import { FakeKeycloak } from "./fake-keycloak.js";
 import type { FakeKeycloakOptions } from "./fake-keycloak.js";
@@ -356,6 +356,63 @@ describe("faults", () => {
     await h.source.close();
     assertUnavailable(await h.source.userByUsername("quinn"), /closed/);
     assert.equal(h.fake.tokenRequests + h.fake.userQueries, 0);
+  });
+});
+
+describe("users from a federation (LDAP) whose directory Keycloak cannot read", () => {
+  test("listed disabled while the directory is unreachable: unavailable, not disabled; one error line; found again once it answers", async () => {
+    const h = await harness();
+    h.fake.addUser({ username: "lena", email: "lena@x.test", federationLink: "ldap1" });
+    h.fake.unreachableFederations.add("ldap1");
+    for (let i = 0; i < 3; i++) {
+      assertUnavailable(await h.source.userByEmail("lena@x.test"), /^keycloak user storage ldap1 unavailable \(HTTP 500\)$/);
+    }
+    // The check names no real user (Keycloak answers a real one by importing it again).
+    assert.deepEqual(h.fake.federationLookups, [FEDERATION_PROBE, FEDERATION_PROBE, FEDERATION_PROBE]);
+    assert.equal(h.logMessages().filter((m) => m === STORAGE_DOWN).length, 1, h.logText());
+    h.fake.unreachableFederations.delete("ldap1");
+    assert.equal(assertFound(await h.source.userByEmail("lena@x.test")).enabled, true);
+    assert.equal(h.logMessages().filter((m) => m === STORAGE_BACK).length, 1, h.logText());
+    assert.equal(h.fake.federationLookups.length, 3, "an enabled user needs no check");
+  });
+
+  test("a disabled federated user while the directory answers stays disabled; a user without federation is never checked", async () => {
+    const h = await harness();
+    h.fake.addUser({ username: "otto", email: "otto@x.test", enabled: false, federationLink: "ldap1" });
+    h.fake.addUser({ username: "dave", email: "dave@x.test", enabled: false });
+    assert.equal(assertFound(await h.source.userByUsername("otto")).enabled, false);
+    assert.equal(assertFound(await h.source.userByUsername("dave")).enabled, false);
+    assert.deepEqual(h.fake.federationLookups, [FEDERATION_PROBE]);
+    assert.ok(!h.logMessages().includes(STORAGE_DOWN));
+  });
+
+  test("not found: checked against the federations seen so far (a user not imported yet is not listed while the directory is down)", async () => {
+    const h = await harness();
+    h.fake.addUser({ username: "lena", federationLink: "ldap1" });
+    // No federation seen yet: a miss costs nothing more.
+    assert.equal((await h.source.userByUsername("nobody")).kind, "notfound");
+    assert.equal(h.fake.federationLookups.length, 0);
+    assertFound(await h.source.userByUsername("lena"));
+    assert.equal((await h.source.userByUsername("nobody")).kind, "notfound");
+    assert.deepEqual(h.fake.federationLookups, [FEDERATION_PROBE]);
+    h.fake.unreachableFederations.add("ldap1");
+    assertUnavailable(await h.source.userByEmail("nina@x.test"), /user storage ldap1 unavailable/);
+    // Concurrent misses share one check.
+    const before = h.fake.federationLookups.length;
+    const many = await Promise.all(Array.from({ length: 20 }, (_, i) => h.source.userByUsername(`new${i}`)));
+    assert.ok(many.every((r) => r.kind === "unavailable"));
+    assert.ok(h.fake.federationLookups.length - before < 20, `${h.fake.federationLookups.length - before} checks for 20 concurrent misses`);
+    assert.equal(h.logMessages().filter((m) => m === STORAGE_DOWN).length, 1);
+  });
+
+  test("the directory's outage does not open the breaker: Keycloak's own users are still asked", async () => {
+    const h = await harness({}, { breaker: { failureThreshold: 2, openMs: 60_000 } });
+    h.fake.addUser({ username: "lena", federationLink: "ldap1" });
+    h.fake.addUser({ username: "alice" });
+    h.fake.unreachableFederations.add("ldap1");
+    for (let i = 0; i < 5; i++) assertUnavailable(await h.source.userByUsername("lena"), /user storage ldap1/);
+    assert.equal(h.counts.opened, 0);
+    assert.equal(assertFound(await h.source.userByUsername("alice")).enabled, true);
   });
 });
 

@@ -92,8 +92,8 @@ export class LookupGuard<E extends SourceEvents<string>> {
     } catch (err) {
       result = unavailable(this.#describe(err));
     }
-    if (result.kind === "unavailable") {
-      this.#log.debug({ field, reason: result.reason }, `${this.#name} lookup unavailable`);
+    if (result.kind === "unavailable") this.#log.debug({ field, reason: result.reason }, `${this.#name} lookup unavailable`);
+    if (result.kind === "unavailable" && result.behindIdp !== true) {
       if (this.#breaker.failure(ticket)) {
         this.#log.warn({ reason: result.reason }, `${this.#name} circuit breaker opened`);
       }

@@ -1,6 +1,17 @@
 // Keycloak as an identity source: exact username/email lookups through the
 // Admin REST API, authenticated with a cached client_credentials token.
 //
+// A user Keycloak imported from a federation (LDAP) is listed even while
+// Keycloak cannot reach that directory, marked disabled; one not imported yet
+// is not listed at all. So for a disabled user with a federationLink, and for
+// a user not found once a federation has been seen, the federation itself is
+// asked for a username no directory holds (GET users/f:{federationLink}:
+// {probe}, which Keycloak answers from the directory: 404 while it answers,
+// 5xx while it cannot). A 5xx is an outage (`unavailable`, the failure mode),
+// never "disabled" or "unknown" (550); a user an admin disabled stays
+// disabled. Not the user's own name: Keycloak answers that by importing her
+// again, which re-enables her.
+//
 // Failure handling, in order: every HTTP call has its own deadline; a 401
 // renews the token and retries once; a 403 is a permissions problem and is
 // explained once in the log; after `failureThreshold` consecutive unavailable
@@ -25,7 +36,7 @@ import type { Logger } from "pino";
 import { Failure, describeFailure } from "./failure.js";
 import { RemoteSource, type RemoteSourceOptions, type SourceEvents } from "./guard.js";
 import type { DirectoryUser, Lookup } from "./lookup.js";
-import { NOT_FOUND, found, unavailable } from "./lookup.js";
+import { NOT_FOUND, found, unavailable, unavailableBehindIdp } from "./lookup.js";
 import { isRecord, lower, userAttributes } from "./user-json.js";
 
 /** Metrics hooks: calls are the token request ("token") or a users query ("users"). */
@@ -44,6 +55,19 @@ export interface KeycloakSourceOptions extends RemoteSourceOptions<KeycloakEvent
 export const FORBIDDEN_HINT =
   "Keycloak answered 403 Forbidden for user lookups: give the client's service account the " +
   "realm-management roles view-users (or query-users) and check they are in the token";
+
+/** Logged (error) when a federated user's directory first cannot be read; once per outage. */
+export const STORAGE_DOWN =
+  "Keycloak cannot read a federated user from its user storage (LDAP down, not answering, or Keycloak's bind to it refused; Keycloak's log says which): " +
+  "its users get the failure mode until it answers again";
+/** Logged (info) when that directory answers again. */
+export const STORAGE_BACK = "Keycloak reads federated users from their user storage again";
+
+/** Federations remembered (a realm has a few; the bound only keeps hostile data from growing the set). */
+const MAX_FEDERATIONS = 16;
+
+/** The username the federation check asks for: one no directory is expected to hold (spaces, unusual for a uid). */
+export const FEDERATION_PROBE = "mailcloak federation probe";
 
 type Field = "username" | "email";
 
@@ -80,6 +104,11 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
   #token: CachedToken | null = null;
   #renewing: Promise<CachedToken> | null = null;
   #lastTokenWarning = "";
+  /** Federations (their component ids) seen on users so far: a not-found is checked against them. */
+  readonly #federations = new Set<string>();
+  /** Those whose directory cannot be read now: one log line per outage. */
+  readonly #storageDown = new Set<string>();
+  readonly #probes = new Map<string, Promise<number>>();
 
   constructor(opts: KeycloakSourceOptions) {
     const timeoutMs = opts.timeoutMs ?? 2000;
@@ -110,10 +139,94 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
       list = await this.#findUsers(field, key, token);
       if (list === UNAUTHORIZED) return unavailable("keycloak rejected the service-account token (401)");
     }
-    return this.#select(field, key, list);
+    const u = this.#select(field, key, list);
+    // A user not imported yet is not listed while the directory is down either.
+    if (u === null) return this.#federations.size === 0 ? NOT_FOUND : this.#notFoundUnlessDown(field, key, token);
+    const user: DirectoryUser = {
+      username: lower(u.username) ?? "",
+      email: lower(u.email),
+      enabled: u.enabled === true,
+      attributes: userAttributes(u.attributes, this.#opts.attributes, keycloakValues),
+    };
+    const link = u.federationLink;
+    if (typeof link !== "string" || link === "") return found(user);
+    if (!this.#federations.has(link) && this.#federations.size < MAX_FEDERATIONS) this.#federations.add(link);
+    if (user.enabled) {
+      this.#storageAnswered(link);
+      return found(user);
+    }
+    // Disabled indeed while the federation answers; an outage while it cannot.
+    const down = await this.#storageFails(link, "username", user.username, token);
+    return down ?? found(user);
   }
 
-  #select(field: Field, key: string, list: readonly Record<string, unknown>[]): Lookup<DirectoryUser> {
+  /** Not found, unless a federation seen so far cannot read its directory (the user may be there). */
+  async #notFoundUnlessDown(field: Field, key: string, token: string): Promise<Lookup<DirectoryUser>> {
+    for (const link of [...this.#federations]) {
+      const down = await this.#storageFails(link, field, key, token);
+      if (down) return down;
+    }
+    return NOT_FOUND;
+  }
+
+  /**
+   * Ask federation `link` for FEDERATION_PROBE: null while it answers (404,
+   * or 200 should the name exist), `unavailable` when Keycloak answers 5xx.
+   * Any other answer cannot tell, and counts as answering (warned once).
+   */
+  async #storageFails(link: string, field: Field, key: string, token: string): Promise<Lookup<DirectoryUser> | null> {
+    const status = await this.#probe(link, token);
+    if (status >= 500) {
+      if (!this.#storageDown.has(link) && this.#storageDown.size < MAX_FEDERATIONS) {
+        this.#storageDown.add(link);
+        this.#log.error({ federation: link, [field]: key, status }, STORAGE_DOWN);
+      }
+      return unavailableBehindIdp(`keycloak user storage ${link} unavailable (HTTP ${status})`);
+    }
+    if (!((status >= 200 && status <= 299) || status === 404)) {
+      this.guard.once(`federated-${status}`, () => {
+        this.#log.warn({ federation: link, status }, "Keycloak refused the check of a federated user's directory: during a directory outage its users are refused, not deferred");
+      });
+    }
+    this.#storageAnswered(link);
+    return null;
+  }
+
+  /** The status of GET users/f:{link}:{probe}; concurrent checks of one federation share a request. */
+  #probe(link: string, token: string): Promise<number> {
+    let p = this.#probes.get(link);
+    if (p === undefined) {
+      p = this.#probeOnce(link, token).finally(() => this.#probes.delete(link));
+      this.#probes.set(link, p);
+    }
+    return p;
+  }
+
+  async #probeOnce(link: string, token: string): Promise<number> {
+    const started = performance.now();
+    let status: number;
+    try {
+      ({ status } = await usersGet(this.#pool, {
+        method: "GET",
+        path: `${this.#usersPath}/f:${encodeURIComponent(link)}:${encodeURIComponent(FEDERATION_PROBE)}`,
+        headers: { authorization: `Bearer ${token}`, accept: "application/json" },
+      }, this.#sharedDeadline()));
+    } catch (err) {
+      this.guard.emit((e) => e.onCall?.("users", "error", (performance.now() - started) / 1000));
+      throw new Failure(describe(undiciCause(err), "users", this.#timeoutMs));
+    }
+    const outcome = status < 500 ? "ok" : "error";
+    this.guard.emit((e) => e.onCall?.("users", outcome, (performance.now() - started) / 1000));
+    return status;
+  }
+
+  #storageAnswered(link: string): void {
+    if (this.#storageDown.size === 0 || !this.#storageDown.delete(link)) return;
+    this.#log.info({ federation: link }, STORAGE_BACK);
+  }
+
+  /** The one user of `list` whose `field` is `key`, or null (none, or several). */
+  #select(field: Field, key: string, list: readonly Record<string, unknown>[]): Record<string, unknown> | null {
     const byId = new Map<string, Record<string, unknown>>();
     for (const u of list) {
       // exact=true is sent, but equality is checked here too (keycloak#30580).
@@ -123,20 +236,14 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
       // email is found like any user.
       byId.set(typeof u.id === "string" ? u.id : `${byId.size}`, u);
     }
-    if (byId.size === 0) return NOT_FOUND;
+    if (byId.size === 0) return null;
     if (byId.size > 1) {
       this.guard.once(`${field}:${key}`, () => {
         this.#log.warn({ [field]: key }, `several Keycloak users have this ${field}; treating it as unknown`);
       });
-      return NOT_FOUND;
+      return null;
     }
-    const u = [...byId.values()][0]!;
-    return found({
-      username: lower(u.username) ?? "",
-      email: lower(u.email),
-      enabled: u.enabled === true,
-      attributes: userAttributes(u.attributes, this.#opts.attributes, keycloakValues),
-    });
+    return [...byId.values()][0]!;
   }
 
   /** One users query; UNAUTHORIZED on 401, Failure on anything else that isn't a user list. */

@@ -16,7 +16,16 @@ export interface DirectoryUser {
 export type Lookup<T> =
   | { readonly kind: "found"; readonly value: T }
   | { readonly kind: "notfound" }
-  | { readonly kind: "unavailable"; readonly reason: string };
+  | {
+    readonly kind: "unavailable";
+    readonly reason: string;
+    /**
+     * The IdP itself answered, but a store behind it could not (Keycloak
+     * without its LDAP federation): the failure mode applies, yet the IdP's
+     * circuit breaker does not count it, so its own users are still asked.
+     */
+    readonly behindIdp?: true;
+  };
 
 export const NOT_FOUND: Lookup<never> = Object.freeze({ kind: "notfound" });
 
@@ -26,6 +35,11 @@ export function found<T>(value: T): Lookup<T> {
 
 export function unavailable(reason: string): Lookup<never> {
   return { kind: "unavailable", reason };
+}
+
+/** `unavailable` for a store behind an IdP that answered (see `behindIdp`). */
+export function unavailableBehindIdp(reason: string): Lookup<never> {
+  return { kind: "unavailable", reason, behindIdp: true };
 }
 
 /**

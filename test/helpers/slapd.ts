@@ -203,17 +203,45 @@ export class Slapd {
     }
   }
 
+  /** SIGSTOP: slapd stays up, its port still accepts connections (the kernel's backlog), nothing is answered. */
+  pause(): void {
+    this.#signal("SIGSTOP");
+  }
+
+  /** SIGCONT after pause(). */
+  resume(): void {
+    this.#signal("SIGCONT");
+  }
+
+  #signal(sig: NodeJS.Signals): void {
+    const pid = this.#child?.pid;
+    if (pid === undefined) throw new Error(`slapd is not running (${sig})`);
+    process.kill(pid, sig);
+  }
+
+  /** End the process (connections to the port are refused) and keep the database, for restart(). */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    child.kill("SIGTERM");
+    // A paused slapd acts on SIGTERM only once it runs again.
+    child.kill("SIGCONT");
+    const done = await Promise.race([this.#exited!.then(() => true), sleep(10_000).then(() => false)]);
+    if (!done) {
+      child.kill("SIGKILL");
+      await this.#exited;
+    }
+  }
+
+  /** Start slapd again on the same port and database after kill(). */
+  async restart(): Promise<void> {
+    if (this.#child) throw new Error("slapd is still running");
+    if (!(await this.#spawn())) throw new Error(`slapd did not start again on ${this.url}:\n${this.#output}`);
+  }
+
   /** SIGTERM (slapd flushes and exits), SIGKILL after 10 s; then delete the temp dir. */
   async stop(): Promise<void> {
-    const child = this.#child;
-    if (child) {
-      child.kill("SIGTERM");
-      const done = await Promise.race([this.#exited!.then(() => true), sleep(10_000).then(() => false)]);
-      if (!done) {
-        child.kill("SIGKILL");
-        await this.#exited;
-      }
-    }
+    await this.kill();
     process.removeListener("exit", this.#onExit);
     rmSync(this.dir, { recursive: true, force: true });
   }
