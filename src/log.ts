@@ -60,6 +60,11 @@ class BatchedDestination implements DestinationStream {
     return this.#holding;
   }
 
+  /** Lines held and not yet written. */
+  get pending(): boolean {
+    return this.#held !== "";
+  }
+
   hold(): void {
     this.#holding = true;
   }
@@ -74,6 +79,11 @@ class BatchedDestination implements DestinationStream {
 }
 
 let batched: BatchedDestination | null = null;
+
+/** Lines logged in the running batch are waiting to be written (false outside a batch, or when logging elsewhere). */
+export function linesHeld(): boolean {
+  return batched !== null && batched.pending;
+}
 
 /**
  * Run `run`, holding the lines it logs to stdout and writing them in one

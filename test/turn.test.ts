@@ -61,9 +61,9 @@ test("writes held during a batch are released after `around` returns, in order; 
     log.push("around done"); // the daemon writes the batch's log lines here
   });
   const held = (name: string) => ({ release: () => log.push(`release ${name}`) });
-  assert.equal(turn.active, false);
+  assert.equal(turn.mustHold, false);
   turn.defer(() => {
-    assert.equal(turn.active, true);
+    assert.equal(turn.mustHold, true);
     turn.hold(held("a"));
     log.push("task a");
   });
@@ -72,6 +72,21 @@ test("writes held during a batch are released after `around` returns, in order; 
     throw new Error("a failing task still has its writes released");
   });
   await nextTurn();
-  assert.equal(turn.active, false);
+  assert.equal(turn.mustHold, false);
   assert.deepEqual(log, ["task a", "around done", "release a", "release b"]);
+});
+
+test("writes are held only while log lines are held: with none (log.level warn, socketmap lookups) a reply leaves at once", async () => {
+  let held = false;
+  const seen: boolean[] = [];
+  const turn = new Turn(undefined, undefined, () => held);
+  turn.defer(() => {
+    seen.push(turn.mustHold);
+    held = true; // a decision line is logged
+    seen.push(turn.mustHold);
+  });
+  await nextTurn();
+  held = true;
+  seen.push(turn.mustHold); // outside a batch: never
+  assert.deepEqual(seen, [false, true, false]);
 });

@@ -208,10 +208,10 @@ class Connection<T> implements Held {
     if (!this.#socket.destroyed && this.#socket.writable) this.#send(reply);
   }
 
-  /** Write now, or, inside a batch, when the batch's log lines are written (Turn). Order is kept either way. */
+  /** Write now, or, while a batch holds log lines, when they are written (Turn). Order is kept either way. */
   #send(data: string | Buffer): void {
     const turn = this.#owner.turn;
-    if (!this.#corked && turn.active) {
+    if (!this.#corked && turn.mustHold) {
       this.#corked = true;
       this.#socket.cork();
       turn.hold(this);

@@ -26,19 +26,30 @@ export class Turn {
   #scheduled = false;
   #active = false;
   readonly #onError: (err: unknown) => void;
+  readonly #linesHeld: () => boolean;
 
-  /** `around` wraps each batch (the daemon: log lines and store.within); `onError` gets what a task throws. */
-  constructor(around: Around = (run) => run(), onError: (err: unknown) => void = () => undefined) {
+  /**
+   * `around` wraps each batch (the daemon: log lines and store.within);
+   * `onError` gets what a task throws; `linesHeld` says whether `around` holds
+   * log lines not yet written (a reply made now must wait for them).
+   */
+  constructor(around: Around = (run) => run(), onError: (err: unknown) => void = () => undefined, linesHeld: () => boolean = () => true) {
     this.#around = around;
     this.#onError = onError;
+    this.#linesHeld = linesHeld;
   }
 
-  /** True while a batch runs: writes made now should be held (`hold`). */
-  get active(): boolean {
-    return this.#active;
+  /**
+   * A write made now must be held (`hold`): a batch runs and log lines are
+   * held, among them, maybe, the line of the reply being written. With none
+   * held (log.level warn, or socketmap lookups, logged at debug) a reply
+   * leaves at once, as its line, if any, is already written.
+   */
+  get mustHold(): boolean {
+    return this.#active && this.#linesHeld();
   }
 
-  /** Release `h` when the current batch ends. Only while `active`. */
+  /** Release `h` when the current batch ends. Only while `mustHold`. */
   hold(h: Held): void {
     this.#held.push(h);
   }
