@@ -659,7 +659,7 @@ async function benchmark(): Promise<void> {
     for (const co of coalescing) {
       say(`coalescing: ${co.connections} connections missing on the same key at once (Keycloak latency ${co.latencyMs} ms) -> ${co.userQueries} users quer${co.userQueries === 1 ? "y" : "ies"}; replies ${JSON.stringify(co.replies)}`);
     }
-    say(`memory: daemon RSS at start ${(rssStart.vmRssKb / 1024).toFixed(1)} MB; with the cache full (${nextBulk} distinct users looked up, max_entries ${MAX_ENTRIES}, filled at ${fillRate.toFixed(0)} misses/s): VmRSS ${(rssFull.vmRssKb / 1024).toFixed(1)} MB, peak VmHWM ${(rssFull.vmHwmKb / 1024).toFixed(1)} MB; oldest entry evicted (cache bounded): ${evicted ? "yes" : "NO"}`);
+    say(`memory: daemon RSS at start ${(rssStart.vmRssKb / 1024).toFixed(1)} MB; with the cache full (${nextBulk} distinct users looked up, max_entries ${MAX_ENTRIES}, ${Number.isNaN(fillRate) ? "full from the miss cells alone" : `filled at ${fillRate.toFixed(0)} misses/s`}): VmRSS ${(rssFull.vmRssKb / 1024).toFixed(1)} MB, peak VmHWM ${(rssFull.vmHwmKb / 1024).toFixed(1)} MB; oldest entry evicted (cache bounded): ${evicted ? "yes" : "NO"}`);
     for (const line of formatLists(lists)) say(line);
 
     // Targets.
@@ -716,7 +716,7 @@ async function benchmark(): Promise<void> {
       },
       memory: {
         rssStartMb: round(rssStart.vmRssKb / 1024, 1), rssFullMb: round(rssFull.vmRssKb / 1024, 1), peakMb: round(rssFull.vmHwmKb / 1024, 1),
-        distinctUsers: nextBulk, maxEntries: MAX_ENTRIES, evicted, fillMissesPerSecond: round(fillRate, 0),
+        distinctUsers: nextBulk, maxEntries: MAX_ENTRIES, evicted, fillMissesPerSecond: Number.isNaN(fillRate) ? null : round(fillRate, 0),
       },
       lists,
       postfix: { skipped: postfixSkip, postmap: postmapResult, smtp: smtpResult, smtpError },
