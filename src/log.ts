@@ -166,8 +166,9 @@ export type InfoLine = (fields: LineFields, msg: string) => void;
  * stream) it is log.info. For fixed, secret-free keys only: no scrub.
  */
 export function infoLine(log: Logger): InfoLine {
-  const dest = batched;
-  if (dest === null || !ownLoggers.has(rootOf(log))) return (fields, msg) => log.info(fields, msg);
+  // The logger's own stream (pino.symbols, public): children share their root's.
+  const dest = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+  if (!(dest instanceof BatchedDestination)) return (fields, msg) => log.info(fields, msg);
   let prefix = `,"pid":${process.pid}`;
   for (const [k, v] of Object.entries(log.bindings())) prefix += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
   return (fields, msg) => {
@@ -180,15 +181,6 @@ export function infoLine(log: Logger): InfoLine {
   };
 }
 
-/** Root loggers writing JSON to the batched stdout destination. */
-const ownLoggers = new WeakSet<object>();
-/** Each child logger's root (children of children too). */
-const roots = new WeakMap<object, object>();
-
-function rootOf(log: object): object {
-  return roots.get(log) ?? log;
-}
-
 /** stdout, written synchronously (sonic-boom; see the header for why). */
 function destination(): DestinationStream {
   stdoutDest = pino.destination({ fd: 1, sync: true });
@@ -198,9 +190,7 @@ function destination(): DestinationStream {
 
 export function createLogger(level: string, dest?: NodeJS.WritableStream): Logger {
   const opts = { level, base: { pid: process.pid }, formatters: { log: scrub } };
-  const toStdout = !dest && !process.stdout.isTTY;
   const log = dest ? pino(opts, dest) : process.stdout.isTTY ? pino(opts, humanStream(process.stdout)) : pino(opts, destination());
-  if (toStdout) ownLoggers.add(log);
   return scrubChildBindings(log);
 }
 
@@ -212,9 +202,7 @@ export function createLogger(level: string, dest?: NodeJS.WritableStream): Logge
 function scrubChildBindings(log: Logger): Logger {
   const child = log.child;
   log.child = function scrubbed<L extends string = never>(this: Logger, bindings: Bindings, options?: ChildLoggerOptions<L>): Logger<L> {
-    const c = (options === undefined ? child.call(this, scrub(bindings)) : child.call(this, scrub(bindings), options)) as Logger<L>;
-    roots.set(c, rootOf(this));
-    return c;
+    return (options === undefined ? child.call(this, scrub(bindings)) : child.call(this, scrub(bindings), options)) as Logger<L>;
   };
   return log;
 }
