@@ -203,21 +203,24 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
   }
 
   async #probeOnce(link: string, token: string): Promise<number> {
-    const started = performance.now();
-    let status: number;
+    const done = this.guard.timer("users");
+    const { status } = await this.#usersGet(`/f:${encodeURIComponent(link)}:${encodeURIComponent(FEDERATION_PROBE)}`, token, done);
+    done(status < 500 ? "ok" : "error");
+    return status;
+  }
+
+  /** GET `rest` under the realm's users endpoint; a transport failure is timed as an error and thrown as a Failure. */
+  async #usersGet(rest: string, token: string, done: (outcome: "ok" | "error") => void): Promise<{ status: number; text: string }> {
     try {
-      ({ status } = await usersGet(this.#pool, {
+      return await usersGet(this.#pool, {
         method: "GET",
-        path: `${this.#usersPath}/f:${encodeURIComponent(link)}:${encodeURIComponent(FEDERATION_PROBE)}`,
+        path: `${this.#usersPath}${rest}`,
         headers: { authorization: `Bearer ${token}`, accept: "application/json" },
-      }, this.#sharedDeadline()));
+      }, this.#sharedDeadline());
     } catch (err) {
-      this.guard.emit((e) => e.onCall?.("users", "error", (performance.now() - started) / 1000));
+      done("error");
       throw new Failure(describe(undiciCause(err), "users", this.#timeoutMs));
     }
-    const outcome = status < 500 ? "ok" : "error";
-    this.guard.emit((e) => e.onCall?.("users", outcome, (performance.now() - started) / 1000));
-    return status;
   }
 
   #storageAnswered(link: string): void {
@@ -249,19 +252,8 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
   /** One users query; UNAUTHORIZED on 401, Failure on anything else that isn't a user list. */
   async #findUsers(field: Field, key: string, token: string): Promise<Record<string, unknown>[] | typeof UNAUTHORIZED> {
     const done = this.guard.timer("users");
-    let status: number;
-    let text: string;
-    try {
-      // As @keycloak/keycloak-admin-client's users.find() sent it (parameter order included).
-      ({ status, text } = await usersGet(this.#pool, {
-        method: "GET",
-        path: `${this.#usersPath}?${field}=${encodeURIComponent(key)}&exact=true&max=2&briefRepresentation=false`,
-        headers: { authorization: `Bearer ${token}`, accept: "application/json" },
-      }, this.#sharedDeadline()));
-    } catch (err) {
-      done("error");
-      throw new Failure(describe(undiciCause(err), "users", this.#timeoutMs));
-    }
+    // As @keycloak/keycloak-admin-client's users.find() sent it (parameter order included).
+    const { status, text } = await this.#usersGet(`?${field}=${encodeURIComponent(key)}&exact=true&max=2&briefRepresentation=false`, token, done);
     if (status < 200 || status > 299) {
       done("error");
       if (status === 401) return UNAUTHORIZED;
