@@ -5,12 +5,12 @@
 // serves all of them instead of one per request. `around` must run its
 // argument synchronously, once.
 //
-// Replies written during a batch are held (the connection corks its socket
-// and registers here) and leave when `around` has returned. The daemon's
-// `around` also holds the batch's log lines and writes them in one write as
-// it returns (src/log.ts, batchLines), so a decision's line is on its way to
-// the log before its reply is on its way to Postfix, at the cost of one log
-// write per batch instead of one per decision (bench/README.md).
+// The daemon's `around` also holds the batch's log lines and writes them in
+// one write as it returns (src/log.ts, batchLines): one log write per batch
+// instead of one per decision (bench/README.md). A reply written while lines
+// are held is held too (the connection corks its socket and registers here)
+// and leaves after them, so a decision's line is on its way to the log before
+// its reply is on its way to Postfix.
 
 export type Around = (run: () => void) => void;
 
