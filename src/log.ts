@@ -15,8 +15,10 @@
 // the lines are held, and written in one write when the batch ends, before
 // its replies leave. So whoever sees a reply (an operator tailing the
 // journal, a test) can already read its line, and the log costs one write
-// per batch instead of one per decision. Outside a batch (an answer after a
-// Keycloak lookup, a startup line) a line is written at once. Before this,
+// per batch instead of one per decision. A decision line made outside a
+// batch (an answer after a Keycloak lookup) waits for a batch scheduled in
+// the same turn (`deferLines`); other lines (startup, errors) are written at
+// once unless lines are already waiting, which they then follow. Before this,
 // one write per line was the biggest single cost of a cache-hit decision
 // (bench/README.md).
 //
@@ -51,9 +53,23 @@ class BatchedDestination implements DestinationStream {
     this.#inner = inner;
   }
 
+  /** Schedules the batch that writes lines held outside one (deferLines); null: such lines are written at once. */
+  wake: (() => void) | null = null;
+
   write(line: string): void {
-    if (this.#holding) this.#held += line;
+    // Behind held lines, a line waits too: the log keeps its order.
+    if (this.#holding || this.#held !== "") this.#held += line;
     else this.#inner.write(line);
+  }
+
+  /** A decision line: outside a batch it is held until the batch `wake` schedules (this event-loop turn). */
+  writeSoon(line: string): void {
+    if (this.#holding || this.#held !== "" || this.wake === null) {
+      this.write(line);
+      return;
+    }
+    this.#held = line;
+    this.wake();
   }
 
   get holding(): boolean {
@@ -83,6 +99,16 @@ let batched: BatchedDestination | null = null;
 /** Lines logged in the running batch are waiting to be written (false outside a batch, or when logging elsewhere). */
 export function linesHeld(): boolean {
   return batched !== null && batched.pending;
+}
+
+/**
+ * Decision lines logged outside a batch (answers after a Keycloak lookup,
+ * which complete one by one in the poll phase) are held until the batch
+ * `wake` schedules in the same turn, so the misses answered in one turn cost
+ * one log write, not one each; their replies wait for it like a batch's.
+ */
+export function deferLines(wake: () => void): void {
+  if (batched !== null) batched.wake = wake;
 }
 
 /**
@@ -177,7 +203,7 @@ export function infoLine(log: Logger): InfoLine {
       const v = fields[k];
       if (v !== undefined) line += `,"${k}":${typeof v === "number" ? String(v) : JSON.stringify(v)}`;
     }
-    dest.write(`${line},"msg":${JSON.stringify(msg)}}\n`);
+    dest.writeSoon(`${line},"msg":${JSON.stringify(msg)}}\n`);
   };
 }
 

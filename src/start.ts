@@ -19,7 +19,7 @@ import { SocketmapHandler, socketmapProtocol } from "./handlers/socketmap.js";
 import { PolicyHandler, policyProtocol } from "./handlers/policy.js";
 import { Listener } from "./server/listener.js";
 import { Turn } from "./server/turn.js";
-import { batchLines, linesHeld } from "./log.js";
+import { batchLines, deferLines, linesHeld } from "./log.js";
 import { exposedToOthers } from "./server/socket-reach.js";
 import { lookupGroup, lookupUser } from "./system/accounts.js";
 import type { Limits } from "./config/types.js";
@@ -184,6 +184,7 @@ export async function startDaemon(cfg: Config, log: Logger, metrics?: Metrics, o
   // One batch per event-loop turn for both servers: one look at the DB and
   // one log write for all the requests read in it (server/turn.ts).
   const turn = new Turn((run) => batchLines(() => store.within(run)), (err) => log.error({ err: err instanceof Error ? err.message : String(err) }, "internal error handling requests"), linesHeld);
+  deferLines(() => turn.wake());
   const common = { turn, limits, uid: owner.uid, gid: owner.gid, mode: cfg.sockets.mode, ...(metrics ? { events: metrics.listenerEvents } : {}) };
   let socketmap: Listener<Buffer> | null = null;
   let policy: Listener<unknown> | null = null;

@@ -46,7 +46,8 @@ export class Turn {
    * leaves at once, as its line, if any, is already written.
    */
   get mustHold(): boolean {
-    return this.#active && this.#linesHeld();
+    // Outside a batch, lines are held only once `wake` has scheduled the one that writes them.
+    return (this.#active || this.#scheduled) && this.#linesHeld();
   }
 
   /** Release `h` when the current batch ends. Only while `mustHold`. */
@@ -57,6 +58,11 @@ export class Turn {
   /** Run `task` in this turn's batch. */
   defer(task: () => void): void {
     this.#pending.push(task);
+    this.wake();
+  }
+
+  /** Make sure a batch runs this turn, with or without tasks (log lines held outside one: log.ts deferLines). */
+  wake(): void {
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(this.#flush);
