@@ -405,6 +405,20 @@ describe("users from a federation (LDAP) whose directory Keycloak cannot read", 
     assert.equal(h.logMessages().filter((m) => m === STORAGE_DOWN).length, 1);
   });
 
+  test("several users with the key: unknown, without asking the federations seen (their state cannot change the answer)", async () => {
+    const h = await harness();
+    h.fake.addUser({ username: "lena", federationLink: "ldap1" });
+    h.fake.addUser({ username: "twin1", email: "twin@x.test" });
+    h.fake.addUser({ username: "twin2", email: "twin@x.test" });
+    assertFound(await h.source.userByUsername("lena"));
+    h.fake.unreachableFederations.add("ldap1");
+    assert.equal((await h.source.userByEmail("twin@x.test")).kind, "notfound");
+    assert.equal(h.fake.federationLookups.length, 0);
+    // A plain miss still is checked (the control: the federation is seen and down).
+    assertUnavailable(await h.source.userByEmail("nina@x.test"), /user storage ldap1 unavailable/);
+    assert.equal(h.fake.federationLookups.length, 1);
+  });
+
   test("the directory's outage does not open the breaker: Keycloak's own users are still asked", async () => {
     const h = await harness({}, { breaker: { failureThreshold: 2, openMs: 60_000 } });
     h.fake.addUser({ username: "lena", federationLink: "ldap1" });

@@ -79,6 +79,8 @@ interface CachedToken {
   readonly renewAt: number;
 }
 
+/** #select's answer when more than one user has the key. */
+const SEVERAL = Symbol("several users");
 const UNAUTHORIZED = Symbol("401");
 
 /** Pooled connections to Keycloak: at most this many at once (the misses in flight share them), kept open this long when idle. */
@@ -140,6 +142,8 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
       if (list === UNAUTHORIZED) return unavailable("keycloak rejected the service-account token (401)");
     }
     const u = this.#select(field, key, list);
+    // Several users share the key whether or not a directory answers: no check.
+    if (u === SEVERAL) return NOT_FOUND;
     // A user not imported yet is not listed while the directory is down either.
     if (u === null) return this.#federations.size === 0 ? NOT_FOUND : this.#notFoundUnlessDown(field, key, token);
     const user: DirectoryUser = {
@@ -228,8 +232,8 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
     this.#log.info({ federation: link }, STORAGE_BACK);
   }
 
-  /** The one user of `list` whose `field` is `key`, or null (none, or several). */
-  #select(field: Field, key: string, list: readonly Record<string, unknown>[]): Record<string, unknown> | null {
+  /** The one user of `list` whose `field` is `key`; null when none is, SEVERAL when more than one (treated as unknown, warned once). */
+  #select(field: Field, key: string, list: readonly Record<string, unknown>[]): Record<string, unknown> | null | typeof SEVERAL {
     const byId = new Map<string, Record<string, unknown>>();
     for (const u of list) {
       // exact=true is sent, but equality is checked here too (keycloak#30580).
@@ -244,7 +248,7 @@ export class KeycloakSource extends RemoteSource<KeycloakEvents> {
       this.guard.once(`${field}:${key}`, () => {
         this.#log.warn({ [field]: key }, `several Keycloak users have this ${field}; treating it as unknown`);
       });
-      return null;
+      return SEVERAL;
     }
     return [...byId.values()][0]!;
   }
