@@ -19,7 +19,7 @@ import { isStoreError } from "../src/store/errors.js";
 import { PostgresAdminStore } from "../src/store/postgres-admin.js";
 import { PostgresStore } from "../src/store/postgres-reader.js";
 import { initStore, openStore } from "../src/store/open.js";
-import { delegationAddress } from "../src/store/validate.js";
+import { senderAddress } from "../src/store/validate.js";
 import type { AdminStore, StoreReader } from "../src/store/types.js";
 import { PostgresServer, postgresUnavailable } from "./helpers/postgres.js";
 
@@ -168,7 +168,7 @@ describe("PostgreSQL store", { skip: skip ?? false }, () => {
     await both((a) => a.setQuotaLimits("bob", { per_day: null }));
     await both((a) => a.deleteQuotaLimits("nobody"));
     await both((a) => a.quotaLimitsOf("alice"));
-    await both((a) => a.allowDelegation(delegationAddress("Team@d1.test"), "bob"));
+    await both((a) => a.allowDelegation(senderAddress("Team@d1.test"), "bob"));
     await both((a) => a.allowDelegation("team@d1.test", "bob"));
     await both((a) => a.allowDelegation("team@d1.test", "alice"));
     await both((a) => a.denyDelegation("team@d1.test", "carol"));

@@ -327,7 +327,7 @@ describe("admin writes validate before writing", () => {
     await assert.rejects(admin.addAlias("SALES@d1.test", "zed"), /alias already exists: sales@d1.test/);
     await assert.rejects(admin.addAlias("new@d1.test", "two words"), /invalid username/);
     await assert.rejects(admin.allowAppSender("nosuch", "a@d1.test"), /no such app: nosuch/);
-    await assert.rejects(admin.allowAppSender("app1", "bad"), /invalid sender address/);
+    await assert.rejects(admin.allowAppSender("app1", "bad"), /invalid sender address: "bad" \(expected local@domain\)/);
     await assert.rejects(admin.upsertApp("bad id", "h"), /invalid app id/);
     await assert.rejects(admin.deleteDomain("d9.test"), /no such domain/);
     await assert.rejects(admin.setAliasEnabled("none@d1.test", true), /no such alias/);

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { normalize } from "../rules/address.js";
 import { StoreError } from "../store/errors.js";
 import type { AdminStore, AliasRow, AppRow, DelegationRow, DomainRow } from "../store/types.js";
-import { appSenderAddress, delegationAddress, normalizeLogin, validAppId } from "../store/validate.js";
+import { senderAddress, normalizeLogin, validAppId } from "../store/validate.js";
 
 /** Who asked for a change, and from where. */
 export interface Actor {
@@ -194,7 +194,7 @@ export class AdminService {
   }
 
   async allowSender(actor: Actor, address: string, login: string, checks: DelegationChecks = {}): Promise<{ row: DelegationRow; created: boolean }> {
-    const addr = delegationAddress(address);
+    const addr = senderAddress(address);
     const who = normalizeLogin(login);
     const domain = addr.slice(addr.lastIndexOf("@") + 1);
     const local = checks.configDomains?.has(domain) === true || (await this.store.listDomains()).some((d) => d.domain_name === domain);
@@ -261,7 +261,7 @@ export class AdminService {
 
   async allowOwnSender(actor: Actor, user: SelfUser, appId: string, fromAddr: string): Promise<{ appId: string; fromAddr: string }> {
     const id = await this.#own(user, appId);
-    const addr = appSenderAddress(fromAddr);
+    const addr = senderAddress(fromAddr);
     if (!(await this.ownsAddress(user, addr))) {
       throw new StoreError("forbidden", `${addr} is not one of your addresses (your primary address or one of your enabled aliases)`);
     }

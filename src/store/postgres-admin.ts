@@ -12,7 +12,7 @@ import { normalize } from "../rules/address.js";
 import type { LimitName, LimitOverride } from "../quota/limits.js";
 import { NO_OVERRIDE } from "../quota/limits.js";
 import { applyPgSchema, clientConfig, pgError, pgSchemaProblem, sqlState } from "./postgres-schema.js";
-import { aliasArgs, appArgs, appSenderAddress, mergeQuotaLimits, normalizeLogin, unknownApp, validDomain } from "./validate.js";
+import { aliasArgs, appArgs, senderAddress, mergeQuotaLimits, normalizeLogin, unknownApp, validDomain } from "./validate.js";
 import { StoreError } from "./errors.js";
 import type { AdminStore, AliasRow, AppRow, DelegationRow, DomainRow, QuotaLimitRow } from "./types.js";
 
@@ -221,7 +221,7 @@ export class PostgresAdminStore implements AdminStore {
 
   async allowAppSender(rawId: string, rawAddr: string): Promise<{ appId: string; fromAddr: string }> {
     const id = rawId.trim();
-    const addr = appSenderAddress(rawAddr);
+    const addr = senderAddress(rawAddr);
     return this.#tx(async (c) => {
       if ((await this.#q("SELECT 1 FROM apps WHERE app_id = $1", [id], c)).rowCount === 0) throw unknownApp(id);
       await this.#q(`INSERT INTO app_from(app_id, from_addr, enabled, updated_at) VALUES($1, $2, 1, $3)
@@ -317,7 +317,7 @@ export class PostgresAdminStore implements AdminStore {
 
   // Delegated senders ---------------------------------------------------------
 
-  /** `fromAddr` already validated (delegations.ts delegationAddress). */
+  /** `fromAddr` already validated (validate.ts senderAddress). */
   async allowDelegation(fromAddr: string, rawLogin: string): Promise<{ row: DelegationRow; created: boolean }> {
     const login = normalizeLogin(rawLogin);
     return this.#tx(async (c) => {

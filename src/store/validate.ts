@@ -24,8 +24,8 @@ export function normalizeLogin(raw: string): string {
   return login;
 }
 
-/** A delegated sender address as stored: canonical, plain (no catch-all, no extension check). */
-export function delegationAddress(raw: string): string {
+/** A sender address as stored (a delegation's, an app's): canonical, plain (no catch-all, no extension check). */
+export function senderAddress(raw: string): string {
   const addr = normalize(raw);
   if (!isValidAddress(addr)) throw new StoreError("invalid", `invalid sender address: ${JSON.stringify(raw)} (expected local@domain)`);
   return addr;
@@ -54,13 +54,6 @@ export function appArgs(rawId: string, secretHash: string): string {
   const id = validAppId(rawId);
   if (secretHash.trim() === "") throw new StoreError("invalid", "secret hash is empty");
   return id;
-}
-
-/** An address an app may send as: canonical, plain. */
-export function appSenderAddress(raw: string): string {
-  const addr = normalize(raw);
-  if (!isValidAddress(addr)) throw new StoreError("invalid", `invalid sender address: ${JSON.stringify(raw)}`);
-  return addr;
 }
 
 /** The refusal for an app id that is not there. */

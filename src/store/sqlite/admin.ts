@@ -10,7 +10,7 @@ import type { LimitName, LimitOverride } from "../../quota/limits.js";
 import { NO_OVERRIDE } from "../../quota/limits.js";
 import { StoreError } from "../errors.js";
 import type { AdminStore, AliasRow, AppRow, DelegationRow, DomainRow, QuotaLimitRow } from "../types.js";
-import { aliasArgs, appArgs, appSenderAddress, mergeQuotaLimits, normalizeLogin, unknownApp, validDomain } from "../validate.js";
+import { aliasArgs, appArgs, senderAddress, mergeQuotaLimits, normalizeLogin, unknownApp, validDomain } from "../validate.js";
 import { hasTable, translate, type DB } from "./connection.js";
 import { QUOTA_LIMITS_DDL, SENDER_DELEGATIONS_DDL } from "./schema.js";
 
@@ -166,7 +166,7 @@ export class SqliteAdmin implements AdminStore {
   allowAppSender(rawId: string, rawAddr: string): Promise<{ appId: string; fromAddr: string }> {
     return this.#run((db) => {
       const id = rawId.trim();
-      const addr = appSenderAddress(rawAddr);
+      const addr = senderAddress(rawAddr);
       return db.transaction(() => {
         if (db.prepare("SELECT 1 FROM apps WHERE app_id = ?").get(id) === undefined) throw unknownApp(id);
         db.prepare(`INSERT INTO app_from(app_id, from_addr, enabled, updated_at) VALUES(?, ?, 1, ?)
