@@ -96,7 +96,7 @@ class BatchedDestination implements DestinationStream {
 
 let batched: BatchedDestination | null = null;
 
-/** Lines logged in the running batch are waiting to be written (false outside a batch, or when logging elsewhere). */
+/** Lines are waiting to be written: logged in the running batch, or outside one and waiting for the batch deferLines' wake scheduled (false when logging elsewhere). */
 export function linesHeld(): boolean {
   return batched !== null && batched.pending;
 }

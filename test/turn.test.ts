@@ -90,3 +90,22 @@ test("writes are held only while log lines are held: with none (log.level warn, 
   seen.push(turn.mustHold); // outside a batch: never
   assert.deepEqual(seen, [false, true, false]);
 });
+
+test("wake(): lines held outside a batch (an answer after a Keycloak lookup) hold writes until the batch it schedules, which runs with no task", async () => {
+  let lines = false;
+  const log: string[] = [];
+  const turn = new Turn((run) => {
+    run();
+    if (lines) log.push("lines written"); // log.ts batchLines releases them here
+    lines = false;
+  }, undefined, () => lines);
+  lines = true; // a decision line held by writeSoon, which calls wake
+  assert.equal(turn.mustHold, false, "no batch scheduled yet: nothing would release a hold");
+  turn.wake();
+  assert.equal(turn.mustHold, true);
+  turn.hold({ release: () => log.push("reply released") });
+  turn.wake(); // idempotent: one batch
+  await nextTurn();
+  assert.deepEqual(log, ["lines written", "reply released"]);
+  assert.equal(turn.mustHold, false);
+});
