@@ -92,12 +92,20 @@ test("infoLine on the daemon's stdout logger writes the bytes pino writes (but t
     const fast = (m) => { log.info = () => { throw new Error("infoLine fell back to log.info"); }; try { line(f, m); } finally { log.info = info; } };
     fast("policy decision");
     log.info(f, "policy decision");
-    batchLines(() => { fast("held"); log.info(f, "held"); });`;
+    batchLines(() => { fast("held"); log.info(f, "held"); });
+    // Strings with nothing to escape (infoLine's shortcut), a long one, a tab, DEL and U+2028 (left as they are).
+    const g = { state: "RCPT", sender: "plain@example.net", recipient: "x".repeat(60) + "@d1.test", reason: "tab\\there \\u007f \\u2028" };
+    Object.assign(f, g); fast("plain"); log.info(f, "plain");
+    // A lone surrogate: escaped, so the line stays valid UTF-8 and parses back to the same string.
+    line({ sender: "lone\\ud800@example.net" }, "surrogate");`;
   const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
   const lines = out.trimEnd().split("\n").map((l) => l.replace(/"time":\d+/, '"time":0'));
-  assert.equal(lines.length, 4, out);
+  assert.equal(lines.length, 7, out);
   assert.equal(lines[0], lines[1]);
   assert.equal(lines[2], lines[3]);
+  assert.equal(lines[4], lines[5]);
+  assert.ok(lines[6]!.includes('"sender":"lone\\ud800@example.net"'), lines[6]);
+  assert.equal((JSON.parse(lines[6]!) as { sender: string }).sender, "lone\ud800@example.net");
   const rec = JSON.parse(lines[0]!) as Record<string, unknown>;
   assert.equal(rec.sender, 'q"uote\\ é\u0001@example.net');
   assert.deepEqual(Object.keys(rec), ["level", "time", "pid", "server", "state", "sender", "recipient", "ms", "n", "msg"]);
