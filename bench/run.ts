@@ -622,6 +622,14 @@ async function benchmark(): Promise<void> {
     say(`${stamp()} a list of ${LIST_MEMBERS} members: first expansion, then ${LIST_LOOKUPS} lookups at C=1 and C=50`);
     const lists = await benchLists({ run: (spec) => env.lg.run(spec), nodeArgs: DAEMON_NODE_ARGS, lookups: LIST_LOOKUPS, cs: [1, 50] });
 
+    // The same rows on a PostgreSQL store beside SQLite, when PostgreSQL 15 is installed.
+    const pgMissing = postgresBenchMissing();
+    let pg: Awaited<ReturnType<typeof benchPostgres>> | null = null;
+    if (pgMissing === null) {
+      say(`${stamp()} store backends: SQLite vs PostgreSQL, same rows`);
+      pg = await benchPostgres({ run: (spec) => env.lg.run(spec), nodeArgs: DAEMON_NODE_ARGS, cs: [1, 50], measureMs: MEASURE_MS, reps: QUICK ? 1 : 2 });
+    } else say(`${stamp()} store backends: PostgreSQL part skipped: ${pgMissing}`);
+
     // ---- report ----
     const rows: CellSummary[] = [];
     const add = (s: Scenario, c: number): CellSummary | null => {
@@ -661,6 +669,7 @@ async function benchmark(): Promise<void> {
     }
     say(`memory: daemon RSS at start ${(rssStart.vmRssKb / 1024).toFixed(1)} MB; with the cache full (${nextBulk} distinct users looked up, max_entries ${MAX_ENTRIES}, ${Number.isNaN(fillRate) ? "full from the miss cells alone" : `filled at ${fillRate.toFixed(0)} misses/s`}): VmRSS ${(rssFull.vmRssKb / 1024).toFixed(1)} MB, peak VmHWM ${(rssFull.vmHwmKb / 1024).toFixed(1)} MB; oldest entry evicted (cache bounded): ${evicted ? "yes" : "NO"}`);
     for (const line of formatLists(lists)) say(line);
+    if (pg) for (const line of formatPostgres(pg)) say(line);
 
     // Targets.
     const targets: Target[] = [];
@@ -679,6 +688,8 @@ async function benchmark(): Promise<void> {
       targets.push({ name: `${co.connections} simultaneous identical misses (KC ${co.latencyMs} ms)`, value: `${co.userQueries} Keycloak quer${co.userQueries === 1 ? "y" : "ies"}`, target: "exactly 1", pass: co.userQueries === 1 });
     }
     targets.push(...listsTargets(lists));
+    if (pg) targets.push(...postgresTargets(pg));
+    else targets.push({ name: "store: PostgreSQL vs SQLite", value: `not run (${pgMissing})`, target: ">= 0.80", pass: null });
     targets.push({ name: "peak RSS with the cache full", value: `${(rssFull.vmHwmKb / 1024).toFixed(1)} MB${evicted ? "" : " (cache NOT bounded?)"}`, target: "< 150 MB", pass: rssFull.vmHwmKb / 1024 < 150 && evicted });
     if (postmapResult) targets.push({ name: "postmap: socketmap vs sqlite", value: `${postmapResult.ratio}x (bare Node responder: ${postmapResult.bareMs !== null ? round(postmapResult.bareMs / postmapResult.sqliteMs, 2) : "-"}x; C responder without lookup: ${postmapResult.floorMs !== null ? round(postmapResult.floorMs / postmapResult.sqliteMs, 2) : "-"}x)`, target: "within 2x", pass: postmapResult.ratio <= 2 && postmapResult.identicalOutput });
     else targets.push({ name: "postmap: socketmap vs sqlite", value: "not run", target: "within 2x", pass: null });
@@ -719,6 +730,7 @@ async function benchmark(): Promise<void> {
         distinctUsers: nextBulk, maxEntries: MAX_ENTRIES, evicted, fillMissesPerSecond: Number.isNaN(fillRate) ? null : round(fillRate, 0),
       },
       lists,
+      postgres: pg ?? { skipped: pgMissing },
       postfix: { skipped: postfixSkip, postmap: postmapResult, smtp: smtpResult, smtpError },
       targets,
       problems,
