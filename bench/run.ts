@@ -25,7 +25,7 @@ import { ctlOk, freePort, have, shippedNodeArgs, tempDir } from "../test/helpers
 import { openAdmin } from "../src/store/open.js";
 import { cpuNs, instanceId, median, policyRequest, round, type RequestSource, type RunResult, type RunSpec, type Target, type WireProtocol } from "./common.js";
 import { benchLists, formatLists, LIST_MEMBERS, listsTargets } from "./lists.js";
-import { benchPostgres, formatPostgres, postgresBenchMissing, postgresTargets } from "./postgres.js";
+import { benchPostgres, formatPostgres, postgresBenchMissing, postgresTargets, type PostgresBenchResult } from "./postgres.js";
 import { BenchDaemon, benchConfig, SHIPPED_LOG_LEVEL, type DaemonPaths } from "./daemon.js";
 import { KeycloakFront } from "./keycloak-front.js";
 import { GoDaemon, goConfig } from "./go.js";
@@ -624,10 +624,10 @@ async function benchmark(): Promise<void> {
 
     // The same rows on a PostgreSQL store beside SQLite, when PostgreSQL 15 is installed.
     const pgMissing = postgresBenchMissing();
-    let pg: Awaited<ReturnType<typeof benchPostgres>> | null = null;
+    let pg: PostgresBenchResult | null = null;
     if (pgMissing === null) {
       say(`${stamp()} store backends: SQLite vs PostgreSQL, same rows`);
-      pg = await benchPostgres({ run: (spec) => env.lg.run(spec), nodeArgs: DAEMON_NODE_ARGS, cs: [1, 50], measureMs: MEASURE_MS, reps: QUICK ? 1 : 2 });
+      pg = await storeRows(env.lg);
     } else say(`${stamp()} store backends: PostgreSQL part skipped: ${pgMissing}`);
 
     // ---- report ----
@@ -957,12 +957,17 @@ async function goOnly(binary: string): Promise<void> {
 const GO_BINARY = process.argv.find((a) => a.startsWith("--go="))?.slice("--go=".length);
 
 /** --postgres: the hot paths on SQLite and on PostgreSQL side by side (bench/postgres.ts). */
+/** The store rows, SQLite vs PostgreSQL, at C = 1 and 50 (the full run and --postgres). */
+function storeRows(lg: Loadgen): Promise<PostgresBenchResult> {
+  return benchPostgres({ run: (spec) => lg.run(spec), nodeArgs: DAEMON_NODE_ARGS, cs: [1, 50], measureMs: MEASURE_MS, reps: QUICK ? 1 : 2 });
+}
+
 async function postgresOnly(): Promise<void> {
   const missing = postgresBenchMissing();
   if (missing !== null) throw new Error(`--postgres: ${missing}`);
   const lg = new Loadgen();
   try {
-    const r = await benchPostgres({ run: (spec) => lg.run(spec), nodeArgs: DAEMON_NODE_ARGS, cs: [1, 50], measureMs: MEASURE_MS, reps: QUICK ? 1 : 2 });
+    const r = await storeRows(lg);
     for (const line of formatPostgres(r)) say(line);
     for (const t of postgresTargets(r)) say(`${t.pass ? "PASS" : "FAIL"}  ${t.name}: ${t.value} (target ${t.target})`);
   } finally {
