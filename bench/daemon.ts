@@ -25,6 +25,8 @@ export interface StartOptions {
   readonly cpuProfDir?: string;
   /** More node flags (e.g. --max-old-space-size=96). */
   readonly nodeArgs?: readonly string[];
+  /** The daemon's entry point; default this checkout's bin/mailcloak (--ab: another checkout's). */
+  readonly bin?: string;
 }
 
 export interface Memory {
@@ -100,7 +102,7 @@ export class BenchDaemon {
     const args = [
       ...(opts.nodeArgs ?? []),
       ...(opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : []),
-      MAILCLOAK, "--config", this.configPath,
+      opts.bin ?? MAILCLOAK, "--config", this.configPath,
     ];
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", fd, fd] });
     closeSync(fd);

@@ -14,14 +14,14 @@
 // server under test each have a core most of the time.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import { FakeKeycloak } from "../test/fake-keycloak.js";
-import { ctlOk, freePort, have, shippedNodeArgs, tempDir } from "../test/helpers/daemon.js";
+import { ctlOk, freePort, have, ROOT, shippedNodeArgs, tempDir } from "../test/helpers/daemon.js";
 import { openAdmin } from "../src/store/open.js";
 import { cpuNs, instanceId, median, policyRequest, round, type RequestSource, type RunResult, type RunSpec, type Target, type WireProtocol } from "./common.js";
 import { benchLists, formatLists, LIST_MEMBERS, listsTargets } from "./lists.js";
@@ -118,8 +118,8 @@ interface Scenario {
   readonly id: string;
   readonly label: string;
   readonly protocol: WireProtocol;
-  /** "bare" runs against the bare responder, "quotas" against the second daemon (quotas configured), "go" against the Go mailcloak. */
-  readonly target: "mailcloak" | "quotas" | "bare" | "go";
+  /** "bare" runs against the bare responder, "quotas" against the second daemon (quotas configured), "go" against the Go mailcloak, "other" against --ab's checkout. */
+  readonly target: "mailcloak" | "quotas" | "bare" | "go" | "other";
   /** The server closes after each reply (the Go policy server): one connection per request. */
   readonly reconnect?: boolean;
   /** For a "quotas" scenario: the default daemon's scenario it is paired with. */
@@ -281,6 +281,9 @@ interface Env {
   bare: { child: ChildProcess; policy: string; socketmap: string } | null;
   lg: Loadgen;
   go?: GoDaemon;
+  /** --ab: another checkout's daemon, same database, front and config. */
+  other?: BenchDaemon;
+  otherPaths?: DaemonPaths;
 }
 
 async function prepareDatabase(db: string): Promise<void> {
@@ -349,6 +352,10 @@ function socketOf(env: Env, s: Scenario): string {
     if (!env.go) throw new Error("no Go daemon");
     return s.protocol === "policy" ? env.go.paths.policySocket : env.go.paths.socketmapSocket;
   }
+  if (s.target === "other") {
+    if (!env.otherPaths) throw new Error("no --ab daemon");
+    return s.protocol === "policy" ? env.otherPaths.policySocket : env.otherPaths.socketmapSocket;
+  }
   const paths = s.target === "quotas" ? env.quotaPaths : env.paths;
   return s.protocol === "policy" ? paths.policySocket : paths.socketmapSocket;
 }
@@ -362,7 +369,7 @@ function postmapAliases(env: Env): Promise<PostmapResult> {
 }
 
 async function runCell(env: Env, s: Scenario, c: number, o: { warmupMs?: number; measureMs?: number; limit?: number; keep?: boolean } = {}): Promise<RunResult & { cpuUsPerReq: number }> {
-  const pid = s.target === "bare" ? env.bare!.child.pid! : s.target === "go" ? env.go!.pid : s.target === "quotas" ? env.quotaDaemon.pid : env.daemon.pid;
+  const pid = s.target === "bare" ? env.bare!.child.pid! : s.target === "go" ? env.go!.pid : s.target === "quotas" ? env.quotaDaemon.pid : s.target === "other" ? env.other!.pid : env.daemon.pid;
   const cpu0 = cpuNs(pid);
   const r = await env.lg.run({
     socket: socketOf(env, s),
@@ -955,6 +962,59 @@ async function goOnly(binary: string): Promise<void> {
 }
 
 const GO_BINARY = process.argv.find((a) => a.startsWith("--go="))?.slice("--go=".length);
+const AB_DIR = process.argv.find((a) => a.startsWith("--ab="))?.slice("--ab=".length);
+
+/**
+ * --ab=DIR: this checkout's daemon against DIR's (another built checkout of
+ * mailcloak: a branch, an older commit), both running at once on the same
+ * database, front and config, loaded in turn in short windows (A B B A ...),
+ * so the machine's slow drifts hit both alike. For changes too small for
+ * the noise between separate runs. Prints, per scenario, both medians and
+ * the median of the per-pair ratios (B / A).
+ */
+async function abOnly(dir: string): Promise<void> {
+  const bin = join(dir, "bin", "mailcloak");
+  if (!existsSync(join(dir, "dist", "src", "main.js"))) throw new Error(`--ab: ${dir} has no dist/src/main.js; run npm run build there first`);
+  const env = await setup({ bare: false });
+  const odir = join(env.dir, "other");
+  mkdirSync(odir, { mode: 0o755 });
+  const paths: DaemonPaths = { dir: odir, db: env.paths.db, policySocket: join(odir, "policy.sock"), socketmapSocket: join(odir, "socketmap.sock") };
+  env.other = new BenchDaemon(paths, benchConfig(paths, env.front.url, { maxEntries: MAX_ENTRIES, metricsPort: await freePort(), socketGroup: null, quotas: false }));
+  env.otherPaths = paths;
+  await env.other.start({ nodeArgs: DAEMON_NODE_ARGS, bin });
+  const rounds = Number(process.argv.find((a) => a.startsWith("--reps="))?.split("=")[1] ?? 10);
+  const ids = onlyScenarios() ?? ["a"];
+  const mine = ids.map((id) => Object.values(S).find((x) => x.id === id && x.target === "mailcloak") ?? fail(`--ab: no scenario ${id} (a, c-user, c-app, d, e)`));
+  say(`A = this checkout (${ROOT}), B = ${dir}; ${rounds} rounds of 150 ms warm-up + 600 ms per daemon, C=50, order A B B A ...`);
+  try {
+    for (const a of mine) {
+      const b: Scenario = { ...a, id: `${a.id}-other`, target: "other" };
+      for (const s of [a, b]) await runCell(env, s, 50, { warmupMs: 0, measureMs: 800, keep: false });
+      const ra: RunResult[] = [], rb: RunResult[] = [], ca: number[] = [], cb: number[] = [];
+      for (let i = 0; i < rounds; i++) {
+        for (const s of i % 2 === 0 ? [a, b] : [b, a]) {
+          const r = await runCell(env, s, 50, { warmupMs: 150, measureMs: 600, keep: false });
+          (s === a ? ra : rb).push(r);
+          (s === a ? ca : cb).push(r.cpuUsPerReq);
+          if (r.wrong > 0) throw new Error(`${s.id}: ${r.wrong} unexpected replies, e.g. ${JSON.stringify(r.sampleWrong)}`);
+        }
+      }
+      const ratios = ra.map((r, i) => rb[i]!.rps / r.rps);
+      const cpuRatios = ca.map((c, i) => c / cb[i]!);
+      say(`${a.label}: A ${median(ra.map((r) => r.rps)).toFixed(0)} req/s, ${median(ca).toFixed(1)} µs CPU/req; B ${median(rb.map((r) => r.rps)).toFixed(0)} req/s, ${median(cb).toFixed(1)} µs CPU/req`);
+      say(`  B/A req/s per round: median ${median(ratios).toFixed(3)} (${ratios.map((x) => x.toFixed(2)).join(" ")}); B ahead in ${ratios.filter((x) => x > 1).length} of ${rounds}`);
+      say(`  A/B CPU per request: median ${median(cpuRatios).toFixed(3)} (above 1: B cheaper)`);
+    }
+  } finally {
+    await env.other.stop().catch(() => undefined);
+    await teardown(env);
+    rmSync(env.dir, { recursive: true, force: true });
+  }
+}
+
+function fail(msg: string): never {
+  throw new Error(msg);
+}
 
 /** --postgres: the hot paths on SQLite and on PostgreSQL side by side (bench/postgres.ts). */
 /** The store rows, SQLite vs PostgreSQL, at C = 1 and 50 (the full run and --postgres). */
@@ -975,7 +1035,7 @@ async function postgresOnly(): Promise<void> {
   }
 }
 
-const main = GO_BINARY !== undefined ? () => goOnly(GO_BINARY) : ARGS.has("--postgres") ? postgresOnly : ARGS.has("--hot") ? hotOnly : ARGS.has("--profile") ? () => profile("cpuprof") : ARGS.has("--perf") ? () => profile("perf") : ARGS.has("--memory") ? memoryOnly : benchmark;
+const main = AB_DIR !== undefined ? () => abOnly(AB_DIR) : GO_BINARY !== undefined ? () => goOnly(GO_BINARY) : ARGS.has("--postgres") ? postgresOnly : ARGS.has("--hot") ? hotOnly : ARGS.has("--profile") ? () => profile("cpuprof") : ARGS.has("--perf") ? () => profile("perf") : ARGS.has("--memory") ? memoryOnly : benchmark;
 main().then(() => process.exit(0), (err: unknown) => {
   process.stderr.write(`benchmark failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   process.exit(1);
