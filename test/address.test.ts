@@ -141,6 +141,8 @@ describe("stripExtension", () => {
     { addr: "mailer-daemon+x@d", delims: "+", want: { base: "mailer-daemon@d", ext: "+x" } },
     { addr: "a+b@c@d", delims: "+", want: { base: "a@d", ext: "+b@c" } }, // the local part runs to the last "@"
     { addr: "user+tag", delims: "+", want: null }, // not an address
+    { addr: "user@d+x.test", delims: "+", want: null }, // a delimiter in the domain only
+    { addr: "user@d+x.test", delims: "-+", want: null },
     // A set of delimiters: the first occurrence of ANY of them.
     { addr: "user+tag@d", delims: "+-", want: { base: "user@d", ext: "+tag" } },
     { addr: "user-tag@d", delims: "+-", want: { base: "user@d", ext: "-tag" } },

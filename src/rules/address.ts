@@ -58,7 +58,7 @@ export interface Extension {
  * address has no extension to strip.
  */
 export function stripExtension(addr: string, delimiters: string): Extension | null {
-  if (delimiters === "") return null;
+  if (delimiters === "" || !hasDelimiter(addr, delimiters)) return null;
   const s = split(addr);
   if (!s || UNSPLIT.has(s.local)) return null;
   // owner_request_special (default yes): owner-list and list-request keep
@@ -73,6 +73,20 @@ export function stripExtension(addr: string, delimiters: string): Extension | nu
   }
   if (cut <= 0) return null; // "+foo@d" keeps its local part whole
   return { base: `${s.local.slice(0, cut)}@${s.domain}`, ext: s.local.slice(cut) };
+}
+
+/**
+ * Some delimiter occurs before the last "@": without one there is nothing
+ * to strip. The hot path's usual address has none, and this answers it
+ * without splitting the address (stripExtension runs twice per policy request).
+ */
+function hasDelimiter(addr: string, delimiters: string): boolean {
+  const at = addr.lastIndexOf("@");
+  for (let i = 0; i < delimiters.length; i++) {
+    const d = addr.indexOf(delimiters[i]!);
+    if (d >= 0 && d < at) return true;
+  }
+  return false;
 }
 
 /** Re-attach an extension to the local part of `addr`. */
