@@ -3,11 +3,20 @@
 // request ends at its blank line, a socketmap request is one netstring), so
 // it pays the same per-request I/O costs as mailcloak and nothing else.
 //
-// Usage: node dist/bench/bare.js POLICY_SOCKET SOCKETMAP_SOCKET
+// Usage: node dist/bench/bare.js POLICY_SOCKET SOCKETMAP_SOCKET [--floor=LOGFILE]
 // Prints "ready" on stdout once both sockets accept connections.
+//
+// --floor: the policy side also does the work every answer of mailcloak's
+// must do whatever the rules say: our decoder (src/protocol/policy.ts) and a
+// decision line per request in the daemon's format, held during the event
+// loop turn and written to LOGFILE in one write, replies after their lines
+// (src/server/turn.ts, src/log.ts). What the "floor" row leaves between it
+// and the ceiling is the cost of that work; what lies between it and (a) is
+// the rules, facts, cache, metrics and connection handling.
 
 import net from "node:net";
-import { rmSync } from "node:fs";
+import { openSync, rmSync, writeSync } from "node:fs";
+import { PolicyDecoder } from "../src/protocol/policy.js";
 
 const LF = 0x0a;
 const COLON = 0x3a;
@@ -32,6 +41,54 @@ function policyConnection(socket: net.Socket): void {
       from = i + 2;
     }
     prevLF = from < chunk.length && chunk[chunk.length - 1] === LF;
+  });
+  socket.on("error", () => undefined);
+}
+
+/** --floor: lines held in this turn, the sockets whose replies follow them. */
+class FloorTurn {
+  readonly #fd: number;
+  readonly #prefix = `{"level":30,"time":`;
+  readonly #bindings = `,"pid":${process.pid},"server":"policy"`;
+  #lines = "";
+  #replies: net.Socket[] = [];
+  #scheduled = false;
+
+  constructor(logFile: string) {
+    this.#fd = openSync(logFile, "a");
+  }
+
+  answer(socket: net.Socket, state: string, sender: string, recipient: string, context: string, ms: number): void {
+    // The fields (a) logs; its strings have nothing to escape, as the bench's requests.
+    this.#lines += `${this.#prefix}${Date.now()}${this.#bindings},"state":"${state}","sender":"${sender}","recipient":"${recipient}","context":"${context}",` +
+      `"action":"DUNNO","reason":"recipient-user","cache":"hit","ms":${ms},"msg":"policy decision"}\n`;
+    this.#replies.push(socket);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#flush);
+    }
+  }
+
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    writeSync(this.#fd, this.#lines);
+    this.#lines = "";
+    const replies = this.#replies;
+    this.#replies = [];
+    for (let i = 0; i < replies.length; i++) replies[i]!.write(BARE_POLICY_REPLY);
+  };
+}
+
+function floorPolicyConnection(socket: net.Socket, turn: FloorTurn): void {
+  const decoder = new PolicyDecoder(65536);
+  socket.on("data", (chunk: Buffer) => {
+    const t0 = performance.now();
+    const { requests, error } = decoder.push(chunk);
+    if (error !== null) {
+      socket.destroy();
+      return;
+    }
+    for (const r of requests) turn.answer(socket, r.protocol_state, r.sender, r.recipient, r.policy_context, Math.round((performance.now() - t0) * 10) / 10);
   });
   socket.on("error", () => undefined);
 }
@@ -78,12 +135,14 @@ function listen(path: string, onConn: (s: net.Socket) => void): Promise<net.Serv
 }
 
 async function main(): Promise<void> {
-  const [policyPath, socketmapPath] = process.argv.slice(2);
-  if (!policyPath || !socketmapPath) {
-    process.stderr.write("usage: bare.js POLICY_SOCKET SOCKETMAP_SOCKET\n");
+  const [policyPath, socketmapPath, floorArg] = process.argv.slice(2);
+  if (!policyPath || !socketmapPath || (floorArg !== undefined && !floorArg.startsWith("--floor="))) {
+    process.stderr.write("usage: bare.js POLICY_SOCKET SOCKETMAP_SOCKET [--floor=LOGFILE]\n");
     process.exit(2);
   }
-  const servers = await Promise.all([listen(policyPath, policyConnection), listen(socketmapPath, socketmapConnection)]);
+  const floor = floorArg === undefined ? null : new FloorTurn(floorArg.slice("--floor=".length));
+  const onPolicy = floor === null ? policyConnection : (s: net.Socket) => floorPolicyConnection(s, floor);
+  const servers = await Promise.all([listen(policyPath, onPolicy), listen(socketmapPath, socketmapConnection)]);
   const stop = (): void => {
     for (const s of servers) s.close();
     process.exit(0);

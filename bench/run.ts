@@ -95,11 +95,13 @@ class Loadgen {
 
 // ---- the bare responder (child process) --------------------------------------
 
-async function startBare(dir: string): Promise<{ child: ChildProcess; policy: string; socketmap: string }> {
-  const policy = join(dir, "bare-policy.sock");
-  const socketmap = join(dir, "bare-socketmap.sock");
+/** The bare responder; with `floor`, the policy side also decodes and logs as the daemon must (bare.ts --floor), its lines to floor.log. */
+async function startBare(dir: string, floor = false): Promise<{ child: ChildProcess; policy: string; socketmap: string }> {
+  const name = floor ? "floor" : "bare";
+  const policy = join(dir, `${name}-policy.sock`);
+  const socketmap = join(dir, `${name}-socketmap.sock`);
   const script = new URL("./bare.js", import.meta.url).pathname;
-  const child = spawn(process.execPath, [script, policy, socketmap], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [script, policy, socketmap, ...(floor ? [`--floor=${join(dir, "floor.log")}`] : [])], { stdio: ["ignore", "pipe", "inherit"] });
   process.once("exit", () => child.kill("SIGKILL"));
   await new Promise<void>((resolve, reject) => {
     let out = "";
@@ -118,8 +120,8 @@ interface Scenario {
   readonly id: string;
   readonly label: string;
   readonly protocol: WireProtocol;
-  /** "bare" runs against the bare responder, "quotas" against the second daemon (quotas configured), "go" against the Go mailcloak, "other" against --ab's checkout. */
-  readonly target: "mailcloak" | "quotas" | "bare" | "go" | "other";
+  /** "bare" runs against the bare responder, "floor" against it with the decoder and decision line (bare.ts --floor), "quotas" against the second daemon (quotas configured), "go" against the Go mailcloak, "other" against --ab's checkout. */
+  readonly target: "mailcloak" | "quotas" | "bare" | "floor" | "go" | "other";
   /** The server closes after each reply (the Go policy server): one connection per request. */
   readonly reconnect?: boolean;
   /** For a "quotas" scenario: the default daemon's scenario it is paired with. */
@@ -159,6 +161,7 @@ let nextBulk = 0;
 const S = {
   ceilP: { id: "ceiling-policy", label: "ceiling: bare responder", protocol: "policy", target: "bare", requests: () => ({ kind: "cycle", items: POLICY_A }), expect: "DUNNO" },
   ceilS: { id: "ceiling-socketmap", label: "ceiling: bare responder", protocol: "socketmap", target: "bare", requests: () => ({ kind: "cycle", items: SM_ALIAS }), expect: "OK " },
+  floorP: { id: "floor-policy", label: "floor: decoder + decision line, no rules", protocol: "policy", target: "floor", requests: () => ({ kind: "cycle", items: POLICY_A }), expect: "DUNNO" },
   a: { id: "a", label: "(a) RCPT, known recipient (cache hit)", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "cycle", items: POLICY_A }), expect: "DUNNO" },
   aWarn: { id: "a-warn", label: "(a) extra, NOT shipped: log.level warn", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "cycle", items: POLICY_A }), expect: "DUNNO" },
   b0: { id: "b-0ms", label: "(b) RCPT, distinct recipients, KC 0 ms", protocol: "policy", target: "mailcloak", requests: () => ({ kind: "distinct", template: MISS_TEMPLATE, start: nextBulk }), expect: "DUNNO" },
@@ -279,6 +282,8 @@ interface Env {
   quotaPaths: DaemonPaths;
   quotaDaemon: BenchDaemon;
   bare: { child: ChildProcess; policy: string; socketmap: string } | null;
+  /** The bare responder with the decoder and decision line (bare.ts --floor), started with it. */
+  floor: { child: ChildProcess; policy: string; socketmap: string } | null;
   lg: Loadgen;
   go?: GoDaemon;
   /** --ab: another checkout's daemon, same database, front and config. */
@@ -331,7 +336,8 @@ async function setup(opts: { bare: boolean; cpuProfDir?: string; nodeArgs?: read
   const quotaDaemon = new BenchDaemon(quotaPaths, benchConfig(quotaPaths, front.url, { maxEntries: MAX_ENTRIES, metricsPort: await freePort(), socketGroup: null, quotas: true }));
   await quotaDaemon.start({ nodeArgs: DAEMON_NODE_ARGS });
   const bare = opts.bare ? await startBare(dir) : null;
-  return { dir, paths, fake, front, daemon, quotaPaths, quotaDaemon, bare, lg: new Loadgen() };
+  const floor = opts.bare ? await startBare(dir, true) : null;
+  return { dir, paths, fake, front, daemon, quotaPaths, quotaDaemon, bare, floor, lg: new Loadgen() };
 }
 
 async function teardown(env: Env): Promise<void> {
@@ -339,14 +345,16 @@ async function teardown(env: Env): Promise<void> {
   await env.daemon.stop().catch(() => undefined);
   await env.quotaDaemon.stop().catch(() => undefined);
   env.bare?.child.kill("SIGTERM");
+  env.floor?.child.kill("SIGTERM");
   await env.front.stop().catch(() => undefined);
   await env.fake.stop().catch(() => undefined);
 }
 
 function socketOf(env: Env, s: Scenario): string {
-  if (s.target === "bare") {
-    if (!env.bare) throw new Error("no bare responder");
-    return s.protocol === "policy" ? env.bare.policy : env.bare.socketmap;
+  if (s.target === "bare" || s.target === "floor") {
+    const b = s.target === "bare" ? env.bare : env.floor;
+    if (!b) throw new Error("no bare responder");
+    return s.protocol === "policy" ? b.policy : b.socketmap;
   }
   if (s.target === "go") {
     if (!env.go) throw new Error("no Go daemon");
@@ -369,7 +377,7 @@ function postmapAliases(env: Env): Promise<PostmapResult> {
 }
 
 async function runCell(env: Env, s: Scenario, c: number, o: { warmupMs?: number; measureMs?: number; limit?: number; keep?: boolean } = {}): Promise<RunResult & { cpuUsPerReq: number }> {
-  const pid = s.target === "bare" ? env.bare!.child.pid! : s.target === "go" ? env.go!.pid : s.target === "quotas" ? env.quotaDaemon.pid : s.target === "other" ? env.other!.pid : env.daemon.pid;
+  const pid = s.target === "bare" ? env.bare!.child.pid! : s.target === "floor" ? env.floor!.child.pid! : s.target === "go" ? env.go!.pid : s.target === "quotas" ? env.quotaDaemon.pid : s.target === "other" ? env.other!.pid : env.daemon.pid;
   const cpu0 = cpuNs(pid);
   const r = await env.lg.run({
     socket: socketOf(env, s),
@@ -463,6 +471,19 @@ function hotTargets(cell50: (s: Scenario) => CellSummary | undefined): Target[] 
   return out;
 }
 
+/**
+ * What the floor row says (bare.ts --floor): how much of the ceiling the work
+ * every answer must do costs, and what (a) leaves beyond it. Null without both rows.
+ */
+function floorLine(cell50: (s: Scenario) => CellSummary | undefined): string | null {
+  const f = cell50(S.floorP);
+  const a = cell50(S.a);
+  const ceil = cell50(S.ceilP);
+  if (!f || !a || !ceil || f.ratioCeiling === null || a.ratioCeiling === null) return null;
+  return `floor at C=50 (the bare responder plus our decoder and a decision line per request, no rules): ${(f.ratioCeiling * 100).toFixed(0)}% of the ceiling, ` +
+    `${f.cpuUsPerReq.toFixed(1)} against ${ceil.cpuUsPerReq.toFixed(1)} µs CPU/req; (a) ${a.cpuUsPerReq.toFixed(1)} µs: ${(a.cpuUsPerReq - f.cpuUsPerReq).toFixed(1)} µs a request for the rules, facts, cache, metrics and connection handling`;
+}
+
 function missTarget(r: CellSummary): Target {
   const ratio = r.ratioExpectedCeiling ?? r.rps / (r.c * (1000 / KC_LATENCY_MS));
   return { name: `b@${KC_LATENCY_MS}ms at C=${r.c}`, value: `${r.rps} req/s = ${(ratio * 100).toFixed(0)}% of C/${KC_LATENCY_MS}ms`, target: `>= ${MISS_RATIO * 100}% of C/${KC_LATENCY_MS}ms`, pass: ratio >= MISS_RATIO };
@@ -515,7 +536,7 @@ async function benchmark(): Promise<void> {
     // Hot policy paths.
     for (const c of CS) {
       say(`${stamp()} policy hot paths, C=${c}`);
-      for (let rep = 0; rep < REPS; rep++) for (const s of [S.ceilP, S.a, S.aQ, S.cUser, S.cUserQ, S.cApp, S.q]) await runCell(env, s, c);
+      for (let rep = 0; rep < REPS; rep++) for (const s of [S.ceilP, ...(c === 50 ? [S.floorP] : []), S.a, S.aQ, S.cUser, S.cUserQ, S.cApp, S.q]) await runCell(env, s, c);
     }
     // Hot socketmap paths.
     for (const c of CS) {
@@ -644,7 +665,7 @@ async function benchmark(): Promise<void> {
       if (r) rows.push(r);
       return r;
     };
-    for (const c of CS) for (const s of [S.ceilP, S.a, S.aWarn, S.aQ, S.b0, S.b20, S.cUser, S.cUserQ, S.cApp, S.q]) {
+    for (const c of CS) for (const s of [S.ceilP, S.floorP, S.a, S.aWarn, S.aQ, S.b0, S.b20, S.cUser, S.cUserQ, S.cApp, S.q]) {
       const r = add(s, c);
       if (r && s.id === S.b20.id) r.ratioExpectedCeiling = round(r.rps / (c * (1000 / KC_LATENCY_MS)), 3);
     }
@@ -657,6 +678,8 @@ async function benchmark(): Promise<void> {
     say("CPU: % ceiling = bare responder's CPU/req ÷ this CPU/req (the noise-robust form of the same ratio).");
     say(fmtTable(rows));
     say("");
+    const fl = floorLine((s) => cell(s, 50));
+    if (fl !== null) say(fl);
     say(`decision log (log.level info, shipped, vs warn, paired runs): ${infoCost.map((x) => `C=${x.c}: ${(x.rateVsWarn * 100).toFixed(0)}% of the warn-level rate, +${x.extraCpuUsPerReq} µs CPU per request`).join("; ")}; ${logBytesPerRequest.toFixed(0)} log bytes per request (to a file).`);
     if (postmapResult) {
       const p = postmapResult;
@@ -842,13 +865,14 @@ async function hotOnly(): Promise<void> {
 async function hotPaths(only: string[] | null): Promise<void> {
   const env = await setup({ bare: true });
   // A "quotas configured" row comes with its baseline (--scenarios=a runs a and a-quotas).
-  const pick = (xs: Scenario[]): Scenario[] => xs.filter((x) => x.target === "bare" || !only || only.includes(x.id) || (x.baseline !== undefined && only.includes(x.baseline)));
+  const pick = (xs: Scenario[]): Scenario[] => xs.filter((x) => x.target === "bare" || x.target === "floor" || !only || only.includes(x.id) || (x.baseline !== undefined && only.includes(x.baseline)));
   const policy = pick([S.a, S.aQ, S.cUser, S.cUserQ, S.cApp, S.q]);
+  const floorRow = policy.length > 0 ? [S.floorP] : [];
   const socketmap = pick([S.d, S.e]);
   try {
-    for (const s of [S.ceilP, S.ceilS, ...policy, ...socketmap]) await runCell(env, s, 10, { warmupMs: 0, measureMs: 800, keep: false });
+    for (const s of [S.ceilP, ...floorRow, S.ceilS, ...policy, ...socketmap]) await runCell(env, s, 10, { warmupMs: 0, measureMs: 800, keep: false });
     for (let rep = 0; rep < REPS; rep++) {
-      if (policy.length > 0) for (const s of [S.ceilP, ...policy]) await runCell(env, s, 50);
+      if (policy.length > 0) for (const s of [S.ceilP, ...floorRow, ...policy]) await runCell(env, s, 50);
       if (socketmap.length > 0) for (const s of [S.ceilS, ...socketmap]) await runCell(env, s, 50);
     }
     // A fresh daemon spends its first seconds of misses compiling the miss path (TurboFan on
@@ -860,10 +884,12 @@ async function hotPaths(only: string[] | null): Promise<void> {
       await runCell(env, S.b20, 50);
       env.fake.latencyMs = 0;
     }
-    const rows = [S.ceilP, S.a, S.aQ, S.cUser, S.cUserQ, S.cApp, S.q, S.ceilS, S.d, S.e, S.b20].map((s) => summary(s, 50)).filter((r): r is CellSummary => r !== null);
+    const rows = [S.ceilP, S.floorP, S.a, S.aQ, S.cUser, S.cUserQ, S.cApp, S.q, S.ceilS, S.d, S.e, S.b20].map((s) => summary(s, 50)).filter((r): r is CellSummary => r !== null);
     say(fmtTable(rows));
     const at50 = (s: Scenario): CellSummary | undefined => rows.find((r) => r.scenario === s.id);
     const b20 = at50(S.b20);
+    const fl = floorLine(at50);
+    if (fl !== null) say(fl);
     for (const t of [...hotTargets(at50), ...quotaTargets(at50), ...(b20 ? [missTarget(b20)] : [])]) say(`${t.pass ? "PASS" : "FAIL"}  ${t.name}: ${t.value} (target ${t.target})`);
     const q = rows.find((r) => r.scenario === S.q.id);
     const cu = rows.find((r) => r.scenario === S.cUser.id);
