@@ -57,12 +57,14 @@ export interface PolicyDecodeResult {
 
 const LF = 0x0a;
 const CR = 0x0d;
+/** Nothing left over: one shared empty buffer, never written to (see netstring.ts). */
+const EMPTY = Buffer.alloc(0);
 const EQ = 0x3d;
 
 export class PolicyDecoder {
   readonly #max: number;
   /** Unconsumed bytes: at most one partial line. */
-  #buf: Buffer = Buffer.alloc(0);
+  #buf: Buffer = EMPTY;
   /** Scan state of that partial line: bytes already scanned, its "=" and known name, a non-ASCII value byte seen. */
   #scanFrom = 0;
   #eq = -1;
@@ -151,7 +153,7 @@ export class PolicyDecoder {
     }
     const rest = n - lineStart;
     if (this.#currentBytes + rest > this.#max) return this.#fail("SIZE", out);
-    this.#buf = rest === 0 ? Buffer.alloc(0) : buf.subarray(lineStart);
+    this.#buf = rest === 0 ? EMPTY : buf.subarray(lineStart);
     this.#scanFrom = rest;
     this.#eq = eq < 0 ? -1 : eq - lineStart;
     this.#name = name;
@@ -161,7 +163,7 @@ export class PolicyDecoder {
 
   #fail(error: PolicyDecodeError, requests: PolicyRequest[]): PolicyDecodeResult {
     this.#error = error;
-    this.#buf = Buffer.alloc(0);
+    this.#buf = EMPTY;
     this.#current = null;
     return { requests, error };
   }
