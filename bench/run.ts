@@ -37,7 +37,9 @@ const ARGS = new Set(process.argv.slice(2));
 const QUICK = ARGS.has("--quick");
 
 const CS = [1, 10, 50] as const;
-const REPS = Number(process.argv.find((a) => a.startsWith("--reps="))?.split("=")[1] ?? (QUICK ? 1 : 3));
+/** --reps=N as given (--ab reads it as rounds, with its own default). */
+const REPS_ARG = process.argv.find((a) => a.startsWith("--reps="))?.split("=")[1];
+const REPS = Number(REPS_ARG ?? (QUICK ? 1 : 3));
 const MISS_REPS = QUICK ? 1 : 2;
 /** --hot: misses (Keycloak at 0 ms) before the measured (b) cells, so the miss path is compiled. */
 const MISS_WARMUP_MS = 3000;
@@ -865,7 +867,7 @@ async function hotOnly(): Promise<void> {
 async function hotPaths(only: string[] | null): Promise<void> {
   const env = await setup({ bare: true });
   // A "quotas configured" row comes with its baseline (--scenarios=a runs a and a-quotas).
-  const pick = (xs: Scenario[]): Scenario[] => xs.filter((x) => x.target === "bare" || x.target === "floor" || !only || only.includes(x.id) || (x.baseline !== undefined && only.includes(x.baseline)));
+  const pick = (xs: Scenario[]): Scenario[] => xs.filter((x) => x.target === "bare" || !only || only.includes(x.id) || (x.baseline !== undefined && only.includes(x.baseline)));
   const policy = pick([S.a, S.aQ, S.cUser, S.cUserQ, S.cApp, S.q]);
   const floorRow = policy.length > 0 ? [S.floorP] : [];
   const socketmap = pick([S.d, S.e]);
@@ -1008,7 +1010,7 @@ async function abOnly(dir: string): Promise<void> {
   env.other = new BenchDaemon(paths, benchConfig(paths, env.front.url, { maxEntries: MAX_ENTRIES, metricsPort: await freePort(), socketGroup: null, quotas: false }));
   env.otherPaths = paths;
   await env.other.start({ nodeArgs: DAEMON_NODE_ARGS, bin });
-  const rounds = Number(process.argv.find((a) => a.startsWith("--reps="))?.split("=")[1] ?? 10);
+  const rounds = Number(REPS_ARG ?? 10);
   const ids = onlyScenarios() ?? ["a"];
   const mine = ids.map((id) => Object.values(S).find((x) => x.id === id && x.target === "mailcloak") ?? fail(`--ab: no scenario ${id} (a, c-user, c-app, d, e)`));
   say(`A = this checkout (${ROOT}), B = ${dir}; ${rounds} rounds of 150 ms warm-up + 600 ms per daemon, C=50, order A B B A ...`);
@@ -1016,15 +1018,17 @@ async function abOnly(dir: string): Promise<void> {
     for (const a of mine) {
       const b: Scenario = { ...a, id: `${a.id}-other`, target: "other" };
       for (const s of [a, b]) await runCell(env, s, 50, { warmupMs: 0, measureMs: 800, keep: false });
-      const ra: RunResult[] = [], rb: RunResult[] = [], ca: number[] = [], cb: number[] = [];
+      const ra: (RunResult & { cpuUsPerReq: number })[] = [];
+      const rb: typeof ra = [];
       for (let i = 0; i < rounds; i++) {
         for (const s of i % 2 === 0 ? [a, b] : [b, a]) {
           const r = await runCell(env, s, 50, { warmupMs: 150, measureMs: 600, keep: false });
           (s === a ? ra : rb).push(r);
-          (s === a ? ca : cb).push(r.cpuUsPerReq);
           if (r.wrong > 0) throw new Error(`${s.id}: ${r.wrong} unexpected replies, e.g. ${JSON.stringify(r.sampleWrong)}`);
         }
       }
+      const ca = ra.map((r) => r.cpuUsPerReq);
+      const cb = rb.map((r) => r.cpuUsPerReq);
       const ratios = ra.map((r, i) => rb[i]!.rps / r.rps);
       const cpuRatios = ca.map((c, i) => c / cb[i]!);
       say(`${a.label}: A ${median(ra.map((r) => r.rps)).toFixed(0)} req/s, ${median(ca).toFixed(1)} µs CPU/req; B ${median(rb.map((r) => r.rps)).toFixed(0)} req/s, ${median(cb).toFixed(1)} µs CPU/req`);
@@ -1042,12 +1046,12 @@ function fail(msg: string): never {
   throw new Error(msg);
 }
 
-/** --postgres: the hot paths on SQLite and on PostgreSQL side by side (bench/postgres.ts). */
 /** The store rows, SQLite vs PostgreSQL, at C = 1 and 50 (the full run and --postgres). */
 function storeRows(lg: Loadgen): Promise<PostgresBenchResult> {
   return benchPostgres({ run: (spec) => lg.run(spec), nodeArgs: DAEMON_NODE_ARGS, cs: [1, 50], measureMs: MEASURE_MS, reps: QUICK ? 1 : 2 });
 }
 
+/** --postgres: the hot paths on SQLite and on PostgreSQL side by side (bench/postgres.ts). */
 async function postgresOnly(): Promise<void> {
   const missing = postgresBenchMissing();
   if (missing !== null) throw new Error(`--postgres: ${missing}`);
