@@ -46,7 +46,7 @@ const known = (i: number): string => `kuser${i}`;
 interface Row {
   readonly label: string;
   readonly requests: readonly Buffer[];
-  /** One turn's work for connection c's next request. */
+  /** A connection's state, made once per row; then called for connection c's next request in each turn. */
   readonly make: () => (c: number, req: Buffer) => void;
 }
 
@@ -122,6 +122,7 @@ async function child(reps: number): Promise<void> {
   const source = createSource(cfg, log, metrics);
   const cache = new DirectoryCache(source, cfg.cache, metrics.cacheEvents);
   const facts = new Facts(store, cache, ruleSettings(cfg));
+  // No QuotaCheck: the daemon's is only reached at the end of a message, never at RCPT or MAIL.
   const policy = policyProtocol(new PolicyHandler(facts, log.child({ server: "policy" }), metrics.policyEvents));
   const socketmap = socketmapProtocol(new SocketmapHandler(facts, log.child({ server: "socketmap" }), metrics.socketmapEvents));
 
