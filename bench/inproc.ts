@@ -5,7 +5,7 @@
 // (one batchLines + store.within per turn). Each row is the median ns per
 // request over its repetitions. Beside the benchmark's ceiling (its CPU per
 // request, printed by npm run bench), this says how much of the 0.7 target's
-// budget the code itself takes before any system call.
+// budget the code itself takes, with no socket to read or write.
 //
 // Usage: node dist/bench/inproc.js [--reps=N]
 // The measuring runs in a child whose stdout (the decision lines) goes to a
