@@ -33,6 +33,8 @@ import type { Protocol } from "../src/server/listener.js";
 import type { StoreReader } from "../src/store/types.js";
 import { median, policyRequest } from "./common.js";
 import { shippedNodeArgs } from "../test/helpers/daemon.js";
+import { benchConfig, type DaemonPaths } from "./daemon.js";
+import { stringify } from "yaml";
 
 const DOMAIN = "d1.test";
 /** Distinct requests per row (a power of two), users and aliases. */
@@ -105,17 +107,10 @@ async function child(reps: number): Promise<void> {
   for (let i = 0; i < N; i++) {
     fake.addUser({ username: known(i), email: `${known(i)}@${DOMAIN}`, enabled: true, attributes: { mailSendAllowed: ["true"] } });
   }
-  const file = join(dir, "config.yaml");
-  // The benchmark daemon's settings (bench/daemon.ts benchConfig) that matter here; log level info, as shipped.
-  const cfg = parseConfig([
-    "idp:", "  provider: keycloak", "  keycloak:", `    base_url: ${fake.url}`, "    realm: test", "    client_id: mailcloak",
-    "    client_secret: s3cret", "    cache_ttl_seconds: 3600",
-    "cache:", "  negative_ttl_seconds: 30", "  stale_seconds: 300",
-    "sqlite:", `  path: ${db}`,
-    "policy:", "  idp_failure_mode: tempfail", "  send_allowed_attribute: mailSendAllowed", '  recipient_delimiter: "+"',
-    "sockets:", `  policy_socket: ${join(dir, "policy.sock")}`, `  socketmap_socket: ${join(dir, "socketmap.sock")}`,
-    "log:", "  level: info", "",
-  ].join("\n"), file);
+  const paths: DaemonPaths = { dir, db, policySocket: join(dir, "policy.sock"), socketmapSocket: join(dir, "socketmap.sock") };
+  // The benchmark daemon's own config (log level info, as shipped), with the cache bound of bench/run.ts.
+  const tree = benchConfig(paths, fake.url, { maxEntries: 50_000, metricsPort: null, socketGroup: null, quotas: false });
+  const cfg = parseConfig(stringify(tree), join(dir, "config.yaml"));
   const log = createLogger("info");
   const metrics = new Metrics();
   const store = await openStore(db, { busyTimeoutMs: 5000 });
